@@ -1,0 +1,32 @@
+"""The method as pure functions on tensors: no files, no network, no printing.
+
+- :func:`embed_model` (P, Section 4.2): a candidate's features -> a mask over baseline features.
+- :func:`embed_task` (Q, Section 4.3): a labelled task's baseline features -> a sparse mask.
+- :func:`fuzzy_intersection` (the selection metric): one sweep over m model embeddings.
+- :func:`linear_probe` (Section 5.1's evaluation protocol): ground-truth accuracy.
+"""
+
+from .linear_probe import LinearProbeConfig, LinearProbeResult, linear_probe
+from .metric import fuzzy_intersection
+from .model_embedding import (
+    ModelEmbeddingConfig,
+    ModelEmbeddingResult,
+    embed_model,
+    embed_model_from_batches,
+)
+from .task_embedding import TaskEmbeddingConfig, TaskEmbeddingResult, choose_gamma, embed_task
+
+__all__ = [
+    "LinearProbeConfig",
+    "LinearProbeResult",
+    "ModelEmbeddingConfig",
+    "ModelEmbeddingResult",
+    "TaskEmbeddingConfig",
+    "TaskEmbeddingResult",
+    "choose_gamma",
+    "embed_model",
+    "embed_model_from_batches",
+    "embed_task",
+    "fuzzy_intersection",
+    "linear_probe",
+]

@@ -1,0 +1,269 @@
+"""Embedding artefacts: model and task embeddings as validated safetensors files.
+
+A file holds the vector as the float32 tensor ``embedding`` (task files also hold the gamma
+sweep) and string metadata: format, schema version, standard id and hash, what was embedded,
+its fidelity or gamma, the library version and the creation time. Loading checks all of it,
+so a file that loads is safe to compare. Files may come from strangers: they are parsed with
+safetensors only (never pickle), after a size check.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save as save_safetensors_bytes
+
+from . import __version__
+from .errors import InvalidEmbeddingError, StandardMismatchError, StandardNotFoundError
+from .standards import Standard, builtin_standards
+
+MODEL_FORMAT = "hf-stdembed/model-embedding"
+TASK_FORMAT = "hf-stdembed/task-embedding"
+SCHEMA_VERSION = "1"
+MAX_FILE_BYTES = 64 * 1024 * 1024
+"""Largest embedding file read (an N = 10^6 float32 vector is 4 MB)."""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class ModelEmbedding:
+    """A model's embedding under a standard: ``v`` and how faithful it is."""
+
+    vector: torch.Tensor = field(repr=False)  # float32 (N,) in [0, 1]
+    standard_id: str
+    standard_hash: str
+    model_id: str
+    model_revision: str | None
+    l_to: float
+    l_from: float
+    library_version: str = __version__
+    created_at: str = field(default_factory=_now)
+
+    @property
+    def fidelity(self) -> float:
+        """``min(L_to, L_from)``."""
+        return min(self.l_to, self.l_from)
+
+
+@dataclass(frozen=True)
+class TaskEmbedding:
+    """A task's embedding under a standard, with the gamma sweep that chose it."""
+
+    vector: torch.Tensor = field(repr=False)  # float32 (N,) in [0, 1]
+    standard_id: str
+    standard_hash: str
+    dataset_id: str
+    dataset_split: str
+    gamma: float
+    converged_accuracy: float
+    gammas: torch.Tensor = field(repr=False)  # float64 (G,)
+    accuracies: torch.Tensor = field(repr=False)  # float64 (G,), in %
+    mask_sizes: torch.Tensor = field(repr=False)  # float64 (G,)
+    library_version: str = __version__
+    created_at: str = field(default_factory=_now)
+
+
+Embedding = ModelEmbedding | TaskEmbedding
+
+
+def save_embedding(embedding: Embedding, path: str | Path) -> Path:
+    """Writes an embedding file atomically (a crash never leaves a torn file).
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    tensors, metadata = _to_file(embedding)
+    data = save_safetensors_bytes(tensors, metadata=metadata)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_embedding(
+    path: str | Path,
+    *,
+    standard: Standard | None = None,
+    max_bytes: int = MAX_FILE_BYTES,
+) -> Embedding:
+    """Reads and validates an embedding file.
+
+    Args:
+        path: the ``.safetensors`` file.
+        standard: the standard the file must belong to. When None, the file's standard id
+            must name a built-in standard whose hash it matches.
+        max_bytes: files larger than this are refused before being read.
+
+    Returns:
+        A :class:`ModelEmbedding` or :class:`TaskEmbedding`.
+
+    Raises:
+        FileNotFoundError: if there is no such file.
+        InvalidEmbeddingError: on a file that is too large, not safetensors, of an unknown
+            format or schema, or whose vector has a wrong shape, dtype or values.
+        StandardNotFoundError: if no standard was given and the file's is not built in.
+        StandardMismatchError: if the file belongs to another standard (hash differs).
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise InvalidEmbeddingError(f"file is {size} bytes, over the {max_bytes} limit", path=path)
+    try:
+        with safe_open(path, framework="pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118
+    except (SafetensorError, ValueError, OSError) as e:
+        raise InvalidEmbeddingError(f"not a readable safetensors file ({e})", path=path) from e
+    embedding = _from_file(tensors, metadata, str(path))
+    _check_standard(embedding, standard, str(path))
+    return embedding
+
+
+def _to_file(embedding: Embedding) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    meta = {
+        "schema_version": SCHEMA_VERSION,
+        "standard_id": embedding.standard_id,
+        "standard_hash": embedding.standard_hash,
+        "library_version": embedding.library_version,
+        "created_at": embedding.created_at,
+    }
+    tensors = {"embedding": embedding.vector.detach().to("cpu", torch.float32).contiguous()}
+    if isinstance(embedding, ModelEmbedding):
+        meta |= {
+            "format": MODEL_FORMAT,
+            "model_id": embedding.model_id,
+            "model_revision": embedding.model_revision or "",
+            "l_to": repr(float(embedding.l_to)),
+            "l_from": repr(float(embedding.l_from)),
+        }
+    else:
+        meta |= {
+            "format": TASK_FORMAT,
+            "dataset_id": embedding.dataset_id,
+            "dataset_split": embedding.dataset_split,
+            "gamma": repr(float(embedding.gamma)),
+            "converged_accuracy": repr(float(embedding.converged_accuracy)),
+        }
+        for name in ("gammas", "accuracies", "mask_sizes"):
+            tensors[f"sweep.{name}"] = getattr(embedding, name).to("cpu", torch.float64)
+    return tensors, meta
+
+
+def _from_file(tensors: dict[str, torch.Tensor], meta: dict[str, str], source: str) -> Embedding:
+    def bad(message: str) -> InvalidEmbeddingError:
+        return InvalidEmbeddingError(message, path=source)
+
+    fmt = meta.get("format")
+    if fmt not in (MODEL_FORMAT, TASK_FORMAT):
+        raise bad(f"unknown format {fmt!r}: not an hf-stdembed embedding file")
+    if meta.get("schema_version") != SCHEMA_VERSION:
+        raise bad(
+            f"unknown schema version {meta.get('schema_version')!r} (this hf-stdembed "
+            f"{__version__} reads version {SCHEMA_VERSION}; try upgrading hf-stdembed)"
+        )
+    vector = tensors.get("embedding")
+    if vector is None:
+        raise bad("no 'embedding' tensor")
+    _check_vector(vector, bad)
+
+    def text(key: str) -> str:
+        if key not in meta:
+            raise bad(f"metadata lacks {key!r}")
+        return meta[key]
+
+    def number(key: str) -> float:
+        try:
+            value = float(text(key))
+        except ValueError as e:
+            raise bad(f"metadata {key!r} is not a number: {meta[key]!r}") from e
+        if not math.isfinite(value):
+            raise bad(f"metadata {key!r} is not finite: {meta[key]!r}")
+        return value
+
+    common = {
+        "vector": vector,
+        "standard_id": text("standard_id"),
+        "standard_hash": text("standard_hash"),
+        "library_version": text("library_version"),
+        "created_at": text("created_at"),
+    }
+    if fmt == MODEL_FORMAT:
+        return ModelEmbedding(
+            **common,
+            model_id=text("model_id"),
+            model_revision=text("model_revision") or None,
+            l_to=number("l_to"),
+            l_from=number("l_from"),
+        )
+    sweep = {}
+    for name in ("gammas", "accuracies", "mask_sizes"):
+        t = tensors.get(f"sweep.{name}")
+        if t is None or t.ndim != 1 or not t.is_floating_point() or not torch.isfinite(t).all():
+            raise bad(f"missing or invalid tensor 'sweep.{name}'")
+        sweep[name] = t.double()
+    if len({t.shape[0] for t in sweep.values()}) != 1:
+        raise bad("the gamma sweep tensors have different lengths")
+    return TaskEmbedding(
+        **common,
+        **sweep,
+        dataset_id=text("dataset_id"),
+        dataset_split=text("dataset_split"),
+        gamma=number("gamma"),
+        converged_accuracy=number("converged_accuracy"),
+    )
+
+
+def _check_vector(vector: torch.Tensor, bad) -> None:
+    if vector.dtype != torch.float32:
+        raise bad(f"embedding dtype is {vector.dtype}, expected float32")
+    if vector.ndim != 1 or vector.shape[0] == 0:
+        raise bad(f"embedding shape is {tuple(vector.shape)}, expected (N,)")
+    if torch.isnan(vector).any():
+        raise bad("embedding holds NaN")
+    if (vector < 0).any() or (vector > 1).any():
+        raise bad(
+            f"embedding values must lie in [0, 1]; found [{float(vector.min())}, "
+            f"{float(vector.max())}]"
+        )
+
+
+def _check_standard(embedding: Embedding, standard: Standard | None, source: str) -> None:
+    if standard is None:
+        known = builtin_standards()
+        if embedding.standard_id not in known:
+            raise StandardNotFoundError(
+                f"{source}: unknown standard {embedding.standard_id!r}; pass its YAML file "
+                "(--standard FILE.yaml) to read this embedding"
+            )
+        standard = known[embedding.standard_id]
+    if embedding.standard_hash != standard.hash:
+        raise StandardMismatchError(
+            f"{source}: embedding of standard {embedding.standard_id!r} (hash "
+            f"{embedding.standard_hash}) does not belong to standard {standard.id!r} "
+            f"(hash {standard.hash})"
+        )
+    if embedding.vector.shape[0] != standard.dim:
+        raise InvalidEmbeddingError(
+            f"embedding has {embedding.vector.shape[0]} values but standard {standard.id!r} "
+            f"has {standard.dim} baseline features",
+            path=source,
+        )

@@ -1,0 +1,97 @@
+"""Selection: rank model embeddings against a task embedding."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from .core import fuzzy_intersection
+from .embeddings import ModelEmbedding, TaskEmbedding
+
+
+@dataclass(frozen=True)
+class RankedModel:
+    """One row of a ranking."""
+
+    rank: int
+    model_id: str
+    model_revision: str | None
+    score: float  # fuzzy intersection with the task embedding
+    fidelity: float  # min(L_to, L_from) of the model embedding
+    source: str  # where the embedding came from (file path, repo...)
+
+
+@dataclass(frozen=True)
+class SkippedModel:
+    """A candidate left out of a ranking, and why."""
+
+    model_id: str
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Candidates best first, and the ones that could not be compared."""
+
+    rows: list[RankedModel]
+    skipped: list[SkippedModel]
+
+
+def rank_embeddings(
+    task: TaskEmbedding,
+    models: Sequence[ModelEmbedding],
+    *,
+    sources: Sequence[str] | None = None,
+    top: int | None = None,
+) -> Ranking:
+    """Ranks model embeddings by fuzzy intersection with the task embedding.
+
+    Embeddings of another standard (hash) than the task's are skipped, never compared.
+    Ties keep the input order.
+
+    Args:
+        task: the task embedding.
+        models: candidate model embeddings.
+        sources: where each embedding came from, for display (default: the model ids).
+        top: keep only the best ``top`` rows.
+
+    Returns:
+        The ranking and the skipped candidates with their reasons.
+    """
+    sources = list(sources) if sources is not None else [m.model_id for m in models]
+    if len(sources) != len(models):
+        raise ValueError("need one source per model embedding")
+    kept, skipped = [], []
+    for model, source in zip(models, sources):
+        if model.standard_hash != task.standard_hash:
+            skipped.append(
+                SkippedModel(
+                    model.model_id,
+                    source,
+                    f"standard {model.standard_id} ({model.standard_hash}) differs from the "
+                    f"task's {task.standard_id} ({task.standard_hash})",
+                )
+            )
+        else:
+            kept.append((model, source))
+    if not kept:
+        return Ranking(rows=[], skipped=skipped)
+    scores = fuzzy_intersection(task.vector, torch.stack([m.vector for m, _ in kept]))
+    order = torch.argsort(scores, descending=True, stable=True).tolist()
+    if top is not None:
+        order = order[:top]
+    rows = [
+        RankedModel(
+            rank=rank,
+            model_id=kept[i][0].model_id,
+            model_revision=kept[i][0].model_revision,
+            score=float(scores[i]),
+            fidelity=kept[i][0].fidelity,
+            source=kept[i][1],
+        )
+        for rank, i in enumerate(order, 1)
+    ]
+    return Ranking(rows=rows, skipped=skipped)

@@ -1,0 +1,187 @@
+"""Standards: everything that must be equal for two embeddings to be comparable.
+
+A :class:`Standard` fixes the baseline model, the probe distribution D, the preprocessing rule
+and every hyper-parameter of P and Q. It has a readable :attr:`Standard.id` and a content
+:attr:`Standard.hash`; every embedding records both, and embeddings of different hashes are
+never compared.
+
+Built-in standards are YAML files beside this module (``standards/*.yaml``); users pass
+their own as a YAML path wherever a standard id is accepted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .core import ModelEmbeddingConfig, TaskEmbeddingConfig
+from .errors import InvalidStandardError, StandardNotFoundError
+
+PREPROCESSING_RULES = ("model-default",)
+"""``model-default``: each model (baseline and candidates) uses its own preprocessing config
+(timm's data config, transformers' image processor, or the entry point's transform)."""
+
+
+@dataclass(frozen=True)
+class BaselineSpec:
+    """The public model whose features are the coordinates of every embedding."""
+
+    model: str  # model spec, as `hf-stdembed embed` takes it (e.g. "timm:timm/resnet18.tv_in1k")
+    revision: str | None  # pinned commit of the weights
+    dim: int  # N, the number of baseline features
+    layer: str = "pre_logits"  # which layer gives the features: the pooled penultimate layer
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    """The probe distribution D: a dataset split and a seeded choice of its samples."""
+
+    dataset: str  # `datasets.load_dataset` path: Hub id, builder name or local path
+    split: str
+    config: str | None = None
+    revision: str | None = None
+    data_files: tuple[str, ...] | None = None
+    image_column: str | None = None  # detected when None
+    num_samples: int | None = None  # None: the whole split
+    seed: int = 0  # picks which samples when num_samples is set
+
+
+@dataclass(frozen=True)
+class Standard:
+    """A baseline, a probe distribution, a preprocessing rule and the hyper-parameters."""
+
+    id: str
+    baseline: BaselineSpec
+    probe: ProbeSpec
+    preprocessing: str = "model-default"
+    model_embedding: ModelEmbeddingConfig = field(default_factory=ModelEmbeddingConfig)
+    task_embedding: TaskEmbeddingConfig = field(default_factory=TaskEmbeddingConfig)
+    description: str = ""  # free text, not part of the hash
+
+    def __post_init__(self) -> None:
+        if not self.id or any(c.isspace() for c in self.id):
+            raise InvalidStandardError(f"Invalid standard id {self.id!r}: need a non-empty word")
+        if self.preprocessing not in PREPROCESSING_RULES:
+            raise InvalidStandardError(
+                f"Invalid preprocessing rule {self.preprocessing!r}; known: {PREPROCESSING_RULES}"
+            )
+        if self.baseline.dim <= 0:
+            raise InvalidStandardError(f"Invalid baseline dim {self.baseline.dim}")
+
+    @property
+    def dim(self) -> int:
+        """N, the length of every embedding of this standard."""
+        return self.baseline.dim
+
+    @property
+    def hash(self) -> str:
+        """Content hash: sha256 of the canonical JSON of every field but the description."""
+        content = {k: v for k, v in self.to_dict().items() if k != "description"}
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The standard as plain data (tuples as lists), the YAML layout."""
+        return _plain(dataclasses.asdict(self))
+
+    def to_yaml(self) -> str:
+        """The standard as YAML text that :func:`standard_from_yaml` reads back."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def standard_from_dict(data: dict[str, Any], *, source: str = "<dict>") -> Standard:
+    """Builds a :class:`Standard` from plain data, naming the bad field on error.
+
+    Raises:
+        InvalidStandardError: on an unknown or missing field or an invalid value.
+    """
+    try:
+        data = dict(data)
+        baseline = BaselineSpec(**data.pop("baseline"))
+        probe = dict(data.pop("probe"))
+        if probe.get("data_files") is not None:
+            files = probe["data_files"]
+            probe["data_files"] = (files,) if isinstance(files, str) else tuple(files)
+        model_cfg = ModelEmbeddingConfig(**data.pop("model_embedding", {}))
+        task = dict(data.pop("task_embedding", {}))
+        if "gammas" in task:
+            task["gammas"] = tuple(float(g) for g in task["gammas"])
+        return Standard(
+            baseline=baseline,
+            probe=ProbeSpec(**probe),
+            model_embedding=model_cfg,
+            task_embedding=TaskEmbeddingConfig(**task),
+            **data,
+        )
+    except InvalidStandardError:
+        raise
+    except (KeyError, TypeError, ValueError) as e:
+        raise InvalidStandardError(f"{source}: invalid standard: {e}") from e
+
+
+def standard_from_yaml(path: str | Path) -> Standard:
+    """Reads a standard from a YAML file.
+
+    Raises:
+        StandardNotFoundError: if the file does not exist.
+        InvalidStandardError: if it is not a valid standard.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError as e:
+        raise StandardNotFoundError(f"no standard file at {path}") from e
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise InvalidStandardError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise InvalidStandardError(f"{path}: a standard is a YAML mapping")
+    return standard_from_dict(data, source=str(path))
+
+
+def builtin_standards() -> dict[str, Standard]:
+    """The standards that ship with hf-stdembed, by id (fresh objects on every call)."""
+    found = {}
+    for entry in sorted(resources.files(__package__).joinpath("standards").iterdir(), key=str):
+        if entry.name.endswith(".yaml"):
+            with resources.as_file(entry) as path:
+                standard = standard_from_yaml(path)
+            found[standard.id] = standard
+    return found
+
+
+def get_standard(id_or_path: str | Path) -> Standard:
+    """Resolves a built-in standard id or a YAML file path.
+
+    Raises:
+        StandardNotFoundError: naming the known ids when nothing matches.
+    """
+    text = str(id_or_path)
+    if text.endswith((".yaml", ".yml")) or Path(text).is_file():
+        return standard_from_yaml(text)
+    known = builtin_standards()
+    if text in known:
+        return known[text]
+    raise StandardNotFoundError(
+        f"unknown standard {text!r}; built-in standards: {', '.join(sorted(known))} "
+        "(or pass the path of a standard YAML file)"
+    )
+
+
+DEFAULT_STANDARD = "resnet18-in1k-val"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
