@@ -65,7 +65,7 @@ def rank_embeddings(
     if len(sources) != len(models):
         raise ValueError("need one source per model embedding")
     kept, skipped = [], []
-    for model, source in zip(models, sources):
+    for model, source in zip(models, sources, strict=True):
         if model.standard_hash != task.standard_hash:
             skipped.append(
                 SkippedModel(

@@ -186,7 +186,7 @@ def test_fuzzy_intersection_matches_definition_and_chunks():
     task = torch.rand(50, generator=g)
     models = torch.rand(1000, 50, generator=g)
     expected = torch.tensor(
-        [sum(min(a, b) for a, b in zip(task.tolist(), row)) for row in models.tolist()]
+        [sum(min(a, b) for a, b in zip(task.tolist(), row, strict=True)) for row in models.tolist()]
     )
     torch.testing.assert_close(fuzzy_intersection(task, models, chunk_rows=7), expected)
     assert fuzzy_intersection(task, models[0]).ndim == 0

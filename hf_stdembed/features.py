@@ -1,0 +1,308 @@
+"""Features of a dataset under a model: batched extraction with an on-disk cache."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import torch
+from huggingface_hub import constants
+from safetensors import safe_open
+from safetensors.torch import save_file
+from tqdm.auto import tqdm
+
+from hf_stdembed.data import ImageDataset
+from hf_stdembed.errors import ModelLoadError
+from hf_stdembed.extractors import FeatureExtractor
+
+logger = logging.getLogger(__name__)
+
+CACHE_FORMAT_VERSION = 1
+"""Version of the feature cache layout; bumping it invalidates every cached file."""
+
+CACHE_ENV = "HF_STDEMBED_CACHE"
+"""Environment variable naming the feature cache folder."""
+
+_TENSOR = "features"
+
+
+def default_device() -> torch.device:
+    """The best available device: CUDA, then MPS, then CPU.
+
+    Returns:
+        `torch.device`: the device.
+    """
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def default_cache_dir() -> Path:
+    """The feature cache folder: ``$HF_STDEMBED_CACHE``, else ``<HF_HOME>/stdembed/features``.
+
+    Returns:
+        `Path`: the folder (not created).
+    """
+    return Path(os.environ.get(CACHE_ENV) or Path(constants.HF_HOME) / "stdembed" / "features")
+
+
+def cache_key(extractor: FeatureExtractor, data: ImageDataset) -> dict[str, str | int | None]:
+    """What identifies the features of a dataset under a model.
+
+    Args:
+        extractor (`FeatureExtractor`): the model.
+        data (`ImageDataset`): the dataset.
+
+    Returns:
+        `dict`: model name, revision and preprocessing, dataset fingerprint and image column,
+        and the cache format version.
+    """
+    return {
+        "name": extractor.name,
+        "revision": extractor.revision,
+        "preprocessing": extractor.preprocessing,
+        "dataset": data.fingerprint,
+        "image_column": data.image_column,
+        "version": CACHE_FORMAT_VERSION,
+    }
+
+
+def cache_path(
+    extractor: FeatureExtractor, data: ImageDataset, *, cache_dir: str | Path | None = None
+) -> Path:
+    """The cache file of a dataset's features under a model.
+
+    Args:
+        extractor (`FeatureExtractor`): the model.
+        data (`ImageDataset`): the dataset.
+        cache_dir (`str` or `Path`, *optional*): the cache folder; defaults to
+            :func:`default_cache_dir`.
+
+    Returns:
+        `Path`: ``<cache_dir>/<first 32 hex chars of sha256 of the key>.safetensors``.
+    """
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    digest = hashlib.sha256(_key_text(extractor, data).encode()).hexdigest()[:32]
+    return folder / f"{digest}.safetensors"
+
+
+def extract_features(
+    extractor: FeatureExtractor,
+    data: ImageDataset,
+    *,
+    batch_size: int = 64,
+    device: str | torch.device | None = None,
+    cache_dir: str | Path | None = None,
+    num_workers: int = 0,
+    progress: bool = True,
+) -> torch.Tensor:
+    """Features of every row of a dataset, cached on disk.
+
+    Args:
+        extractor (`FeatureExtractor`): the model.
+        data (`ImageDataset`): the dataset.
+        batch_size (`int`, defaults to 64): images per forward pass.
+        device (`str` or `torch.device`, *optional*): where to run the model; defaults to
+            :func:`default_device` (CPU for an extractor without ``module``).
+        cache_dir (`str` or `Path`, *optional*): the cache folder; defaults to
+            :func:`default_cache_dir`.
+        num_workers (`int`, defaults to 0): image decoding / preprocessing worker processes.
+        progress (`bool`, defaults to `True`): show a progress bar on stderr.
+
+    Returns:
+        `torch.Tensor`: ``float32`` features ``(len(data), n)`` on CPU, in dataset order.
+
+    Raises:
+        ValueError: ``batch_size`` is below 1.
+        ModelLoadError: ``forward`` does not return one feature row per image.
+
+    Example:
+        ```py
+        >>> features = extract_features(load_extractor("timm:timm/resnet18.a1_in1k"), data)
+        >>> features.shape
+        torch.Size([1000, 512])
+        ```
+    """
+    if batch_size < 1:
+        raise ValueError(f"Invalid batch_size value: {batch_size}")
+    path = cache_path(extractor, data, cache_dir=cache_dir)
+    key_text = _key_text(extractor, data)
+    cached = _read_cache(path, key_text=key_text, rows=len(data))
+    if cached is not None:
+        return cached
+    batches = _batches(extractor, data, batch_size=batch_size, num_workers=num_workers)
+    bar = tqdm(
+        batches,
+        total=math.ceil(len(data) / batch_size),
+        desc=f"features {extractor.name}",
+        unit="batch",
+        file=sys.stderr,
+        disable=not progress,
+    )
+    features = _run(extractor, bar, device=device)
+    _write_cache(path, features, extractor=extractor, data=data, key_text=key_text)
+    return features
+
+
+def batch_features(
+    extractor: FeatureExtractor,
+    data: ImageDataset,
+    indices: torch.Tensor,
+    *,
+    device: str | torch.device | None = None,
+) -> torch.Tensor:
+    """Features of some rows of a dataset, in one forward pass and without the cache.
+
+    Args:
+        extractor (`FeatureExtractor`): the model.
+        data (`ImageDataset`): the dataset.
+        indices (`torch.Tensor`): 1-D row indices.
+        device (`str` or `torch.device`, *optional*): as in :func:`extract_features`.
+
+    Returns:
+        `torch.Tensor`: ``float32`` features ``(len(indices), n)`` on CPU, in ``indices`` order.
+
+    Raises:
+        ModelLoadError: ``forward`` does not return one feature row per image.
+    """
+    rows = [int(i) for i in indices.flatten().tolist()]
+    images = data.dataset.select_columns([data.image_column])[rows][data.image_column]
+    pixels = torch.stack([extractor.transform(image) for image in images]) if rows else None
+    return _run(extractor, [pixels] if pixels is not None else [], device=device)
+
+
+# --- forward passes ---------------------------------------------------------------------
+
+
+def _run(
+    extractor: FeatureExtractor,
+    batches: Iterable[torch.Tensor],
+    *,
+    device: str | torch.device | None,
+) -> torch.Tensor:
+    """Forward every batch in eval mode under inference mode; float32 rows on CPU."""
+    target = _pick_device(extractor, device)
+    if extractor.module is not None:
+        extractor.module.to(target).eval()
+    outputs: list[torch.Tensor] = []
+    with torch.inference_mode(), _autocast(target):
+        for pixels in batches:
+            features = extractor.forward(pixels.to(target, non_blocking=True))
+            if features.ndim != 2 or features.shape[0] != pixels.shape[0]:
+                raise ModelLoadError(
+                    f"forward returned shape {tuple(features.shape)} for {pixels.shape[0]}"
+                    " images; it must return (batch, n)",
+                    spec=extractor.name,
+                )
+            outputs.append(features.float().cpu())
+    return torch.cat(outputs) if outputs else torch.empty(0, 0)
+
+
+def _pick_device(extractor: FeatureExtractor, device: str | torch.device | None) -> torch.device:
+    """The requested device, else the default one (CPU for an extractor without a module)."""
+    if device is not None:
+        return torch.device(device)
+    return default_device() if extractor.module is not None else torch.device("cpu")
+
+
+def _autocast(device: torch.device) -> contextlib.AbstractContextManager[object]:
+    """bf16 (else fp16) autocast on CUDA; nothing elsewhere."""
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast("cuda", dtype=dtype)
+
+
+def _batches(
+    extractor: FeatureExtractor, data: ImageDataset, *, batch_size: int, num_workers: int
+) -> Iterator[torch.Tensor]:
+    """Preprocessed image batches ``(B, C, H, W)`` in dataset order."""
+    images = _TransformedImages(extractor, data)
+    if num_workers > 0:
+        loader = torch.utils.data.DataLoader(
+            images, batch_size=batch_size, shuffle=False, num_workers=num_workers
+        )
+        yield from loader
+        return
+    for start in range(0, len(images), batch_size):
+        stop = min(start + batch_size, len(images))
+        yield torch.stack(images.slice(start, stop))
+
+
+class _TransformedImages(torch.utils.data.Dataset):
+    """The images of a dataset through an extractor's transform (PIL images as stored)."""
+
+    def __init__(self, extractor: FeatureExtractor, data: ImageDataset) -> None:
+        self.transform = extractor.transform
+        self.column = data.image_column
+        self.rows = data.dataset.select_columns([data.image_column])
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.transform(self.rows[index][self.column])
+
+    def slice(self, start: int, stop: int) -> Sequence[torch.Tensor]:
+        """Rows ``start:stop``, decoded in one read."""
+        return [self.transform(image) for image in self.rows[start:stop][self.column]]
+
+
+# --- cache files ------------------------------------------------------------------------
+
+
+def _key_text(extractor: FeatureExtractor, data: ImageDataset) -> str:
+    """The cache key as canonical JSON."""
+    return json.dumps(cache_key(extractor, data), sort_keys=True, separators=(",", ":"))
+
+
+def _read_cache(path: Path, *, key_text: str, rows: int) -> torch.Tensor | None:
+    """Cached features when the file exists and matches the key and row count."""
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            features = f.get_tensor(_TENSOR)
+    except Exception as e:  # a corrupt or foreign file is recomputed, not fatal
+        logger.warning("ignoring unreadable feature cache %s: %s", path, e)
+        return None
+    if metadata.get("key") != key_text or features.ndim != 2 or features.shape[0] != rows:
+        logger.warning("ignoring stale feature cache %s", path)
+        return None
+    return features
+
+
+def _write_cache(
+    path: Path,
+    features: torch.Tensor,
+    *,
+    extractor: FeatureExtractor,
+    data: ImageDataset,
+    key_text: str,
+) -> None:
+    """Write features atomically (temp file in the same folder, then rename)."""
+    key = cache_key(extractor, data)
+    metadata = {name: "" if value is None else str(value) for name, value in key.items()}
+    metadata["key"] = key_text
+    metadata["rows"] = str(features.shape[0])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file({_TENSOR: features.contiguous()}, temp, metadata=metadata)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise

@@ -1,0 +1,168 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pytest
+from PIL import Image
+
+# =========================================================================================
+# Models, datasets and features (tests/test_extractors.py, test_data.py, test_features.py):
+# offline caches, tiny real models saved as local directories, tiny image datasets.
+# =========================================================================================
+
+TINY_CLASSES = ("cat", "dog", "fox")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def single_torch_thread() -> Iterator[None]:
+    """Run torch on one CPU thread: tiny models are faster so, and OpenMP's multi-thread
+    parallel regions slow down by orders of magnitude when another process holds a core."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def offline_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point every cache at a temp folder and forbid network access to the Hub."""
+    import datasets.config
+    from huggingface_hub import constants
+
+    home = tmp_path / "hf_home"
+    hub_cache = home / "hub"
+    env = {
+        "HF_HOME": home,
+        "HF_HUB_CACHE": hub_cache,
+        "HF_DATASETS_CACHE": home / "datasets",
+        "HF_STDEMBED_CACHE": home / "stdembed" / "features",
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, str(value))
+    # the libraries read these once, at import time
+    monkeypatch.setattr(constants, "HF_HOME", str(home))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hub_cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", home / "datasets")
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True)
+    return home
+
+
+def make_images(count: int, *, seed: int = 0, mode: str = "RGB") -> list[Image.Image]:
+    """Small random images of varied sizes."""
+    rng = np.random.default_rng(seed)
+    images = []
+    for i in range(count):
+        shape = (20 + i % 5, 24 + i % 3) + ((3,) if mode == "RGB" else ())
+        images.append(Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode=mode))
+    return images
+
+
+def make_image_dataset(count: int = 24, *, seed: int = 0, mode: str = "RGB") -> datasets.Dataset:
+    """An in-memory dataset: ``image`` (Image) and ``label`` (ClassLabel, 3 classes)."""
+    features = datasets.Features(
+        {"image": datasets.Image(), "label": datasets.ClassLabel(names=list(TINY_CLASSES))}
+    )
+    data = {
+        "image": make_images(count, seed=seed, mode=mode),
+        "label": [i % 3 for i in range(count)],
+    }
+    return datasets.Dataset.from_dict(data, features=features)
+
+
+@pytest.fixture(scope="session")
+def tiny_parquet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 24-row labelled image dataset saved as one parquet file."""
+    path = tmp_path_factory.mktemp("parquet") / "tiny.parquet"
+    make_image_dataset().to_parquet(str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_imagefolder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An image folder: ``<class>/<n>.png``, 3 classes of 3 images."""
+    root = tmp_path_factory.mktemp("imagefolder")
+    for i, image in enumerate(make_images(9, seed=1)):
+        folder = root / TINY_CLASSES[i % 3]
+        folder.mkdir(exist_ok=True)
+        image.save(folder / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_timm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A timm ``test_resnet`` (5 classes, 32x32 input) saved in timm's Hub format."""
+    import timm
+    import torch
+    from timm.models import save_for_hf
+
+    torch.manual_seed(0)
+    model = timm.create_model("test_resnet", pretrained=False, num_classes=5)
+    folder = tmp_path_factory.mktemp("timm_model")
+    save_for_hf(
+        model,
+        str(folder),
+        safe_serialization=True,
+        data_config={
+            "input_size": (3, 32, 32),
+            "crop_pct": 1.0,
+            "mean": (0.485, 0.456, 0.406),
+            "std": (0.229, 0.224, 0.225),
+        },
+    )
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_transformers_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny transformers ``ResNetModel`` and its image processor (32x32)."""
+    import torch
+    from transformers import ConvNextImageProcessor, ResNetConfig, ResNetModel
+
+    torch.manual_seed(0)
+    config = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic")
+    folder = tmp_path_factory.mktemp("transformers_model")
+    ResNetModel(config).save_pretrained(folder)
+    ConvNextImageProcessor(size={"shortest_edge": 32}, crop_pct=1.0).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def tiny_dataset() -> datasets.Dataset:
+    """24 labelled RGB images (3 classes), in memory."""
+    return make_image_dataset()
+
+
+@pytest.fixture
+def tiny_gray_dataset() -> datasets.Dataset:
+    """12 labelled grayscale (mode ``L``) images, in memory."""
+    return make_image_dataset(12, seed=2, mode="L")
+
+
+@pytest.fixture
+def fake_hub(offline_caches: Path) -> Callable[..., None]:
+    """``fake_hub(repo_id, folder, sha=...)`` puts a folder in the Hub cache as ``main``."""
+    return partial(_fake_hub_repo, offline_caches / "hub")
+
+
+def _fake_hub_repo(hub_cache: Path, repo_id: str, files: Path, *, sha: str) -> None:
+    """Put a model folder in the Hub cache layout as the ``main`` revision ``sha``."""
+    repo = hub_cache / f"models--{repo_id.replace('/', '--')}"
+    snapshot = repo / "snapshots" / sha
+    snapshot.mkdir(parents=True)
+    for file in files.iterdir():
+        (snapshot / file.name).write_bytes(file.read_bytes())
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(sha)
