@@ -39,8 +39,8 @@ def report_p(name: str, cand, base, truth, config: ModelEmbeddingConfig) -> None
     jaccard = float((found & truth).sum() / (found | truth).sum())
     print(
         f"{name:<28} |v>0.5| {int(found.sum()):>4}/{truth.numel()}  "
-        f"hits {int((found & truth).sum()):>4}/{int(truth.sum())}  Jaccard {jaccard:.3f}  L_to {result.l_to:.4f}  "
-        f"L_from {result.l_from:.4f}  {seconds:.1f} s"
+        f"hits {int((found & truth).sum()):>4}/{int(truth.sum())}  Jaccard {jaccard:.3f}  "
+        f"L_to {result.l_to:.4f}  L_from {result.l_from:.4f}  {seconds:.1f} s"
     )
 
 
@@ -81,7 +81,8 @@ def main() -> None:
         f"Q, N = {args.dim}, |S| = {k}, {classes} classes, {len(result.gammas)} gammas in one "
         f"sweep: gamma {result.gamma:.3g}, |v>0.5| {int(found.sum())}, precision "
         f"{hits / max(int(found.sum()), 1):.2f}, recall {hits / k:.2f} "
-        f"(chance {k / args.dim:.3f}), converged accuracy {result.converged_accuracy:.1f}%, {seconds:.1f} s"
+        f"(chance {k / args.dim:.3f}), converged accuracy "
+        f"{result.converged_accuracy:.1f}%, {seconds:.1f} s"
     )
 
 
