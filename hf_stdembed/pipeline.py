@@ -24,7 +24,7 @@ from .core import (
 from .data import ImageDataset, load_image_dataset, select_subset
 from .embeddings import ModelEmbedding, TaskEmbedding
 from .errors import StandardMismatchError
-from .extractors import FeatureExtractor, load_extractor
+from .extractors import FeatureExtractor, load_extractor, parse_spec
 from .features import batch_features, extract_features
 from .standards import Standard
 
@@ -39,7 +39,10 @@ def load_baseline(standard: Standard) -> FeatureExtractor:
         StandardMismatchError: if the weights found are not the ones the standard pins.
     """
     spec = standard.baseline
-    extractor = load_extractor(spec.model, revision=spec.revision)
+    source, target = parse_spec(spec.model)
+    on_hub = source != "entrypoint" and not Path(target).expanduser().is_dir()
+    # Hub repos are downloaded at the pinned revision; local weights are checked against it.
+    extractor = load_extractor(spec.model, revision=spec.revision if on_hub else None)
     if spec.revision not in UNPINNED_REVISIONS and extractor.revision != spec.revision:
         raise StandardMismatchError(
             f"baseline {spec.model!r} has revision {extractor.revision!r} but standard "
