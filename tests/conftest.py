@@ -166,3 +166,19 @@ def _fake_hub_repo(hub_cache: Path, repo_id: str, files: Path, *, sha: str) -> N
         (snapshot / file.name).write_bytes(file.read_bytes())
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(sha)
+
+
+# =========================================================================================
+# The local Hub-compatible server (tests/hub_server.py) for publish / crawl / select tests.
+# =========================================================================================
+
+
+@pytest.fixture
+def hub(monkeypatch: pytest.MonkeyPatch):
+    """A fresh FakeHub on 127.0.0.1 that the real huggingface_hub client talks to."""
+    from hub_server import TOKEN, FakeHub, use_endpoint
+
+    with FakeHub() as server:
+        use_endpoint(monkeypatch, server.endpoint, token=TOKEN)
+        yield server
+    assert not server.server_errors, server.server_errors
