@@ -46,3 +46,64 @@ class DatasetLoadError(StdEmbedError, RuntimeError):
     def __init__(self, message: str, *, source: str | None = None) -> None:
         self.source = source
         super().__init__(f"cannot load dataset {source!r}: {message}" if source else message)
+
+
+class IndexCorruptError(StdEmbedError, RuntimeError):
+    """The local embedding index's files disagree with its database (a file is missing or
+    shorter than the rows it should hold)."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+class IndexBusyError(StdEmbedError, TimeoutError):
+    """Another process (or another index object) is updating the local embedding index."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+class InvalidCardError(StdEmbedError, ValueError):
+    """A model card (README.md) cannot be parsed: its YAML front matter is invalid."""
+
+    def __init__(self, message: str, *, repo_id: str | None = None) -> None:
+        self.repo_id = repo_id
+        super().__init__(f"{repo_id}: {message}" if repo_id else message)
+
+
+class RegistryError(StdEmbedError):
+    """A registry (the Hub, or a directory laid out like it) refused or failed a request."""
+
+    def __init__(self, message: str, *, repo_id: str | None = None) -> None:
+        self.repo_id = repo_id
+        super().__init__(message)
+
+
+class RepoNotFoundError(RegistryError, LookupError):
+    """The repo does not exist in the registry (or is private and the token cannot see it)."""
+
+
+class RepoRevisionNotFoundError(RegistryError, LookupError):
+    """The revision (branch, tag, commit, or a directory's content hash) does not exist."""
+
+
+class RemoteFileNotFoundError(RegistryError, FileNotFoundError):
+    """The file does not exist in the repo at that revision."""
+
+
+class FileTooLargeError(RegistryError, ValueError):
+    """A file is larger than the caller allows; it was not downloaded."""
+
+
+class AuthError(RegistryError, PermissionError):
+    """No token, an invalid token, or a token without write access to the repo."""
+
+
+class GatedRepoAccessError(AuthError):
+    """The repo is gated and this account has not been granted access."""
+
+
+class ConcurrentUpdateError(RegistryError):
+    """The repo changed between reading it and committing (the parent commit moved)."""

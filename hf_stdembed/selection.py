@@ -9,6 +9,7 @@ import torch
 
 from .core import fuzzy_intersection
 from .embeddings import ModelEmbedding, TaskEmbedding
+from .index import EmbeddingIndex
 
 
 @dataclass(frozen=True)
@@ -93,5 +94,41 @@ def rank_embeddings(
             source=kept[i][1],
         )
         for rank, i in enumerate(order, 1)
+    ]
+    return Ranking(rows=rows, skipped=skipped)
+
+
+def rank_index(task: TaskEmbedding, index: EmbeddingIndex, *, top: int | None = None) -> Ranking:
+    """Ranks every model of the task's standard in the local index: one sweep.
+
+    Models indexed under other standards are not compared; each other standard appears once
+    in ``skipped`` with the number of its models.
+    """
+    standards = index.stats().standards
+    mine = standards.get(task.standard_hash)
+    count = mine.rows if mine is not None else 0
+    found = (
+        index.search(task.vector, task.standard_hash, top=min(top or count, count)) if count else []
+    )
+    rows = [
+        RankedModel(
+            rank=rank,
+            model_id=row.repo_id,
+            model_revision=row.revision,
+            score=score,
+            fidelity=row.fidelity,
+            source=row.repo_id,
+        )
+        for rank, (row, score) in enumerate(found, 1)
+    ]
+    skipped = [
+        SkippedModel(
+            model_id=f"{other.rows} model(s)",
+            source=f"standard {other_hash}",
+            reason=f"embedded under another standard than the task's {task.standard_id} "
+            f"({task.standard_hash})",
+        )
+        for other_hash, other in standards.items()
+        if other_hash != task.standard_hash
     ]
     return Ranking(rows=rows, skipped=skipped)

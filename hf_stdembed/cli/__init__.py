@@ -13,7 +13,7 @@ import sys
 import typer
 
 from ..errors import StdEmbedError
-from . import _embed, _standards
+from . import _embed, _index, _publish, _select, _standards
 
 app = typer.Typer(
     name="hf-stdembed",
@@ -27,6 +27,10 @@ app.command("embed")(_embed.embed)
 app.command("task")(_embed.task)
 app.command("rank")(_embed.rank)
 app.command("demo")(_embed.demo)
+app.command("publish")(_publish.publish)
+app.command("select")(_select.select)
+app.command("verify")(_select.verify)
+app.add_typer(_index.app, name="index")
 
 
 def main() -> None:

@@ -1,0 +1,399 @@
+"""Model cards: what a published embedding records in its repo's README.md.
+
+Publishing adds the tag ``hf-stdembed`` and one namespaced metadata key to the card's YAML
+front matter::
+
+    tags: [..., hf-stdembed]
+    hf_stdembed:
+      schema_version: 1
+      embeddings:
+        resnet18-in1k-val:          # one entry per standard
+          file: stdembed/resnet18-in1k-val.safetensors
+          sha256: 3b1f...           # of the file's bytes
+          dim: 512
+          standard_hash: 9c0e...
+          l_to: 0.91
+          l_from: 0.87
+          fidelity: 0.87            # min(l_to, l_from), for people reading the card
+          model_revision: 5d2c...   # the commit embedded
+          tool_version: 0.1.0
+
+and a short human-readable section (``templates/stdembed_section.md``) between two HTML
+comment markers, so publishing again replaces it. Everything else in the card is kept. Cards
+are parsed and written with ``huggingface_hub``'s :class:`~huggingface_hub.ModelCard`; a new
+card comes from ``templates/modelcard.md``.
+
+Cards of other people's repos are read by crawlers, so :func:`card_entries` trusts no type:
+a malformed entry becomes a reason, never an exception.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from . import __version__
+from .embeddings import MAX_FILE_BYTES, ModelEmbedding
+from .errors import InvalidCardError, InvalidStandardError
+
+CARD_TAG = "hf-stdembed"
+METADATA_KEY = "hf_stdembed"
+SCHEMA_VERSION = 1
+EMBEDDING_FOLDER = "stdembed"
+SECTION_START = "<!-- hf-stdembed:start -->"
+SECTION_END = "<!-- hf-stdembed:end -->"
+MAX_DIM = MAX_FILE_BYTES // 4
+"""Largest ``dim`` believed: the float32 vector must fit in an embedding file."""
+
+STANDARD_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+_HEX64_RE = re.compile(r"[0-9a-f]{64}")
+_STANDARD_HASH_RE = re.compile(r"[0-9a-f]{8,64}")
+# segments never start with ".": no "..", no hidden files
+_FILE_RE = re.compile(rf"{EMBEDDING_FOLDER}/(?:[A-Za-z0-9_+-][A-Za-z0-9._+-]*/)*"
+                      r"[A-Za-z0-9_+-][A-Za-z0-9._+-]*\.safetensors")  # fmt: skip
+_SECTION_RE = re.compile(re.escape(SECTION_START) + r".*?" + re.escape(SECTION_END), re.DOTALL)
+_COSINE_SLACK = 1e-3  # L_to / L_from are mean cosine similarities: [-1, 1] up to rounding
+
+
+@dataclass(frozen=True)
+class CardEntry:
+    """One published embedding as the card records it."""
+
+    standard_id: str
+    standard_hash: str
+    file: str  # path in the repo, under stdembed/
+    sha256: str  # of the file's bytes
+    dim: int  # N, the number of baseline features
+    l_to: float
+    l_from: float
+    model_revision: str | None  # the model commit (or weights hash) embedded
+    tool_version: str  # the hf-stdembed that wrote the entry
+
+    @property
+    def fidelity(self) -> float:
+        """``min(L_to, L_from)``."""
+        return min(self.l_to, self.l_from)
+
+    @classmethod
+    def from_embedding(cls, embedding: ModelEmbedding, data: bytes, *, sha256: str) -> CardEntry:
+        """The entry for an embedding whose file holds ``data`` (with digest ``sha256``)."""
+        return cls(
+            standard_id=embedding.standard_id,
+            standard_hash=embedding.standard_hash,
+            file=embedding_path(embedding.standard_id),
+            sha256=sha256,
+            dim=int(embedding.vector.shape[0]),
+            l_to=float(embedding.l_to),
+            l_from=float(embedding.l_from),
+            model_revision=embedding.model_revision,
+            tool_version=__version__,
+        )
+
+    def to_metadata(self) -> dict[str, Any]:
+        """The entry as card metadata (plain YAML types, in reading order)."""
+        return {
+            "file": self.file,
+            "sha256": self.sha256,
+            "dim": int(self.dim),
+            "standard_hash": self.standard_hash,
+            "l_to": float(self.l_to),
+            "l_from": float(self.l_from),
+            "fidelity": float(self.fidelity),
+            "model_revision": self.model_revision,
+            "tool_version": self.tool_version,
+        }
+
+
+def embedding_path(standard_id: str) -> str:
+    """Where a standard's embedding lives in a repo: ``stdembed/<standard_id>.safetensors``.
+
+    Never at the repo root: timm loads every root ``*.safetensors`` as weights.
+
+    Raises:
+        InvalidStandardError: if the id cannot name a file (allowed: letters, digits, ``.``,
+            ``_``, ``+``, ``-``; starting with a letter or digit).
+    """
+    if not STANDARD_ID_RE.fullmatch(standard_id):
+        raise InvalidStandardError(
+            f"standard id {standard_id!r} cannot name a file in a repo: use letters, digits, "
+            "'.', '_', '+' and '-', starting with a letter or digit (at most 128 characters)"
+        )
+    return f"{EMBEDDING_FOLDER}/{standard_id}.safetensors"
+
+
+def card_entries(card_data: Any) -> tuple[dict[str, CardEntry], list[str]]:
+    """The embeddings a card declares, and why any entry was rejected.
+
+    Args:
+        card_data (`dict`): the card's front matter (a stranger's: any type may be wrong).
+
+    Returns:
+        `tuple[dict[str, CardEntry], list[str]]`: valid entries by standard id, and one
+        human-readable reason per rejected entry (or for a malformed ``hf_stdembed`` block).
+        A card without the key gives ``({}, [])``.
+
+    Example:
+        ```py
+        >>> entries, problems = card_entries(model_info.card_data.to_dict())
+        >>> entries["resnet18-in1k-val"].fidelity
+        0.87
+        ```
+    """
+    if not isinstance(card_data, Mapping):
+        return {}, [f"card metadata is a {type(card_data).__name__}, not a mapping"]
+    block = card_data.get(METADATA_KEY)
+    if block is None:
+        return {}, []
+    if not isinstance(block, Mapping):
+        return {}, [f"'{METADATA_KEY}' is a {type(block).__name__}, not a mapping"]
+    version = block.get("schema_version")
+    if version != SCHEMA_VERSION or isinstance(version, bool):
+        return {}, [
+            f"'{METADATA_KEY}' has schema_version {version!r}; this hf-stdembed "
+            f"{__version__} reads version {SCHEMA_VERSION} (try upgrading hf-stdembed)"
+        ]
+    embeddings = block.get("embeddings")
+    if not isinstance(embeddings, Mapping):
+        return {}, [f"'{METADATA_KEY}.embeddings' is a {type(embeddings).__name__}, not a mapping"]
+    entries: dict[str, CardEntry] = {}
+    reasons: list[str] = []
+    for standard_id, raw in embeddings.items():
+        if not isinstance(standard_id, str) or not STANDARD_ID_RE.fullmatch(standard_id):
+            reasons.append(f"invalid standard id {standard_id!r}")
+            continue
+        try:
+            entries[standard_id] = _entry(standard_id, raw)
+        except _Malformed as e:
+            reasons.append(f"{standard_id}: {e}")
+    return entries, reasons
+
+
+class _Malformed(Exception):
+    pass
+
+
+def _entry(standard_id: str, raw: Any) -> CardEntry:
+    if not isinstance(raw, Mapping):
+        raise _Malformed(f"entry is a {type(raw).__name__}, not a mapping")
+
+    def field(name: str, kind: type | tuple[type, ...]) -> Any:
+        if name not in raw:
+            raise _Malformed(f"missing field {name!r}")
+        value = raw[name]
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise _Malformed(f"{name} is {value!r}, expected {_kind_name(kind)}")
+        return value
+
+    def matching(name: str, pattern: re.Pattern[str], what: str) -> str:
+        value = field(name, str)
+        if not pattern.fullmatch(value):
+            raise _Malformed(f"{name} {value!r} is not {what}")
+        return value
+
+    file = matching("file", _FILE_RE, f"a .safetensors path under {EMBEDDING_FOLDER}/")
+    dim = field("dim", int)
+    if not 1 <= dim <= MAX_DIM:
+        raise _Malformed(f"dim {dim} is out of range [1, {MAX_DIM}]")
+    losses = {}
+    for name in ("l_to", "l_from"):
+        value = float(field(name, (int, float)))
+        if not math.isfinite(value) or abs(value) > 1 + _COSINE_SLACK:
+            raise _Malformed(f"{name} {value!r} is not a cosine similarity in [-1, 1]")
+        losses[name] = value
+    revision = field("model_revision", (str, type(None)))
+    tool_version = field("tool_version", str)
+    if revision is not None and not 0 < len(revision) <= 256:
+        raise _Malformed("model_revision is empty or too long")
+    if not 0 < len(tool_version) <= 64:
+        raise _Malformed("tool_version is empty or too long")
+    return CardEntry(
+        standard_id=standard_id,
+        standard_hash=matching("standard_hash", _STANDARD_HASH_RE, "a lowercase hex hash"),
+        file=file,
+        sha256=matching("sha256", _HEX64_RE, "a sha256 (64 lowercase hex digits)"),
+        dim=dim,
+        model_revision=revision,
+        tool_version=tool_version,
+        **losses,
+    )
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = {int: "an integer", float: "a number", str: "a string", type(None): "null"}
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+# -----------------------------------------------------------------------------------------
+# Writing
+# -----------------------------------------------------------------------------------------
+
+
+def update_card(readme: str | None, entries: list[CardEntry], *, repo_id: str) -> str:
+    """The README with ``entries`` recorded: tag, metadata and the rendered section.
+
+    Entries of other standards already in the card are kept (entries of the same standard
+    are replaced); every other metadata key and the body text are kept; the section between
+    the markers is re-rendered (a card without one gets it appended). A missing or blank
+    README becomes a new card from ``templates/modelcard.md``.
+
+    Args:
+        readme (`str`, *optional*): the current README.md, or None when the repo has none.
+        entries (`list[CardEntry]`): the embeddings being published.
+        repo_id (`str`): the repo, for a new card's title.
+
+    Returns:
+        `str`: the new README.md.
+
+    Raises:
+        InvalidCardError: if the README's front matter is not valid YAML, not a mapping, or
+            has ``tags`` that are not a list.
+
+    Example:
+        ```py
+        >>> text = update_card("# My model\\n", [entry], repo_id="me/model")
+        >>> ModelCard(text).data.tags
+        ['hf-stdembed']
+        ```
+    """
+    from huggingface_hub import ModelCard, ModelCardData
+
+    if not entries:
+        raise ValueError("Invalid entries value: [] (need at least one embedding to record)")
+    if readme is None or not readme.strip():
+        block = _merged_block(None, entries)
+        data = ModelCardData(tags=[CARD_TAG])
+        data[METADATA_KEY] = block
+        with _template_path("modelcard.md") as template:
+            card = ModelCard.from_template(
+                data,
+                template_path=str(template),
+                repo_id=repo_id,
+                stdembed_section=_section(block),
+            )
+        return str(card)
+
+    card = _parse(readme, repo_id)
+    tags = card.data.get("tags")
+    if tags is None:
+        tags = []
+    elif isinstance(tags, str):
+        tags = [tags]
+    elif not isinstance(tags, list):
+        raise InvalidCardError(
+            f"the card's 'tags' is a {type(tags).__name__}; make it a list, then publish again",
+            repo_id=repo_id,
+        )
+    if CARD_TAG not in tags:
+        tags = [*tags, CARD_TAG]
+    card.data["tags"] = tags
+    block = _merged_block(card.data.get(METADATA_KEY), entries)
+    card.data[METADATA_KEY] = block
+    card.text = _replace_section(card.text, _section(block))
+    return str(card)
+
+
+def _merged_block(existing: Any, entries: list[CardEntry]) -> dict[str, Any]:
+    """The metadata block: existing entries of other standards kept as they are (an unknown
+    future field survives), those of the published standards replaced."""
+    embeddings: dict[str, Any] = {}
+    if (
+        isinstance(existing, Mapping)
+        and existing.get("schema_version") == SCHEMA_VERSION
+        and isinstance(existing.get("embeddings"), Mapping)
+    ):
+        embeddings.update(existing["embeddings"])
+    for entry in entries:
+        embeddings[entry.standard_id] = entry.to_metadata()
+    ordered = dict(sorted(embeddings.items(), key=lambda item: str(item[0])))
+    return {"schema_version": SCHEMA_VERSION, "embeddings": ordered}
+
+
+def _parse(readme: str, repo_id: str):
+    """A ModelCard of ``readme``; its data as written when ModelCardData would alter it."""
+    import yaml
+    from huggingface_hub import ModelCard
+    from huggingface_hub.repocard import REGEX_YAML_BLOCK
+    from huggingface_hub.repocard_data import CardData
+
+    def invalid(e: Exception) -> InvalidCardError:
+        return InvalidCardError(
+            f"the README's YAML front matter cannot be read ({e}); fix it, then publish again",
+            repo_id=repo_id,
+        )
+
+    match = REGEX_YAML_BLOCK.search(readme)
+    try:
+        raw = (yaml.safe_load(match.group(2)) if match else None) or {}
+    except yaml.YAMLError as e:
+        raise invalid(e) from e
+    if not isinstance(raw, dict) or not all(isinstance(k, str) for k in raw):
+        raise invalid(ValueError("it is not a mapping with text keys"))
+    with _quiet_repocard():
+        try:
+            card = ModelCard(readme, ignore_metadata_errors=True)
+        except (ValueError, TypeError) as e:  # e.g. `tags: 5`
+            raise invalid(e) from e
+    kept = {k: v for k, v in raw.items() if v is not None}
+    if "model-index" in raw or card.data.to_dict() != kept:
+        # ModelCardData would rewrite or move something (it re-derives model-index)
+        card.data = CardData(**raw)
+    return card
+
+
+@contextlib.contextmanager
+def _quiet_repocard() -> Iterator[None]:
+    """Silence huggingface_hub's 'metadata block was not found' warning for plain READMEs."""
+    from huggingface_hub.utils import logging
+
+    logger = logging.get_logger("huggingface_hub.repocard")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _section(block: Mapping[str, Any]) -> str:
+    """The human-readable section for a metadata block, between the markers."""
+    import jinja2
+
+    entries, _ = card_entries({METADATA_KEY: block})
+    with _template_path("stdembed_section.md") as path:
+        source = path.read_text(encoding="utf-8")
+    environment = jinja2.Environment(
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, autoescape=False
+    )
+    rendered = environment.from_string(source).render(entries=list(entries.values()))
+    return f"{SECTION_START}\n{rendered.strip()}\n{SECTION_END}"
+
+
+def _replace_section(text: str, section: str) -> str:
+    """``text`` with its first marked section replaced by ``section`` (further marked
+    sections and stray markers removed); the section is appended when there is none."""
+    spans = [m.span() for m in _SECTION_RE.finditer(text)]
+    if not spans:
+        body = _strip_markers(text).rstrip()
+        return f"{body}\n\n{section}\n" if body else f"\n{section}\n"
+    pieces, last = [], 0
+    for i, (start, end) in enumerate(spans):
+        pieces += [_strip_markers(text[last:start]), section if i == 0 else ""]
+        last = end
+    pieces.append(_strip_markers(text[last:]))
+    return "".join(pieces)
+
+
+def _strip_markers(text: str) -> str:
+    return text.replace(SECTION_START, "").replace(SECTION_END, "")
+
+
+@contextlib.contextmanager
+def _template_path(name: str):
+    with resources.as_file(resources.files(__package__).joinpath("templates", name)) as path:
+        yield path

@@ -1,0 +1,96 @@
+"""``hf-stdembed index``: the local index of published embeddings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from tqdm.auto import tqdm
+
+from ..crawl import CrawlReport, crawl
+from ..index import EmbeddingIndex
+from ..registry import open_registry
+from ..standards import get_standard
+from ._options import IndexOption, RegistryOption, StandardsOption
+from ._render import stderr, stdout
+
+app = typer.Typer(help="The local index of published embeddings: update, list, export, import.")
+
+
+def run_crawl(
+    registry: str | None, index: EmbeddingIndex, standards: list[str] | None, *, quiet: bool
+) -> CrawlReport:
+    """Crawls a registry into the index with a progress bar, and prints a summary."""
+    source = open_registry(registry)
+    custom = [get_standard(s) for s in standards or []]
+    with tqdm(desc=f"crawling {source.name}", unit="repo", disable=quiet) as bar:
+        report = crawl(source, index, standards=custom, on_repo=lambda _: bar.update())
+    err = stderr()
+    err.print(
+        f"{report.listed} repos listed, {report.unchanged} unchanged, {report.downloaded} "
+        f"files downloaded, {len(report.indexed)} indexed, {len(report.removed)} removed, "
+        f"{len(report.problems)} problems"
+    )
+    for repo, reason in report.problems:
+        err.print(f"[yellow]skipped[/] {repo}: {reason}")
+    return report
+
+
+@app.command("update")
+def update(
+    registry: RegistryOption = None,
+    index: IndexOption = None,
+    standard: StandardsOption = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Crawl the registry: download embeddings of new or changed repos only."""
+    with EmbeddingIndex.open(index) as opened:
+        run_crawl(registry, opened, standard, quiet=quiet)
+
+
+@app.command("list")
+def list_rows(
+    index: IndexOption = None,
+    standard: Annotated[str | None, typer.Option(help="Only this standard (id or YAML).")] = None,
+) -> None:
+    """List the indexed model embeddings."""
+    with EmbeddingIndex.open(index) as opened:
+        rows = opened.rows(get_standard(standard).hash if standard else None)
+    table = Table("repo", "standard", "fidelity", "revision", "indexed at")
+    for row in rows:
+        table.add_row(
+            row.repo_id, row.standard_id, f"{row.fidelity:.4f}", row.revision, row.indexed_at
+        )
+    stdout().print(table)
+    stderr().print(f"{len(rows)} embeddings")
+
+
+@app.command("export")
+def export(
+    out: Annotated[Path, typer.Argument(help="Parquet file to write.")],
+    index: IndexOption = None,
+    standard: Annotated[str | None, typer.Option(help="Only this standard (id or YAML).")] = None,
+) -> None:
+    """Export the index to parquet (push it as a Hub dataset to share it)."""
+    with EmbeddingIndex.open(index) as opened:
+        opened.export_parquet(out, standard_hash=get_standard(standard).hash if standard else None)
+    stderr().print(f"Wrote {out}")
+
+
+@app.command("import")
+def import_(
+    source: Annotated[Path, typer.Argument(help="Parquet file written by `index export`.")],
+    index: IndexOption = None,
+) -> None:
+    """Merge an exported index into the local one (every row is validated)."""
+    with EmbeddingIndex.open(index) as opened:
+        report = opened.import_parquet(source)
+    err = stderr()
+    err.print(
+        f"Imported {report.imported} rows, {report.unchanged} unchanged, "
+        f"{len(report.skipped)} skipped"
+    )
+    for s in report.skipped:
+        err.print(f"[yellow]skipped[/] row {s.row_number} ({s.repo_id}): {s.reason}")

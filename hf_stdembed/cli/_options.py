@@ -1,0 +1,31 @@
+"""Options shared by several commands, defined once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+RegistryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--registry",
+        help="Where embeddings are published: a Hub endpoint URL (default: the Hub at "
+        "HF_ENDPOINT) or a local directory laid out like Hub repos.",
+    ),
+]
+IndexOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--index", help="Local index folder (default: $HF_STDEMBED_INDEX or the HF cache)."
+    ),
+]
+StandardsOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--standard",
+        "-s",
+        help="Custom standard YAML file(s) to accept besides the built-in ones (repeatable).",
+    ),
+]

@@ -1,0 +1,1436 @@
+"""The local embedding index: every crawled model embedding, ready for one sweep.
+
+A crawler puts the model embeddings it finds on the Hub here; :meth:`EmbeddingIndex.search`
+then ranks every indexed model of a standard against a task embedding in one sweep.
+
+Layout of the index folder::
+
+    index.sqlite                  rows, crawl state, the live matrices (SQLite, WAL mode)
+    matrices/<hash>.<gen>.f32     float32 (m, N), row-major: the vectors exactly as published
+    matrices/<hash>.<gen>.u8      uint8 (m, N), row-major: round(255 v), what the sweep reads
+
+Row ``pos`` of a standard is row ``pos`` of both matrices of its live generation. The sweep
+reads the uint8 matrix (a quarter of the float32 bytes), then rescores in float32 every row
+whose quantised score is within the quantisation error bound of the k-th best, so the top-k
+is the exact float32 one.
+
+Crash safety: a transaction holds the SQLite write lock (``BEGIN IMMEDIATE``) from start to
+end and writes no byte that a committed state points at:
+
+- rows appended to a standard go past the committed ``count`` of its live matrix files,
+  which readers never look at;
+- a replacement or removal writes a new generation of the standard's files;
+
+then the files are fsynced, and only then are the rows and the new ``(generation, count)``
+committed in one SQLite transaction (``synchronous=FULL``). A crash before the commit
+leaves the previous state: bytes past ``count`` and unreferenced generations are ignored by
+readers and removed by the next update. Old generations are deleted after the commit;
+a reader that mapped one keeps its pages, one that had not yet opened it retries on the new
+state.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import operator
+import os
+import re
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+
+from .errors import IndexBusyError, IndexCorruptError, InvalidEmbeddingError, StandardMismatchError
+
+if TYPE_CHECKING:
+    import torch
+
+    from .embeddings import ModelEmbedding
+
+INDEX_ENV = "HF_STDEMBED_INDEX"
+"""Environment variable that overrides the default index folder."""
+SCHEMA_VERSION = "1"
+PARQUET_FORMAT = "hf-stdembed/index"
+_PAUSE_ENV = "HF_STDEMBED_INDEX_TEST_PAUSE"
+_HASH_RE = re.compile(r"[0-9a-f]{8,64}")
+_SWEEP_BLOCK_BYTES = 256 * 1024  # rows per sweep chunk: about this many uint8 bytes
+_WRITE_BLOCK_ROWS = 65536
+_STALE_RETRIES = 5
+
+T = TypeVar("T")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# =========================================================================================
+# Rows and states
+# =========================================================================================
+
+
+@dataclass(frozen=True)
+class IndexRow:
+    """One indexed model embedding: where it was read on the Hub and what it says."""
+
+    repo_id: str  # Hub repo holding the embedding file
+    revision: str  # commit sha the file was read at
+    standard_id: str
+    standard_hash: str
+    file_path: str  # path in the repo, e.g. "stdembed/<standard>.safetensors"
+    file_sha256: str  # of the file's bytes
+    model_id: str
+    model_revision: str | None
+    l_to: float
+    l_from: float
+    library_version: str  # hf-stdembed version that computed the embedding
+    created_at: str  # when the embedding was computed
+    indexed_at: str = field(default_factory=_now)  # when it entered this index
+
+    @property
+    def fidelity(self) -> float:
+        """``min(L_to, L_from)``."""
+        return min(self.l_to, self.l_from)
+
+    @classmethod
+    def from_embedding(
+        cls,
+        embedding: ModelEmbedding,
+        repo_id: str,
+        *,
+        revision: str,
+        file_path: str,
+        file_sha256: str,
+    ) -> IndexRow:
+        """The row of a model embedding file read from a Hub repo.
+
+        Args:
+            embedding: the loaded file (:func:`hf_stdembed.embeddings.load_embedding`).
+            repo_id: the repo it was read from.
+            revision: the commit sha it was read at.
+            file_path: its path in the repo.
+            file_sha256: sha256 of its bytes.
+
+        Returns:
+            The row; ``indexed_at`` is now.
+        """
+        return cls(
+            repo_id=repo_id,
+            revision=revision,
+            standard_id=embedding.standard_id,
+            standard_hash=embedding.standard_hash,
+            file_path=file_path,
+            file_sha256=file_sha256,
+            model_id=embedding.model_id,
+            model_revision=embedding.model_revision,
+            l_to=embedding.l_to,
+            l_from=embedding.l_from,
+            library_version=embedding.library_version,
+            created_at=embedding.created_at,
+        )
+
+
+ROW_FIELDS = tuple(f.name for f in fields(IndexRow))
+_row_values = operator.attrgetter(*ROW_FIELDS)  # a row's fields as a tuple (astuple deep-copies)
+
+
+@dataclass(frozen=True)
+class CrawlState:
+    """What the last crawl of a repo found (so the next one can skip unchanged repos)."""
+
+    repo_id: str
+    sha: str | None  # last commit seen; None if the repo could not be read
+    status: str  # e.g. "indexed", "no-embedding", "invalid", "error"
+    reason: str | None  # why, for any status but success
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class StandardStats:
+    """One standard's share of the index."""
+
+    rows: int
+    dim: int
+    generation: int
+    vector_bytes: int  # float32 matrix
+    sweep_bytes: int  # uint8 matrix
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    """Sizes of an index."""
+
+    path: Path
+    rows: int
+    standards: dict[str, StandardStats]
+    crawled_repos: int
+    crawl_status: dict[str, int]  # repos per last crawl status
+    disk_bytes: int  # database and matrix files
+
+
+@dataclass(frozen=True)
+class SkippedRow:
+    """A parquet row that :meth:`EmbeddingIndex.import_parquet` refused."""
+
+    row_number: int  # 0-based, in file order
+    repo_id: str | None
+    standard_hash: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What :meth:`EmbeddingIndex.import_parquet` did."""
+
+    imported: int  # rows added or replaced
+    unchanged: int  # rows already in the index, identical
+    skipped: list[SkippedRow]
+
+
+@dataclass(frozen=True)
+class _Live:
+    """A standard's live matrix generation, as committed."""
+
+    standard_hash: str
+    generation: int
+    dim: int
+    count: int
+
+
+# =========================================================================================
+# Validation
+# =========================================================================================
+
+
+def _vector_problem(vector: np.ndarray, dim: int | None) -> str | None:
+    """Why ``vector`` cannot be indexed (float32 ``(N,)``, in [0, 1], no NaN), or None."""
+    if vector.dtype != np.float32:
+        return f"embedding dtype is {vector.dtype}, expected float32"
+    if vector.ndim != 1 or vector.shape[0] == 0:
+        return f"embedding shape is {vector.shape}, expected (N,)"
+    if dim is not None and vector.shape[0] != dim:
+        return f"embedding has {vector.shape[0]} values, the standard has {dim}"
+    if np.isnan(vector).any():
+        return "embedding holds NaN"
+    low, high = float(vector.min()), float(vector.max())
+    if low < 0 or high > 1:
+        return f"embedding values must lie in [0, 1]; found [{low}, {high}]"
+    return None
+
+
+def _row_problem(row: IndexRow) -> str | None:
+    """Why ``row``'s metadata cannot be indexed, or None."""
+    for name in ROW_FIELDS:
+        value = getattr(row, name)
+        if name in ("l_to", "l_from"):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return f"{name} is not a number: {value!r}"
+            if not math.isfinite(value):
+                return f"{name} is not finite: {value!r}"
+        elif name == "model_revision":
+            if value is not None and not isinstance(value, str):
+                return f"model_revision is not a string: {value!r}"
+        elif not isinstance(value, str) or not value:
+            return f"{name} is missing or not a string: {value!r}"
+    if not _HASH_RE.fullmatch(row.standard_hash):
+        return f"standard_hash {row.standard_hash!r} is not 8 to 64 lowercase hex digits"
+    return None
+
+
+def _as_array(vector: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A detached C-contiguous numpy copy of a tensor or array."""
+    if hasattr(vector, "detach"):
+        vector = vector.detach().cpu().numpy()
+    return np.array(vector, copy=True, order="C")
+
+
+def _quantise(block: np.ndarray) -> np.ndarray:
+    """``round(255 v)`` as uint8 (v in [0, 1])."""
+    return np.rint(block * np.float32(255)).astype(np.uint8)
+
+
+def default_index_path() -> Path:
+    """The index folder used when none is given.
+
+    Returns:
+        ``$HF_STDEMBED_INDEX`` if set, else ``stdembed/index`` beside the Hugging Face Hub
+        cache (``~/.cache/huggingface/stdembed/index`` by default).
+    """
+    env = os.environ.get(INDEX_ENV)
+    if env:
+        return Path(env).expanduser()
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE).parent / "stdembed" / "index"
+
+
+def default_threads() -> int:
+    """Sweep threads when none are given: the CPU count, at most 8."""
+    return min(os.cpu_count() or 1, 8)
+
+
+def _test_pause(stage: str) -> None:
+    """Test hook: ``HF_STDEMBED_INDEX_TEST_PAUSE=<stage>[:<file>]`` makes a writer print
+    ``paused: <stage>`` and wait there (until ``<file>`` exists, or forever), so that tests
+    can kill or watch it mid-update."""
+    spec = os.environ.get(_PAUSE_ENV)
+    if not spec:
+        return
+    wanted, _, resume = spec.partition(":")
+    if wanted != stage:
+        return
+    print(f"paused: {stage}", flush=True)
+    while not (resume and os.path.exists(resume)):
+        time.sleep(0.01)
+
+
+# =========================================================================================
+# The sweep
+# =========================================================================================
+
+
+def _sweep(matrix: np.ndarray, task: np.ndarray, *, threads: int) -> np.ndarray:
+    """``sum_i min(task_i, row_i)`` of every uint8 row, as int32.
+
+    Cache-sized chunks, ``threads`` contiguous ranges in parallel (numpy releases the GIL;
+    no OpenMP region, so it degrades gracefully when other processes hold cores).
+    """
+    m, n = matrix.shape
+    out = np.empty(m, dtype=np.int32)
+    if m == 0:
+        return out
+    chunk = max(16, _SWEEP_BLOCK_BYTES // n)
+
+    def run(bounds: tuple[int, int]) -> None:
+        start, stop = bounds
+        buf = np.empty((chunk, n), dtype=np.uint8)
+        for s in range(start, stop, chunk):
+            e = min(s + chunk, stop)
+            block = np.minimum(matrix[s:e], task, out=buf[: e - s])
+            np.add.reduce(block, axis=1, dtype=np.int32, out=out[s:e])
+
+    parts = min(threads * 4, -(-m // chunk)) if threads > 1 else 1
+    step = -(-m // max(parts, 1))
+    ranges = [(s, min(s + step, m)) for s in range(0, m, step)]
+    if len(ranges) <= 1:
+        run((0, m))
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(run, ranges))
+    return out
+
+
+def _candidate_margin(dim: int) -> int:
+    """Quantised-score distance (in 1/255 units) within which a row may still beat the
+    k-th best in float32.
+
+    Per coordinate ``|min(q(u), q(v)) - 255 min(u, v)| <= 1/2`` (min is 1-Lipschitz; the
+    float32 product ``255 v`` adds at most 2e-5), so a row's quantised score is within
+    ``N/2`` of 255 times its exact one; two rows: ``N``. Float32 summation of the exact
+    scores adds at most ``N^2 2^-24`` per score.
+    """
+    return math.ceil(dim * (1 + 4e-5) + 2 * 255 * dim * dim * 2.0**-24) + 1
+
+
+def _top_candidates(approx: np.ndarray, k: int, dim: int) -> np.ndarray:
+    """Positions of every row that may be in the exact top-k, sorted."""
+    m = approx.shape[0]
+    if k >= m:
+        return np.arange(m)
+    kth = np.partition(approx, m - k)[m - k]
+    return np.flatnonzero(approx >= int(kth) - _candidate_margin(dim))
+
+
+def _best(positions: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best ``(position, score)`` pairs, best first; ties by position."""
+    if scores.shape[0] > k:
+        kth = np.partition(scores, scores.shape[0] - k)[scores.shape[0] - k]
+        keep = scores >= kth  # every tie of the k-th score: the order below picks among them
+        positions, scores = positions[keep], scores[keep]
+    order = np.lexsort((positions, -scores))[:k]
+    return positions[order], scores[order]
+
+
+# =========================================================================================
+# The index
+# =========================================================================================
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS matrices (
+    standard_hash TEXT PRIMARY KEY,
+    generation INTEGER NOT NULL,
+    dim INTEGER NOT NULL,
+    count INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rows (
+    standard_hash TEXT NOT NULL,
+    repo_id TEXT NOT NULL,
+    pos INTEGER NOT NULL,
+    revision TEXT NOT NULL,
+    standard_id TEXT NOT NULL,
+    file_path TEXT NOT NULL,
+    file_sha256 TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    model_revision TEXT,
+    l_to REAL NOT NULL,
+    l_from REAL NOT NULL,
+    library_version TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    indexed_at TEXT NOT NULL,
+    PRIMARY KEY (standard_hash, repo_id)
+);
+CREATE INDEX IF NOT EXISTS rows_pos ON rows (standard_hash, pos);
+CREATE TABLE IF NOT EXISTS crawl (
+    repo_id TEXT PRIMARY KEY,
+    sha TEXT,
+    status TEXT NOT NULL,
+    reason TEXT,
+    updated_at TEXT NOT NULL
+);
+"""
+_ROW_COLUMNS = ", ".join(ROW_FIELDS)
+_KINDS = {"f32": np.float32, "u8": np.uint8}
+
+
+class _StaleState(Exception):
+    """A matrix file of the state being read was replaced meanwhile: read again."""
+
+
+class EmbeddingIndex:
+    """A local index of model embeddings: rows in SQLite, vectors in one matrix per standard.
+
+    Open with :meth:`open`; change with :meth:`update`. Readers never block and always see
+    a committed state. One object is for one thread; open another for another thread.
+    """
+
+    def __init__(self, root: Path, conn: sqlite3.Connection, *, timeout: float = 60.0) -> None:
+        self.root = root
+        self._conn = conn
+        self._timeout = timeout
+        self._tx: IndexTransaction | None = None
+
+    # ---- opening ------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | Path | None = None, *, timeout: float = 60.0) -> EmbeddingIndex:
+        """Opens (creating if needed) the index in a folder.
+
+        Args:
+            path: the index folder (default: :func:`default_index_path`).
+            timeout: seconds to wait for another process's write lock where one is needed.
+
+        Returns:
+            The index.
+
+        Raises:
+            IndexCorruptError: if the folder holds an index of an unknown schema version.
+
+        Example:
+            >>> index = EmbeddingIndex.open("/tmp/my-index")  # doctest: +SKIP
+            >>> index.search(task.vector, task.standard_hash, top=5)  # doctest: +SKIP
+        """
+        root = Path(path).expanduser() if path is not None else default_index_path()
+        (root / "matrices").mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(root / "index.sqlite", timeout=timeout, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            _init_schema(conn, root)
+        except BaseException:
+            conn.close()
+            raise
+        return cls(root, conn, timeout=timeout)
+
+    def close(self) -> None:
+        """Closes the database connection (memory maps already handed out stay valid)."""
+        self._conn.close()
+
+    def __enter__(self) -> EmbeddingIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"EmbeddingIndex({str(self.root)!r})"
+
+    # ---- reading ------------------------------------------------------------------------
+
+    def rows(self, standard_hash: str | None = None) -> list[IndexRow]:
+        """Every row, or every row of one standard in matrix order.
+
+        Args:
+            standard_hash: only this standard's rows (aligned with :meth:`vectors`).
+
+        Returns:
+            Rows sorted by standard hash, then matrix position.
+        """
+        with self._snapshot():
+            return self._select_rows(standard_hash)
+
+    def get(self, repo_id: str, standard_hash: str) -> IndexRow | None:
+        """The row of a repo under a standard, or None."""
+        cur = self._conn.execute(
+            f"SELECT {_ROW_COLUMNS} FROM rows WHERE standard_hash = ? AND repo_id = ?",
+            (standard_hash, repo_id),
+        )
+        found = cur.fetchone()
+        return IndexRow(*found) if found else None
+
+    def crawl_state(self, repo_id: str) -> CrawlState | None:
+        """What the last crawl recorded for a repo, or None if it was never crawled."""
+        cur = self._conn.execute(
+            "SELECT repo_id, sha, status, reason, updated_at FROM crawl WHERE repo_id = ?",
+            (repo_id,),
+        )
+        found = cur.fetchone()
+        return CrawlState(*found) if found else None
+
+    def vectors(self, standard_hash: str) -> np.ndarray:
+        """The float32 vectors of a standard, aligned with :meth:`rows` of that standard.
+
+        Under a concurrent writer, use :meth:`snapshot` to get both from one state.
+
+        Returns:
+            A read-only ``np.memmap`` ``(m, N)``; an empty ``(0, 0)`` array if the index
+            holds no row of that standard.
+
+        Raises:
+            IndexCorruptError: if the matrix file is missing or too short.
+        """
+        return self.snapshot(standard_hash)[1]
+
+    def snapshot(self, standard_hash: str) -> tuple[list[IndexRow], np.ndarray]:
+        """A standard's rows and float32 vectors, read from one committed state.
+
+        Returns:
+            ``(rows, vectors)`` as :meth:`rows` and :meth:`vectors` give them.
+        """
+
+        def read() -> tuple[list[IndexRow], np.ndarray]:
+            live = self._live(standard_hash)
+            if live is None:
+                return [], np.empty((0, 0), dtype=np.float32)
+            return self._select_rows(standard_hash), self._matrix(live, "f32")
+
+        return self._read(read)
+
+    def search(
+        self,
+        task_vector: torch.Tensor | np.ndarray,
+        standard_hash: str,
+        *,
+        top: int = 10,
+        exact: bool = True,
+        threads: int | None = None,
+    ) -> list[tuple[IndexRow, float]]:
+        """The models of a standard that best fit a task: fuzzy intersection, best first.
+
+        One sweep ``sum_i min(u_i, v_i)`` over the standard's uint8 matrix, then the rows
+        that may be in the top-k are rescored from the float32 matrix with
+        :func:`hf_stdembed.core.fuzzy_intersection`, so scores and order are the float32
+        ones. Ties keep matrix order.
+
+        Args:
+            task_vector: the task embedding ``u``, ``(N,)`` in [0, 1].
+            standard_hash: the standard the task embedding belongs to.
+            top: how many rows to return.
+            exact: False skips the rescoring: scores are then the quantised ones, within
+                ``N / 510`` of the float32 ones.
+            threads: sweep threads (default: the CPU count, at most 8).
+
+        Returns:
+            ``(row, score)`` pairs, at most ``top``; empty if the standard has no rows.
+
+        Raises:
+            ValueError: on an invalid ``top`` or task vector.
+            StandardMismatchError: if the task vector's length is not the standard's N.
+        """
+        if top < 1:
+            raise ValueError(f"Invalid top value: {top}")
+        task = _as_array(task_vector).astype(np.float32)
+        problem = _vector_problem(task, None)
+        if problem:
+            raise ValueError(f"invalid task vector: {problem}")
+        threads = threads or default_threads()
+
+        def run() -> list[tuple[IndexRow, float]]:
+            live = self._live(standard_hash)
+            if live is None:
+                return []
+            if task.shape[0] != live.dim:
+                raise StandardMismatchError(
+                    f"task vector has {task.shape[0]} values; standard {standard_hash} has "
+                    f"{live.dim}"
+                )
+            approx = _sweep(self._matrix(live, "u8"), _quantise(task), threads=threads)
+            k = min(top, live.count)
+            if exact:
+                positions, scores = self._rescore(live, task, approx, k)
+            else:
+                positions, scores = _best(np.arange(live.count), approx, k)
+                scores = scores / 255.0
+            rows = self._rows_at(standard_hash, positions.tolist())
+            return [(row, float(s)) for row, s in zip(rows, scores, strict=True)]
+
+        return self._read(run)
+
+    def stats(self) -> IndexStats:
+        """Rows, standards, crawl states and bytes on disk."""
+        with self._snapshot():
+            standards = {}
+            for live in self._all_live():
+                cells = live.count * live.dim
+                standards[live.standard_hash] = StandardStats(
+                    live.count, live.dim, live.generation, cells * 4, cells
+                )
+            status = dict(self._conn.execute("SELECT status, count(*) FROM crawl GROUP BY status"))
+        disk = sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+        return IndexStats(
+            path=self.root,
+            rows=sum(s.rows for s in standards.values()),
+            standards=standards,
+            crawled_repos=sum(status.values()),
+            crawl_status=status,
+            disk_bytes=disk,
+        )
+
+    def check(self) -> None:
+        """Checks that the database and the matrix files agree.
+
+        Raises:
+            IndexCorruptError: naming the first disagreement (SQLite integrity, positions
+                not ``0..m-1``, a matrix file missing or short, a uint8 row that is not the
+                quantised float32 one).
+        """
+
+        def run() -> None:
+            (verdict,) = self._conn.execute("PRAGMA quick_check").fetchone()
+            if verdict != "ok":
+                raise IndexCorruptError(f"database check failed: {verdict}", path=str(self.root))
+            for live in self._all_live():
+                count, low, high, distinct = self._conn.execute(
+                    "SELECT count(*), min(pos), max(pos), count(DISTINCT pos) FROM rows "
+                    "WHERE standard_hash = ?",
+                    (live.standard_hash,),
+                ).fetchone()
+                if (count, distinct, low, high) != (live.count, live.count, 0, live.count - 1):
+                    raise IndexCorruptError(
+                        f"standard {live.standard_hash}: {count} rows at positions "
+                        f"{low}..{high} for a matrix of {live.count}",
+                        path=str(self.root),
+                    )
+                f32, u8 = self._matrix(live, "f32"), self._matrix(live, "u8")
+                for s in range(0, live.count, _WRITE_BLOCK_ROWS):
+                    if not np.array_equal(
+                        _quantise(f32[s : s + _WRITE_BLOCK_ROWS]), u8[s : s + _WRITE_BLOCK_ROWS]
+                    ):
+                        raise IndexCorruptError(
+                            f"standard {live.standard_hash}: the sweep matrix disagrees with "
+                            f"the vectors near row {s}",
+                            path=str(self.root),
+                        )
+            for standard_hash, count in self._conn.execute(
+                "SELECT standard_hash, count(*) FROM rows WHERE standard_hash NOT IN "
+                "(SELECT standard_hash FROM matrices) GROUP BY standard_hash"
+            ):
+                raise IndexCorruptError(
+                    f"{count} rows of standard {standard_hash} have no matrix",
+                    path=str(self.root),
+                )
+
+        self._read(run)
+
+    # ---- writing ------------------------------------------------------------------------
+
+    @contextmanager
+    def update(self, *, timeout: float = 60.0) -> Iterator[IndexTransaction]:
+        """A transaction: its changes become visible together when the block exits cleanly.
+
+        An exception (or Ctrl-C) in the block, or a crash anywhere, leaves the previous
+        state. Rows added to a standard are appended to its matrix; a replacement or
+        removal rewrites the standard's matrix once per transaction, so batch them.
+
+        Args:
+            timeout: seconds to wait while another writer holds the index.
+
+        Yields:
+            The :class:`IndexTransaction` to record changes on.
+
+        Raises:
+            IndexBusyError: if another writer still holds the index after ``timeout``.
+
+        Example:
+            >>> with index.update() as tx:  # doctest: +SKIP
+            ...     tx.upsert(IndexRow.from_embedding(emb, "org/model", ...), emb.vector)
+            ...     tx.record_crawl("org/model", sha, "indexed")
+        """
+        if self._tx is not None:
+            raise RuntimeError("an update is already open on this index object")
+        self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            raise IndexBusyError(
+                f"another process is updating the index (waited {timeout:g} s): {e}",
+                path=str(self.root),
+            ) from e
+        finally:
+            self._conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+        tx = self._tx = IndexTransaction(self)
+        try:
+            self._clean_files()
+            yield tx
+            tx._commit()
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            tx._discard()
+            raise
+        finally:
+            tx._closed = True
+            self._tx = None
+        tx._forget_old_files()
+
+    def record_crawl(
+        self, repo_id: str, sha: str | None, status: str, reason: str | None = None
+    ) -> None:
+        """Records a crawl result in its own transaction (see :meth:`update`)."""
+        with self.update() as tx:
+            tx.record_crawl(repo_id, sha, status, reason)
+
+    # ---- parquet ------------------------------------------------------------------------
+
+    def export_parquet(
+        self,
+        path: str | Path,
+        *,
+        standard_hash: str | None = None,
+        batch_rows: int = 65536,
+    ) -> Path:
+        """Writes the rows and their vectors to one parquet file (atomically).
+
+        Columns: every :class:`IndexRow` field and ``embedding`` (``list<float32>``), so
+        ``datasets.load_dataset("parquet", data_files=path)`` reads it and it can be pushed
+        as a Hub dataset.
+
+        Args:
+            path: the file to write.
+            standard_hash: only this standard's rows.
+            batch_rows: rows per parquet row group.
+
+        Returns:
+            The path written.
+        """
+        import pyarrow.parquet as pq
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+
+        def run() -> None:
+            with pq.ParquetWriter(tmp, _parquet_schema()) as writer:
+                for live in self._all_live():
+                    if standard_hash in (None, live.standard_hash):
+                        for batch in self._record_batches(live, batch_rows):
+                            writer.write_batch(batch)
+            _fsync_file(tmp)
+
+        try:
+            self._read(run)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+    def import_parquet(self, path: str | Path, *, batch_rows: int = 65536) -> ImportReport:
+        """Merges the rows of a parquet file written by :meth:`export_parquet`.
+
+        Every row is checked (metadata; vector float32, of the standard's length N, in
+        [0, 1], no NaN); a bad row is skipped with its reason and never imported. A good row
+        replaces the index's row of the same repo and standard. Each batch of
+        ``batch_rows`` rows is one transaction; importing again is harmless.
+
+        Args:
+            path: the parquet file.
+            batch_rows: rows per transaction.
+
+        Returns:
+            Counts of imported and unchanged rows, and the skipped rows with reasons.
+
+        Raises:
+            FileNotFoundError: if there is no such file.
+            InvalidEmbeddingError: if the file lacks a column or its ``embedding`` column
+                is not a list of float32.
+        """
+        imported = unchanged = 0
+        skipped: list[SkippedRow] = []
+        known_dims: dict[str, int] = {}
+        seen: dict[tuple[str, str], int] = {}
+        for batch in _read_parquet_batches(Path(path), batch_rows):
+            with self.update() as tx:
+                added, same = tx._import_batch(batch, known_dims, seen, skipped)
+            imported, unchanged = imported + added, unchanged + same
+        return ImportReport(imported, unchanged, skipped)
+
+    # ---- internals ----------------------------------------------------------------------
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """One read transaction: every query inside sees the same committed state."""
+        if self._conn.in_transaction:  # inside this object's own update: already one state
+            yield
+            return
+        self._conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._conn.execute("COMMIT")
+
+    def _read(self, fn: Callable[[], T]) -> T:
+        """Runs ``fn`` in a snapshot, again if a writer replaced a file it needed."""
+        for _ in range(_STALE_RETRIES):
+            try:
+                with self._snapshot():
+                    return fn()
+            except _StaleState:
+                continue
+        raise IndexCorruptError(
+            "a matrix file of the committed state is missing", path=str(self.root)
+        )
+
+    def _live(self, standard_hash: str) -> _Live | None:
+        found = self._conn.execute(
+            "SELECT standard_hash, generation, dim, count FROM matrices WHERE standard_hash = ?",
+            (standard_hash,),
+        ).fetchone()
+        return _Live(*found) if found else None
+
+    def _all_live(self) -> list[_Live]:
+        cur = self._conn.execute(
+            "SELECT standard_hash, generation, dim, count FROM matrices ORDER BY standard_hash"
+        )
+        return [_Live(*found) for found in cur]
+
+    def _matrix_path(self, standard_hash: str, generation: int, kind: str) -> Path:
+        return self.root / "matrices" / f"{standard_hash}.{generation}.{kind}"
+
+    def _matrix(self, live: _Live, kind: str) -> np.ndarray:
+        """The memory map of a live matrix (its first ``count`` rows).
+
+        Raises:
+            _StaleState: if the file is gone (a writer replaced it since the state was read).
+            IndexCorruptError: if the file is shorter than the state says.
+        """
+        dtype = _KINDS[kind]
+        if live.count == 0:
+            return np.empty((0, live.dim), dtype=dtype)
+        path = self._matrix_path(live.standard_hash, live.generation, kind)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError as e:
+            raise _StaleState() from e
+        need = live.count * live.dim * np.dtype(dtype).itemsize
+        if size < need:
+            raise IndexCorruptError(
+                f"matrix file holds {size} bytes, the index needs {need}", path=str(path)
+            )
+        try:
+            return np.memmap(path, dtype=dtype, mode="r", shape=(live.count, live.dim))
+        except FileNotFoundError as e:
+            raise _StaleState() from e
+
+    def _select_rows(self, standard_hash: str | None) -> list[IndexRow]:
+        if standard_hash is None:
+            cur = self._conn.execute(f"SELECT {_ROW_COLUMNS} FROM rows ORDER BY standard_hash, pos")
+        else:
+            cur = self._conn.execute(
+                f"SELECT {_ROW_COLUMNS} FROM rows WHERE standard_hash = ? ORDER BY pos",
+                (standard_hash,),
+            )
+        return [IndexRow(*found) for found in cur]
+
+    def _rows_at(self, standard_hash: str, positions: list[int]) -> list[IndexRow]:
+        """The rows at matrix positions, in the order given."""
+        found: dict[int, IndexRow] = {}
+        for s in range(0, len(positions), 500):
+            part = positions[s : s + 500]
+            cur = self._conn.execute(
+                f"SELECT pos, {_ROW_COLUMNS} FROM rows WHERE standard_hash = ? "
+                f"AND pos IN ({', '.join('?' * len(part))})",
+                (standard_hash, *part),
+            )
+            found.update((pos, IndexRow(*rest)) for pos, *rest in cur)
+        missing = [p for p in positions if p not in found]
+        if missing:
+            raise IndexCorruptError(
+                f"standard {standard_hash}: no row at matrix positions {missing[:5]}",
+                path=str(self.root),
+            )
+        return [found[p] for p in positions]
+
+    def _rescore(
+        self, live: _Live, task: np.ndarray, approx: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The exact float32 top-k among the rows the quantised sweep cannot rule out."""
+        import torch
+
+        from .core import fuzzy_intersection
+
+        candidates = _top_candidates(approx, k, live.dim)
+        matrix, u = self._matrix(live, "f32"), torch.from_numpy(task)
+        # Usually a few dozen rows: chunks under torch's parallel grain (32768 values) run
+        # inline, without waking an OpenMP team (slow when other processes hold the cores).
+        chunk_rows = max(1, 32767 // live.dim) if candidates.shape[0] <= 4096 else 65536
+        scores = np.empty(candidates.shape[0], dtype=np.float32)
+        for s in range(0, candidates.shape[0], _WRITE_BLOCK_ROWS):
+            part = candidates[s : s + _WRITE_BLOCK_ROWS]  # in blocks: all rows may tie
+            block = torch.from_numpy(matrix[part])
+            scores[s : s + part.shape[0]] = fuzzy_intersection(u, block, chunk_rows=chunk_rows)
+        return _best(candidates, scores, k)
+
+    def _record_batches(self, live: _Live, batch_rows: int) -> Iterator[Any]:
+        """The rows and vectors of one standard as pyarrow record batches."""
+        vectors = self._matrix(live, "f32")
+        cur = self._conn.execute(
+            f"SELECT pos, {_ROW_COLUMNS} FROM rows WHERE standard_hash = ? ORDER BY pos",
+            (live.standard_hash,),
+        )
+        while found := cur.fetchmany(batch_rows):
+            positions = [f[0] for f in found]
+            block = np.asarray(vectors[positions[0] : positions[-1] + 1])
+            if block.shape[0] != len(positions):  # positions are 0..m-1: never, but be sure
+                block = np.asarray(vectors[positions])
+            yield _record_batch([IndexRow(*f[1:]) for f in found], block)
+
+    def _clean_files(self) -> None:
+        """Removes what crashed writers left (unreferenced generations, bytes past
+        ``count``). Only under the write lock: a running writer's new files look the same.
+
+        Raises:
+            IndexCorruptError: if a live matrix file is missing or short.
+        """
+        live = {x.standard_hash: x for x in self._all_live()}
+        wanted = {}
+        for x in live.values():
+            for kind, dtype in _KINDS.items():
+                need = x.count * x.dim * np.dtype(dtype).itemsize
+                wanted[self._matrix_path(x.standard_hash, x.generation, kind).name] = need
+        for path in (self.root / "matrices").iterdir():
+            if path.name not in wanted:
+                path.unlink(missing_ok=True)
+            elif path.stat().st_size > wanted[path.name]:
+                os.truncate(path, wanted[path.name])
+        for x in live.values():
+            for kind in _KINDS:
+                try:
+                    self._matrix(x, kind)
+                except _StaleState as e:
+                    raise IndexCorruptError(
+                        f"matrix file {x.standard_hash}.{x.generation}.{kind} is missing",
+                        path=str(self.root),
+                    ) from e
+
+
+def _init_schema(conn: sqlite3.Connection, root: Path) -> None:
+    """Creates the tables on a new index; checks the schema version of an existing one."""
+    try:
+        found = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.OperationalError:
+        found = None
+    if found is None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        found = (SCHEMA_VERSION,)
+    if found[0] != SCHEMA_VERSION:
+        raise IndexCorruptError(
+            f"index schema version {found[0]!r}; this hf-stdembed reads version "
+            f"{SCHEMA_VERSION} (try upgrading hf-stdembed)",
+            path=str(root),
+        )
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    """Makes new directory entries durable (POSIX; a no-op where directories can't be
+    opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# =========================================================================================
+# Parquet
+# =========================================================================================
+
+
+def _parquet_schema() -> Any:
+    """Every :class:`IndexRow` field, then ``embedding`` as ``list<float32>``."""
+    import pyarrow as pa
+
+    numbers = {"l_to": pa.float64(), "l_from": pa.float64()}
+    columns = [pa.field(name, numbers.get(name, pa.string())) for name in ROW_FIELDS]
+    columns.append(pa.field("embedding", pa.list_(pa.float32())))
+    meta = {"hf-stdembed": json.dumps({"format": PARQUET_FORMAT, "version": SCHEMA_VERSION})}
+    return pa.schema(columns, metadata=meta)
+
+
+def _record_batch(rows: list[IndexRow], block: np.ndarray) -> Any:
+    """Rows and their vectors ``(r, N)`` as one pyarrow record batch."""
+    import pyarrow as pa
+
+    schema = _parquet_schema()
+    columns = [pa.array([getattr(r, n) for r in rows], schema.field(n).type) for n in ROW_FIELDS]
+    count, dim = block.shape
+    offsets = pa.array(np.arange(0, (count + 1) * dim, dim, dtype=np.int64), pa.int32())
+    values = pa.array(np.ascontiguousarray(block, dtype=np.float32).reshape(-1), pa.float32())
+    columns.append(pa.ListArray.from_arrays(offsets, values))
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+_ParsedRow = tuple[int, IndexRow, "np.ndarray | None", "str | None"]
+
+
+def _read_parquet_batches(path: Path, batch_rows: int) -> Iterator[list[_ParsedRow]]:
+    """The rows of a parquet file as ``(number, row, vector or None, problem or None)``.
+
+    Raises:
+        FileNotFoundError: if there is no such file.
+        InvalidEmbeddingError: if it is not parquet, lacks a column, or its ``embedding``
+            column is not a list of float32.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not path.is_file():
+        raise FileNotFoundError(f"no parquet file at {path}")
+    try:
+        file = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as e:
+        raise InvalidEmbeddingError(f"not a readable parquet file ({e})", path=str(path)) from e
+    schema = file.schema_arrow
+    missing = [name for name in (*ROW_FIELDS, "embedding") if name not in schema.names]
+    if missing:
+        raise InvalidEmbeddingError(f"missing columns {missing}", path=str(path))
+    kind = schema.field("embedding").type
+    is_list = pa.types.is_list(kind) or pa.types.is_large_list(kind)
+    if not (is_list or pa.types.is_fixed_size_list(kind)) or kind.value_type != pa.float32():
+        raise InvalidEmbeddingError(
+            f"column 'embedding' is {kind}, expected list<float32>", path=str(path)
+        )
+    number = 0
+    for batch in file.iter_batches(batch_size=batch_rows, columns=[*ROW_FIELDS, "embedding"]):
+        meta = {name: batch.column(name).to_pylist() for name in ROW_FIELDS}
+        vectors = batch.column("embedding").cast(pa.large_list(pa.float32()))
+        offsets = vectors.offsets.to_numpy()
+        values = vectors.values.to_numpy(zero_copy_only=False)  # null values become NaN
+        nulls = vectors.is_null().to_numpy(zero_copy_only=False)
+        parsed: list[_ParsedRow] = []
+        for i in range(batch.num_rows):
+            row = IndexRow(**{name: meta[name][i] for name in ROW_FIELDS})
+            if nulls[i]:
+                parsed.append((number, row, None, "embedding is null"))
+            else:
+                vector = np.array(values[offsets[i] : offsets[i + 1]], dtype=values.dtype)
+                parsed.append((number, row, vector, None))
+            number += 1
+        yield parsed
+
+
+# =========================================================================================
+# Transactions
+# =========================================================================================
+
+
+class _MatrixWriter:
+    """Writes float32 rows and their quantised uint8 rows to a generation's two files."""
+
+    def __init__(self, index: EmbeddingIndex, live: _Live, *, start: int, create: bool) -> None:
+        self.paths = [index._matrix_path(live.standard_hash, live.generation, k) for k in _KINDS]
+        self.dim = live.dim
+        self.rows = start
+        self.files = [open(p, "w+b" if create else "r+b") for p in self.paths]  # noqa: SIM115
+        for f, dtype in zip(self.files, _KINDS.values(), strict=True):
+            f.seek(start * self.dim * np.dtype(dtype).itemsize)
+
+    def write(self, block: np.ndarray) -> None:
+        """Appends rows ``(r, N)`` float32."""
+        if block.shape[0] == 0:
+            return
+        self.files[0].write(np.ascontiguousarray(block, dtype=np.float32).tobytes())
+        _test_pause("partial-matrix")
+        self.files[1].write(_quantise(block).tobytes())
+        self.rows += block.shape[0]
+
+    def finish(self) -> None:
+        """Cuts anything past the last row written, flushes and fsyncs both files."""
+        for f, dtype in zip(self.files, _KINDS.values(), strict=True):
+            f.truncate(self.rows * self.dim * np.dtype(dtype).itemsize)
+            f.flush()
+            os.fsync(f.fileno())
+        self.close()
+
+    def close(self) -> None:
+        for f in self.files:
+            f.close()
+
+
+@dataclass
+class _StandardChange:
+    """What a transaction does to one standard's rows."""
+
+    added: list[tuple[IndexRow, np.ndarray]] = field(default_factory=list)  # (row, vector)
+    replaced: dict[int, tuple[int, IndexRow, np.ndarray]] = field(default_factory=dict)
+    # ^ pos: (rowid, row, vector)
+    removed: dict[int, int] = field(default_factory=dict)  # pos: rowid
+
+
+class IndexTransaction:
+    """Changes recorded inside :meth:`EmbeddingIndex.update`; nothing is written until the
+    block exits."""
+
+    def __init__(self, index: EmbeddingIndex) -> None:
+        self._index = index
+        self._ops: dict[tuple[str, str], tuple[IndexRow, np.ndarray] | None] = {}
+        self._crawl: dict[str, CrawlState] = {}
+        self._dims: dict[str, int] = {}
+        self._new_files: list[Path] = []
+        self._old_files: list[Path] = []
+        self._last_generation: int | None = None  # read from the database at first use
+        self._closed = False
+
+    def upsert(self, row: IndexRow, vector: torch.Tensor | np.ndarray) -> None:
+        """Adds a row, or replaces the row of the same repo and standard.
+
+        Args:
+            row: the metadata.
+            vector: the float32 embedding ``(N,)`` in [0, 1]; copied.
+
+        Raises:
+            InvalidEmbeddingError: on invalid metadata, or a vector that is not float32,
+                is not of the standard's length, or holds values outside [0, 1] or NaN.
+        """
+        self._check_open()
+        vector = _as_array(vector)
+        problem = _row_problem(row) or _vector_problem(vector, self._dim(row.standard_hash))
+        if problem:
+            raise InvalidEmbeddingError(problem, path=f"{row.repo_id}/{row.file_path}")
+        self._dims.setdefault(row.standard_hash, vector.shape[0])
+        self._ops[(row.standard_hash, row.repo_id)] = (row, vector)
+
+    def remove(self, repo_id: str, standard_hash: str) -> None:
+        """Removes the row of a repo under a standard (nothing if there is none)."""
+        self._check_open()
+        self._ops[(standard_hash, repo_id)] = None
+
+    def record_crawl(
+        self, repo_id: str, sha: str | None, status: str, reason: str | None = None
+    ) -> None:
+        """Records what crawling a repo found.
+
+        Args:
+            repo_id: the repo.
+            sha: the commit seen (None if the repo could not be read).
+            status: e.g. ``"indexed"``, ``"no-embedding"``, ``"invalid"``, ``"error"``.
+            reason: why, for an invalid repo or an error.
+        """
+        self._check_open()
+        self._crawl[repo_id] = CrawlState(repo_id, sha, status, reason, _now())
+
+    # ---- internals ----------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this transaction is over: open a new `with index.update()`")
+
+    def _new_generation(self, standard_hash: str) -> _Live:
+        """A generation number never used by a committed state (so a reader holding an old
+        state can never open another state's file under the same name)."""
+        if self._last_generation is None:
+            found = self._index._conn.execute(
+                "SELECT value FROM meta WHERE key = 'last_generation'"
+            ).fetchone()
+            self._last_generation = int(found[0]) if found else 0
+        self._last_generation += 1
+        target = _Live(standard_hash, self._last_generation, 0, 0)
+        self._new_files += [
+            self._index._matrix_path(standard_hash, target.generation, k) for k in _KINDS
+        ]
+        return target
+
+    def _dim(self, standard_hash: str) -> int | None:
+        """N of a standard: the index's, or that of the first vector upserted."""
+        if standard_hash not in self._dims:  # the state can't change: this writer holds it
+            live = self._index._live(standard_hash)
+            if live is not None:
+                self._dims[standard_hash] = live.dim
+        return self._dims.get(standard_hash)
+
+    def _commit(self) -> None:
+        """Writes the matrices, then the rows, then commits (see the module docstring)."""
+        changes: dict[str, dict[str, tuple[IndexRow, np.ndarray] | None]] = {}
+        for (standard_hash, repo_id), op in self._ops.items():
+            changes.setdefault(standard_hash, {})[repo_id] = op
+        apply_sql = [self._write_standard(h, ops) for h, ops in changes.items()]
+        _test_pause("matrices-synced")
+        conn = self._index._conn
+        for apply in apply_sql:
+            apply(conn)
+        conn.executemany(
+            "INSERT OR REPLACE INTO crawl VALUES (?, ?, ?, ?, ?)",
+            [(c.repo_id, c.sha, c.status, c.reason, c.updated_at) for c in self._crawl.values()],
+        )
+        if self._last_generation is not None:
+            conn.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('last_generation', ?)",
+                (str(self._last_generation),),
+            )
+        _test_pause("sql-pending")
+        conn.execute("COMMIT")
+
+    def _write_standard(
+        self, standard_hash: str, ops: dict[str, tuple[IndexRow, np.ndarray] | None]
+    ) -> Callable[[sqlite3.Connection], None]:
+        """Writes one standard's matrix files; returns what to run in SQL afterwards."""
+        conn = self._index._conn
+        change = _StandardChange()
+        repos, indexed = list(ops), {}
+        for s in range(0, len(repos), 500):
+            part = repos[s : s + 500]
+            cur = conn.execute(
+                "SELECT repo_id, rowid, pos FROM rows WHERE standard_hash = ? "
+                f"AND repo_id IN ({', '.join('?' * len(part))})",
+                (standard_hash, *part),
+            )
+            indexed.update((repo_id, (rowid, pos)) for repo_id, rowid, pos in cur)
+        for repo_id, op in ops.items():
+            found = indexed.get(repo_id)
+            if found and op is None:
+                change.removed[found[1]] = found[0]
+            elif found:
+                change.replaced[found[1]] = (found[0], *op)
+            elif op is not None:
+                change.added.append(op)
+        live = self._index._live(standard_hash)
+        if not change.replaced and not change.removed:
+            return self._append(standard_hash, live, change.added)
+        return self._rewrite(live, change)
+
+    def _append(
+        self, standard_hash: str, live: _Live | None, added: list[tuple[IndexRow, np.ndarray]]
+    ) -> Callable[[sqlite3.Connection], None]:
+        """New rows only: written past the committed count, which readers never read."""
+        if not added:
+            return lambda conn: None
+        start = live.count if live else 0
+        if live is None:
+            target = replace(self._new_generation(standard_hash), dim=self._dims[standard_hash])
+        else:
+            target = live
+        writer = _MatrixWriter(self._index, target, start=start, create=live is None)
+        try:
+            for s in range(0, len(added), _WRITE_BLOCK_ROWS):
+                writer.write(np.stack([v for _, v in added[s : s + _WRITE_BLOCK_ROWS]]))
+            writer.finish()
+        finally:
+            writer.close()
+        if live is None:
+            _fsync_dir(self._index.root / "matrices")
+
+        def apply(conn: sqlite3.Connection) -> None:
+            _insert_rows(conn, [(row, start + i) for i, (row, _) in enumerate(added)])
+            _set_live(conn, target, start + len(added))
+
+        return apply
+
+    def _rewrite(
+        self, live: _Live, change: _StandardChange
+    ) -> Callable[[sqlite3.Connection], None]:
+        """Replacements or removals: a new generation, copied from the live one."""
+        old = self._index._matrix(live, "f32")
+        dropped = np.array(sorted(change.removed), dtype=np.int64)
+        kept = live.count - len(dropped)
+        target = _Live(live.standard_hash, live.generation, live.dim, 0)
+        self._old_files += [
+            self._index._matrix_path(live.standard_hash, live.generation, k) for k in _KINDS
+        ]
+        if kept + len(change.added) > 0:
+            target = replace(self._new_generation(live.standard_hash), dim=live.dim)
+            replaced = np.array(sorted(change.replaced), dtype=np.int64)
+            new_rows = np.empty((len(replaced), live.dim), dtype=np.float32)
+            for i, pos in enumerate(replaced.tolist()):
+                new_rows[i] = change.replaced[pos][2]
+            writer = _MatrixWriter(self._index, target, start=0, create=True)
+            try:
+                for s in range(0, live.count, _WRITE_BLOCK_ROWS):
+                    writer.write(_changed_block(old, s, replaced, new_rows, dropped))
+                for s in range(0, len(change.added), _WRITE_BLOCK_ROWS):
+                    writer.write(np.stack([v for _, v in change.added[s : s + _WRITE_BLOCK_ROWS]]))
+                writer.finish()
+            finally:
+                writer.close()
+            _fsync_dir(self._index.root / "matrices")
+
+        def apply(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "DELETE FROM rows WHERE rowid = ?", [(r,) for r in change.removed.values()]
+            )
+            if len(dropped):
+                moved = conn.execute(
+                    "SELECT rowid, pos FROM rows WHERE standard_hash = ? AND pos > ?",
+                    (live.standard_hash, int(dropped[0])),
+                ).fetchall()
+                shift = np.searchsorted(dropped, [pos for _, pos in moved])
+                conn.executemany(
+                    "UPDATE rows SET pos = ? WHERE rowid = ?",
+                    [(pos - int(d), rowid) for (rowid, pos), d in zip(moved, shift, strict=True)],
+                )
+            conn.executemany(
+                f"UPDATE rows SET {', '.join(f'{n} = ?' for n in ROW_FIELDS)} WHERE rowid = ?",
+                [(*_row_values(row), rowid) for rowid, row, _ in change.replaced.values()],
+            )
+            _insert_rows(conn, [(row, kept + i) for i, (row, _) in enumerate(change.added)])
+            _set_live(conn, target, kept + len(change.added))
+
+        return apply
+
+    def _import_batch(
+        self,
+        batch: list[_ParsedRow],
+        known_dims: dict[str, int],
+        seen: dict[tuple[str, str], int],
+        skipped: list[SkippedRow],
+    ) -> tuple[int, int]:
+        """Checks and upserts parsed parquet rows; returns (imported, unchanged)."""
+        imported = unchanged = 0
+        for number, row, vector, problem in batch:
+            if problem is None and vector is not None:
+                problem = self._import_problem(number, row, vector, known_dims, seen)
+            if problem is not None or vector is None:
+                skipped.append(SkippedRow(number, row.repo_id, row.standard_hash, str(problem)))
+                continue
+            if self._index.get(row.repo_id, row.standard_hash) == row and self._same_vector(
+                row, vector
+            ):
+                unchanged += 1
+                continue
+            self.upsert(row, vector)
+            imported += 1
+        return imported, unchanged
+
+    def _import_problem(
+        self,
+        number: int,
+        row: IndexRow,
+        vector: np.ndarray,
+        known_dims: dict[str, int],
+        seen: dict[tuple[str, str], int],
+    ) -> str | None:
+        problem = _row_problem(row)
+        if problem:
+            return problem
+        key = (row.standard_hash, row.repo_id)
+        if key in seen:
+            return f"duplicate of row {seen[key]} (same repo and standard)"
+        dim = self._dim(row.standard_hash) or known_dims.get(row.standard_hash)
+        if dim is None:
+            dim = _builtin_dims().get(row.standard_hash)
+        problem = _vector_problem(vector, dim)
+        if problem:
+            return problem
+        known_dims.setdefault(row.standard_hash, vector.shape[0])
+        seen[key] = number
+        return None
+
+    def _same_vector(self, row: IndexRow, vector: np.ndarray) -> bool:
+        live = self._index._live(row.standard_hash)
+        found = self._index._conn.execute(
+            "SELECT pos FROM rows WHERE standard_hash = ? AND repo_id = ?",
+            (row.standard_hash, row.repo_id),
+        ).fetchone()
+        if live is None or found is None:
+            return False
+        return bool(np.array_equal(self._index._matrix(live, "f32")[found[0]], vector))
+
+    def _discard(self) -> None:
+        """After a failed commit: removes the new files no committed state points at."""
+        for path in self._new_files:
+            standard_hash, generation, _ = path.name.split(".")
+            live = self._index._live(standard_hash)
+            if live is None or str(live.generation) != generation:
+                path.unlink(missing_ok=True)
+
+    def _forget_old_files(self) -> None:
+        """After a commit: deletes replaced generations (readers keep what they mapped)."""
+        for path in self._old_files:
+            with suppress(OSError):  # e.g. mapped on Windows: the next update removes it
+                path.unlink(missing_ok=True)
+
+
+def _changed_block(
+    old: np.ndarray, start: int, replaced: np.ndarray, new_rows: np.ndarray, dropped: np.ndarray
+) -> np.ndarray:
+    """Rows ``start..start+B`` of the old matrix, with the rows at the sorted positions
+    ``replaced`` set to ``new_rows`` and those at the sorted positions ``dropped`` left out."""
+    block = np.array(old[start : start + _WRITE_BLOCK_ROWS])
+    stop = start + block.shape[0]
+    lo, hi = np.searchsorted(replaced, [start, stop])
+    block[replaced[lo:hi] - start] = new_rows[lo:hi]
+    lo, hi = np.searchsorted(dropped, [start, stop])
+    return np.delete(block, dropped[lo:hi] - start, axis=0) if hi > lo else block
+
+
+def _insert_rows(conn: sqlite3.Connection, rows: list[tuple[IndexRow, int]]) -> None:
+    conn.executemany(
+        f"INSERT INTO rows (pos, {_ROW_COLUMNS}) VALUES ({', '.join('?' * (len(ROW_FIELDS) + 1))})",
+        [(pos, *_row_values(row)) for row, pos in rows],
+    )
+
+
+def _set_live(conn: sqlite3.Connection, target: _Live, count: int) -> None:
+    if count == 0:
+        conn.execute("DELETE FROM matrices WHERE standard_hash = ?", (target.standard_hash,))
+    else:
+        conn.execute(
+            "INSERT OR REPLACE INTO matrices VALUES (?, ?, ?, ?)",
+            (target.standard_hash, target.generation, target.dim, count),
+        )
+
+
+@functools.cache
+def _builtin_dims() -> dict[str, int]:
+    """N of every built-in standard, by hash."""
+    from .standards import builtin_standards
+
+    return {standard.hash: standard.dim for standard in builtin_standards().values()}

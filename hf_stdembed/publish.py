@@ -1,0 +1,341 @@
+"""Publishing: a model's embedding into its own repo, with its model card, in one commit.
+
+:func:`plan_publish` reads the repo (its head and README), computes (or loads) the
+embedding for each standard and renders the new card; :func:`diff_plan` shows the plan
+(``--dry-run``); :func:`publish` commits it, pinned to the revision read, and re-renders the
+card on top of a concurrent change. Embedding files go under ``stdembed/``, never at the
+repo root (timm loads every root ``*.safetensors`` as weights).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .card import CardEntry, embedding_path, update_card
+from .embeddings import ModelEmbedding, load_embedding, save_embedding
+from .errors import (
+    ConcurrentUpdateError,
+    InvalidEmbeddingError,
+    InvalidStandardError,
+    RegistryError,
+    StandardMismatchError,
+)
+from .registry import CommitResult, DirectoryRegistry, HubRegistry, Registry
+from .standards import Standard
+
+README = "README.md"
+
+
+@dataclass(frozen=True)
+class PublishPlan:
+    """Everything one publish commits, computed before anything is pushed."""
+
+    repo_id: str
+    parent_commit: str | None  # the revision read: the commit is made on top of it
+    files: dict[str, bytes]  # embedding files: path in the repo -> bytes
+    readme_before: str | None  # None: the repo has no README.md
+    readme_after: str
+    entries: tuple[CardEntry, ...]  # what the card records, one per standard
+
+    def commit_files(self) -> dict[str, bytes]:
+        """The embedding files and the new README.md: what the commit holds."""
+        return {**self.files, README: self.readme_after.encode("utf-8")}
+
+
+def check_access(registry: Registry, repo_id: str, *, create_pr: bool = False) -> None:
+    """Fails before any work when a publish is bound to be refused (no token, a repo out of
+    the account's namespaces, an unwritable folder), where the registry can tell.
+
+    Raises:
+        AuthError: the message says the fix (log in, or ``--create-pr``).
+        RepoNotFoundError: for a directory registry without the repo.
+    """
+    check = getattr(registry, "check_write", None)
+    if check is not None:
+        check(repo_id, create_pr=create_pr)
+
+
+def plan_publish(
+    registry: Registry,
+    repo_id: str,
+    *,
+    standards: Sequence[Standard],
+    model: str | None = None,
+    embeddings: Sequence[Path] | None = None,
+    revision: str | None = None,
+    progress: bool = True,
+    device: str | torch.device | None = None,
+    batch_size: int = 64,
+    cache_dir: str | Path | None = None,
+) -> PublishPlan:
+    """Reads the repo and computes what publishing would commit; pushes nothing.
+
+    The model embedded is, by default, the repo's own at a pinned commit: ``revision``
+    resolved to a sha (default: the head of ``main``). For a directory registry it is the
+    repo folder. ``model`` embeds another spec instead (``revision`` then applies to it), and
+    ``embeddings`` publishes precomputed files (one per standard, matched by standard hash).
+
+    Args:
+        registry (`Registry`): where the repo lives.
+        repo_id (`str`): the model repo to publish to.
+        standards (`Sequence[Standard]`): the standards to embed under (at least one).
+        model (`str`, *optional*): a model spec to embed instead of the repo itself.
+        embeddings (`Sequence[Path]`, *optional*): precomputed embedding files.
+        revision (`str`, *optional*): the model revision to embed.
+        progress (`bool`, defaults to True): progress bars on stderr.
+        device, batch_size, cache_dir: as in
+            :func:`~hf_stdembed.pipeline.compute_model_embedding`.
+
+    Returns:
+        `PublishPlan`: the files, the README before and after, and the card entries.
+
+    Raises:
+        InvalidStandardError: no standard, a standard given twice, or an id that cannot
+            name a file.
+        StandardMismatchError: an embedding file of none of the standards, or a standard
+            without a file.
+        RepoNotFoundError, RepoRevisionNotFoundError, GatedRepoAccessError, RegistryError:
+            from the registry.
+        ModelLoadError: the model cannot be loaded.
+        InvalidCardError: the README's front matter cannot be parsed.
+
+    Example:
+        ```py
+        >>> standard = get_standard("resnet18-in1k-val")
+        >>> plan = plan_publish(HubRegistry(), "me/model", standards=[standard])
+        >>> print(diff_plan(plan))
+        ```
+    """
+    if not standards:
+        raise InvalidStandardError("no standard given: name at least one (--standard)")
+    ids = [s.id for s in standards]
+    for standard_id in ids:
+        if ids.count(standard_id) > 1:
+            raise InvalidStandardError(f"standard {standard_id!r} is given twice")
+        embedding_path(standard_id)
+    if embeddings and (model is not None or revision is not None):
+        raise ValueError("Invalid arguments: embedding files are published as they are; "
+                         "model and revision apply only when computing")  # fmt: skip
+
+    parent = registry.head(repo_id)
+    readme = registry.read_text(repo_id, README, revision=parent)
+    if embeddings:
+        computed = _load_files(embeddings, standards)
+    else:
+        computed = _compute(
+            registry,
+            repo_id,
+            parent,
+            standards,
+            model=model,
+            revision=revision,
+            options={
+                "progress": progress,
+                "device": device,
+                "batch_size": batch_size,
+                "cache_dir": cache_dir,
+            },
+        )
+    entries = tuple(
+        CardEntry.from_embedding(emb, data, sha256=hashlib.sha256(data).hexdigest())
+        for emb, data in computed
+    )
+    return PublishPlan(
+        repo_id=repo_id,
+        parent_commit=parent,
+        files={entry.file: data for entry, (_, data) in zip(entries, computed, strict=True)},
+        readme_before=readme,
+        readme_after=update_card(readme, list(entries), repo_id=repo_id),
+        entries=entries,
+    )
+
+
+def rebase_plan(registry: Registry, plan: PublishPlan) -> PublishPlan:
+    """The plan on top of the repo's current head: README re-read and the card re-rendered.
+
+    The embedding files are kept as they are: they depend on the model, not on the card.
+    """
+    head = registry.head(plan.repo_id)
+    readme = registry.read_text(plan.repo_id, README, revision=head)
+    return dataclasses.replace(
+        plan,
+        parent_commit=head,
+        readme_before=readme,
+        readme_after=update_card(readme, list(plan.entries), repo_id=plan.repo_id),
+    )
+
+
+def publish(
+    registry: Registry,
+    plan: PublishPlan,
+    *,
+    create_pr: bool = False,
+    max_attempts: int = 3,
+) -> CommitResult:
+    """Commits a plan: the embedding files and README.md in one commit on ``parent_commit``.
+
+    When someone else commits in between (the registry answers with a parent mismatch), the
+    README is read again at the new head, the card re-rendered on top of it and the commit
+    retried, at most ``max_attempts`` times in all. The embedding itself is not recomputed:
+    it depends on the model only.
+
+    Args:
+        registry (`Registry`): where the repo lives.
+        plan (`PublishPlan`): from :func:`plan_publish`.
+        create_pr (`bool`, defaults to False): open a pull request instead of committing to
+            the main branch (for repos you cannot write to).
+        max_attempts (`int`, defaults to 3): commits tried in all.
+
+    Returns:
+        `CommitResult`: the commit (or pull request) made.
+
+    Raises:
+        ConcurrentUpdateError: the repo kept changing for ``max_attempts`` tries.
+        AuthError: no token, or no write access (the message suggests ``--create-pr``).
+        RepoNotFoundError, GatedRepoAccessError, RegistryError: from the registry.
+
+    Example:
+        ```py
+        >>> result = publish(registry, plan_publish(registry, "me/model", standards=[std]))
+        >>> result.commit_url
+        'https://huggingface.co/me/model/commit/...'
+        ```
+    """
+    if max_attempts < 1:
+        raise ValueError(f"Invalid max_attempts value: {max_attempts} (must be >= 1)")
+    ids = ", ".join(entry.standard_id for entry in plan.entries)
+    message = f"Publish hf-stdembed embedding{'s' if len(plan.entries) > 1 else ''} ({ids})"
+    for attempt in range(1, max_attempts + 1):
+        try:
+            return registry.commit(
+                plan.repo_id,
+                plan.commit_files(),
+                message=message,
+                parent_commit=plan.parent_commit,
+                create_pr=create_pr,
+            )
+        except ConcurrentUpdateError as e:
+            if attempt == max_attempts:
+                raise ConcurrentUpdateError(
+                    f"{plan.repo_id} kept changing while publishing ({max_attempts} attempts); "
+                    "publish again",
+                    repo_id=plan.repo_id,
+                ) from e
+            plan = rebase_plan(registry, plan)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def diff_plan(plan: PublishPlan) -> str:
+    """What a plan would change, for ``--dry-run``: each file with its size and sha256, what
+    the card records per standard, and a unified diff of README.md."""
+    lines = [f"Would commit to {plan.repo_id} on top of {plan.parent_commit or 'the head'}:"]
+    for path, data in sorted(plan.commit_files().items()):
+        lines.append(f"  {path}  {len(data)} bytes  sha256 {hashlib.sha256(data).hexdigest()}")
+    for entry in plan.entries:
+        lines.append(
+            f"  standard {entry.standard_id} ({entry.standard_hash}): {entry.dim} features, "
+            f"fidelity {entry.fidelity:.4f} (L_to {entry.l_to:.4f}, L_from {entry.l_from:.4f}), "
+            f"model revision {entry.model_revision or 'unknown'}"
+        )
+    before = _lines(plan.readme_before or "")
+    after = _lines(plan.readme_after)
+    source = "a/README.md" if plan.readme_before is not None else "/dev/null"
+    diff = "".join(difflib.unified_diff(before, after, fromfile=source, tofile="b/README.md"))
+    return "\n".join(lines) + "\n\n" + (diff or "README.md: no change\n")
+
+
+def _lines(text: str) -> list[str]:
+    return [line if line.endswith("\n") else line + "\n" for line in text.splitlines(True)]
+
+
+def _compute(
+    registry: Registry,
+    repo_id: str,
+    parent: str,
+    standards: Sequence[Standard],
+    *,
+    model: str | None,
+    revision: str | None,
+    options: dict,
+) -> list[tuple[ModelEmbedding, bytes]]:
+    from .extractors import load_extractor
+    from .pipeline import compute_model_embedding
+
+    token = None
+    if model is None:
+        model, revision = _repo_model(registry, repo_id, parent, revision)
+    if isinstance(registry, HubRegistry):
+        token = registry.token
+    extractor = load_extractor(model, revision=revision, token=token)
+    results = []
+    for standard in standards:
+        embedding = compute_model_embedding(extractor, standard, **options)
+        results.append((embedding, _file_bytes(embedding)))
+    return results
+
+
+def _repo_model(
+    registry: Registry, repo_id: str, parent: str, revision: str | None
+) -> tuple[str, str | None]:
+    """The model spec and revision of the repo's own model."""
+    if isinstance(registry, DirectoryRegistry):
+        registry.head(repo_id, revision=revision)  # a directory has only its current files
+        return str(registry.repo_path(repo_id)), None
+    if isinstance(registry, HubRegistry):
+        from huggingface_hub import constants
+
+        if registry.endpoint != constants.ENDPOINT.rstrip("/"):
+            raise RegistryError(
+                f"the model would be downloaded from {constants.ENDPOINT} but the registry is "
+                f"{registry.endpoint}: set HF_ENDPOINT={registry.endpoint} instead of "
+                "--registry, or pass --model / --embedding",
+                repo_id=repo_id,
+            )
+    return repo_id, parent if revision is None else registry.head(repo_id, revision=revision)
+
+
+def _file_bytes(embedding: ModelEmbedding) -> bytes:
+    with tempfile.TemporaryDirectory(prefix="hf-stdembed-") as folder:
+        return save_embedding(embedding, Path(folder) / "embedding.safetensors").read_bytes()
+
+
+def _load_files(
+    paths: Sequence[Path], standards: Sequence[Standard]
+) -> list[tuple[ModelEmbedding, bytes]]:
+    """Each file validated against the standard whose hash it records, in standards order."""
+    found: dict[str, tuple[ModelEmbedding, bytes]] = {}
+    for path in paths:
+        for standard in standards:
+            try:
+                embedding = load_embedding(path, standard=standard)
+            except StandardMismatchError:
+                continue
+            break
+        else:
+            given = ", ".join(s.id for s in standards)
+            raise StandardMismatchError(
+                f"{path}: its standard is none of those given ({given}); pass its standard "
+                "with --standard (a built-in id or a YAML file)"
+            )
+        if not isinstance(embedding, ModelEmbedding):
+            raise InvalidEmbeddingError(
+                "is a task embedding, expected a model embedding", path=path
+            )
+        if standard.id in found:
+            raise InvalidEmbeddingError(f"a second file for standard {standard.id!r}", path=path)
+        found[standard.id] = (embedding, Path(path).read_bytes())
+    missing = [s.id for s in standards if s.id not in found]
+    if missing:
+        raise StandardMismatchError(
+            f"no embedding file given for standard(s) {', '.join(missing)}: pass one with "
+            "--embedding, or drop that --standard"
+        )
+    return [found[s.id] for s in standards]

@@ -1,0 +1,883 @@
+"""Registries: where model repos, their cards and their embedding files live.
+
+Every Hub interaction of hf-stdembed goes through a :class:`Registry`. Two implement it:
+
+- :class:`HubRegistry`: the Hugging Face Hub (or any server speaking its API, such as a
+  private Hub at ``HF_ENDPOINT``), through ``huggingface_hub``; it honours ``HF_ENDPOINT``,
+  ``HF_TOKEN`` and ``HF_HUB_OFFLINE``.
+- :class:`DirectoryRegistry`: a local folder laid out like Hub repos
+  (``DIR/<org>/<name>/README.md``, ``DIR/<org>/<name>/stdembed/...``) for air-gapped use. A
+  repo's "revision" is a content hash of its files; commits write each file atomically.
+
+Errors are the project's (:class:`~hf_stdembed.errors.RegistryError` and subclasses), each
+carrying the repo id and saying how to fix the problem.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol, TypeVar
+
+import yaml
+
+from . import __version__
+from .errors import (
+    AuthError,
+    ConcurrentUpdateError,
+    FileTooLargeError,
+    GatedRepoAccessError,
+    RegistryError,
+    RemoteFileNotFoundError,
+    RepoNotFoundError,
+    RepoRevisionNotFoundError,
+)
+
+T = TypeVar("T")
+
+LIBRARY_NAME = "hf-stdembed"
+_REPO_ID_RE = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+_LEGACY_REPO_ID_RE = re.compile(r"[A-Za-z0-9][\w.-]*")  # Hub repos without a namespace ("gpt2")
+_RETRY_STATUSES = frozenset((429, 500, 502, 503, 504))
+_MAX_RETRY_AFTER = 60.0
+_DEFAULT_BRANCHES = (None, "main")
+
+
+@dataclass(frozen=True)
+class RepoSummary:
+    """One repo as a listing returns it."""
+
+    repo_id: str
+    sha: str  # the commit (Hub) or content hash (directory) the card data belongs to
+    last_modified: str | None  # ISO 8601, when known
+    card_data: dict  # the README's YAML front matter, as found; {} if none
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    """What a commit made: a commit on the branch, or a pull request."""
+
+    commit_url: str | None
+    pr_url: str | None  # set when the commit opened a pull request
+    oid: str | None  # the new commit sha (Hub) or content hash (directory)
+
+
+class Registry(Protocol):
+    """Where model repos live: read cards and files, list tagged repos, commit files."""
+
+    name: str  # for display: the endpoint URL or the directory
+
+    def list_tagged(self, tag: str) -> Iterator[RepoSummary]:
+        """Every model repo whose card has ``tag``, with its card data and revision."""
+        ...
+
+    def head(self, repo_id: str, *, revision: str | None = None) -> str:
+        """The commit sha ``revision`` (default: the main branch) points to."""
+        ...
+
+    def read_text(self, repo_id: str, path: str, *, revision: str | None) -> str | None:
+        """A text file of the repo at ``revision``; None when it does not exist."""
+        ...
+
+    def file_size(self, repo_id: str, path: str, *, revision: str | None) -> int | None:
+        """The size in bytes of a file of the repo at ``revision``; None when it does not exist."""
+        ...
+
+    def download(self, repo_id: str, path: str, *, revision: str | None, max_bytes: int) -> Path:
+        """A local path holding the file, refused before download when over ``max_bytes``."""
+        ...
+
+    def commit(
+        self,
+        repo_id: str,
+        files: dict[str, bytes],
+        *,
+        message: str,
+        parent_commit: str | None,
+        create_pr: bool = False,
+    ) -> CommitResult:
+        """Add or replace ``files`` (path -> content) in one commit on top of ``parent_commit``."""
+        ...
+
+    def url(self, repo_id: str) -> str:
+        """A link to the repo to show users."""
+        ...
+
+
+def open_registry(url_or_dir: str | os.PathLike[str] | None = None) -> Registry:
+    """The registry a ``--registry`` value names.
+
+    Args:
+        url_or_dir (`str`, *optional*): None for the Hub at the configured endpoint
+            (``HF_ENDPOINT``), an ``http://`` or ``https://`` URL for a Hub at that endpoint,
+            anything else for a local directory registry.
+
+    Returns:
+        `Registry`: a :class:`HubRegistry` or a :class:`DirectoryRegistry`.
+
+    Raises:
+        RegistryError: if a directory registry's folder does not exist.
+
+    Example:
+        ```py
+        >>> open_registry(None).name
+        'https://huggingface.co'
+        >>> open_registry("/srv/models").name
+        '/srv/models'
+        ```
+    """
+    if url_or_dir is None:
+        return HubRegistry()
+    text = os.fspath(url_or_dir)
+    if text.startswith(("http://", "https://")):
+        return HubRegistry(endpoint=text.rstrip("/"))
+    return DirectoryRegistry(Path(text).expanduser())
+
+
+# =========================================================================================
+# The Hub
+# =========================================================================================
+
+
+class HubRegistry:
+    """The Hugging Face Hub (or a server speaking its API), through ``huggingface_hub``.
+
+    Args:
+        endpoint (`str`, *optional*): the Hub URL; defaults to ``HF_ENDPOINT`` (else
+            ``https://huggingface.co``).
+        token (`str`, *optional*): the token; defaults to ``HF_TOKEN`` or the saved login.
+        max_attempts (`int`, defaults to 3): tries of a request the client does not retry
+            itself (``model_info``, the commit) on 429 / 5xx / connection errors.
+        sleep (`Callable[[float], None]`, defaults to `time.sleep`): the backoff's sleep.
+
+    Example:
+        ```py
+        >>> hub = HubRegistry()
+        >>> sha = hub.head("timm/resnet18.a1_in1k")
+        >>> hub.read_text("timm/resnet18.a1_in1k", "README.md", revision=sha)[:3]
+        '---'
+        ```
+    """
+
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        token: str | None = None,
+        *,
+        max_attempts: int = 3,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        from huggingface_hub import HfApi, constants
+
+        if max_attempts < 1:
+            raise ValueError(f"Invalid max_attempts value: {max_attempts} (must be >= 1)")
+        self.endpoint = (endpoint or constants.ENDPOINT).rstrip("/")
+        self.name = self.endpoint
+        self.token = token
+        self.max_attempts = max_attempts
+        self._sleep = sleep
+        self.api = HfApi(
+            endpoint=self.endpoint,
+            token=token,
+            library_name=LIBRARY_NAME,
+            library_version=__version__,
+        )
+
+    def __repr__(self) -> str:
+        return f"HubRegistry(endpoint={self.endpoint!r})"
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def list_tagged(self, tag: str) -> Iterator[RepoSummary]:
+        """Every model repo whose tags include ``tag`` (one request per page of results).
+
+        Pages are read raw rather than through ``HfApi.list_models``: that builds a
+        ``ModelCardData`` from every card, and one stranger's malformed card (``tags: 5``)
+        raises inside the generator and ends the whole listing.
+
+        Raises:
+            RegistryError: if the endpoint cannot be reached or refuses the listing.
+        """
+        from huggingface_hub.utils import build_hf_headers, paginate
+
+        params = {"filter": [tag], "expand": ["sha", "lastModified", "cardData"]}
+        headers = build_hf_headers(
+            token=self.token, library_name=LIBRARY_NAME, library_version=__version__
+        )
+        with self._errors(None):
+            for item in paginate(f"{self.endpoint}/api/models", params=params, headers=headers):
+                repo_id, sha = item.get("id"), item.get("sha")
+                if not isinstance(repo_id, str) or not isinstance(sha, str):
+                    continue  # not a model the API describes fully: nothing to read at a revision
+                card_data = item.get("cardData")
+                modified = item.get("lastModified")
+                yield RepoSummary(
+                    repo_id=repo_id,
+                    sha=sha,
+                    last_modified=modified if isinstance(modified, str) else None,
+                    card_data=card_data if isinstance(card_data, dict) else {},
+                )
+
+    def head(self, repo_id: str, *, revision: str | None = None) -> str:
+        """The commit sha of ``revision`` (default: ``main``), via ``model_info``.
+
+        Raises:
+            RepoNotFoundError: no such repo (or private and not visible with this token).
+            RepoRevisionNotFoundError: no such revision.
+            RegistryError: the Hub cannot be reached, or offline mode is on.
+        """
+        _check_repo_id(repo_id, namespaced=False)
+        info = self._retrying(repo_id, lambda: self.api.model_info(repo_id, revision=revision))
+        if not info.sha:
+            raise RegistryError(
+                f"{self.endpoint} gave no commit sha for {repo_id}", repo_id=repo_id
+            )
+        return info.sha
+
+    def read_text(self, repo_id: str, path: str, *, revision: str | None) -> str | None:
+        """A text file at ``revision`` (downloaded into the Hub cache); None if it does not exist.
+
+        Raises:
+            RepoNotFoundError, RepoRevisionNotFoundError, GatedRepoAccessError, RegistryError.
+        """
+        _check_repo_id(repo_id, namespaced=False)
+        try:
+            with self._errors(repo_id):
+                local = self.api.hf_hub_download(repo_id, path, revision=revision)
+        except RemoteFileNotFoundError:
+            return None
+        return Path(local).read_text(encoding="utf-8")
+
+    def file_size(self, repo_id: str, path: str, *, revision: str | None) -> int | None:
+        """The file's size from a ``HEAD`` request; None if it does not exist."""
+        from huggingface_hub import hf_hub_url
+
+        _check_repo_id(repo_id, namespaced=False)
+        url = hf_hub_url(repo_id, path, revision=revision, endpoint=self.endpoint)
+        try:
+            metadata = self._retrying(repo_id, lambda: self.api.get_hf_file_metadata(url=url))
+        except RemoteFileNotFoundError:
+            return None
+        return metadata.size
+
+    def download(self, repo_id: str, path: str, *, revision: str | None, max_bytes: int) -> Path:
+        """Downloads a file into the normal Hub cache, after checking its size.
+
+        Raises:
+            RemoteFileNotFoundError: if the file does not exist at ``revision``.
+            FileTooLargeError: if it is larger than ``max_bytes`` (nothing is downloaded).
+        """
+        size = self.file_size(repo_id, path, revision=revision)
+        if size is None:
+            raise RemoteFileNotFoundError(
+                f"{repo_id} has no file {path} at revision {revision or 'main'}", repo_id=repo_id
+            )
+        _check_size(repo_id, path, size, max_bytes)
+        with self._errors(repo_id):
+            local = Path(self.api.hf_hub_download(repo_id, path, revision=revision))
+        _check_size(repo_id, path, local.stat().st_size, max_bytes)
+        return local
+
+    def url(self, repo_id: str) -> str:
+        return f"{self.endpoint}/{repo_id}"
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def check_write(self, repo_id: str, *, create_pr: bool = False) -> None:
+        """Fails early when a commit is bound to be refused: no token, or a repo outside
+        the account's namespaces (one ``whoami`` request). Fine-grained tokens are not
+        second-guessed: the commit itself decides.
+
+        Raises:
+            AuthError: no token, an invalid token, or a namespace the account cannot write to.
+        """
+        from huggingface_hub.errors import HfHubHTTPError
+
+        token = self._require_token(repo_id)
+        try:
+            me = self.api.whoami(token=token)
+        except HfHubHTTPError as e:
+            raise self._translate(e, repo_id, writing=True, create_pr=create_pr) from e
+        if create_pr:
+            return
+        auth = me.get("auth") if isinstance(me.get("auth"), dict) else {}
+        role = (auth.get("accessToken") or {}).get("role")
+        if role == "fineGrained" or "/" not in repo_id:
+            return
+        namespaces = {me.get("name")} | {o.get("name") for o in me.get("orgs") or []}
+        namespace = repo_id.split("/")[0]
+        if role == "read":
+            raise AuthError(
+                f"the token of {me.get('name')} is read-only: create a write token at "
+                f"{self.endpoint}/settings/tokens and log in with it (`hf auth login`)",
+                repo_id=repo_id,
+            )
+        if namespace not in namespaces:
+            raise AuthError(
+                f"{me.get('name')} cannot write to {repo_id} ({namespace!r} is neither the "
+                "account nor one of its organisations); open a pull request instead with "
+                "--create-pr",
+                repo_id=repo_id,
+            )
+
+    def commit(
+        self,
+        repo_id: str,
+        files: dict[str, bytes],
+        *,
+        message: str,
+        parent_commit: str | None,
+        create_pr: bool = False,
+    ) -> CommitResult:
+        """One ``HfApi.create_commit`` adding ``files``, on top of ``parent_commit``.
+
+        A 429 is retried (the server refused, nothing was committed), honouring
+        ``Retry-After``. After a 5xx or a lost connection the commit may or may not have
+        happened, so it is retried only once the head is seen unmoved; a head that moved to a
+        commit holding exactly our files is our commit, and is returned. Pull requests are not
+        retried after a 5xx (a second try could open a second one).
+
+        Raises:
+            AuthError: no token, or no write access (the message suggests ``--create-pr``).
+            ConcurrentUpdateError: the branch moved away from ``parent_commit``.
+            RepoNotFoundError, GatedRepoAccessError, RegistryError.
+        """
+        from huggingface_hub import CommitOperationAdd
+
+        _check_repo_id(repo_id, namespaced=False)
+        self._require_token(repo_id)
+        for attempt in range(1, self.max_attempts + 1):
+            operations = [CommitOperationAdd(path, data) for path, data in files.items()]
+            try:
+                with self._errors(repo_id, writing=True, create_pr=create_pr):
+                    info = self.api.create_commit(
+                        repo_id,
+                        operations,
+                        commit_message=message,
+                        parent_commit=parent_commit,
+                        create_pr=create_pr,
+                    )
+                return CommitResult(commit_url=info.commit_url, pr_url=info.pr_url, oid=info.oid)
+            except RegistryError as e:
+                cause = e.__cause__
+                status = _status(cause)
+                last = attempt == self.max_attempts
+                if status == 429 and not last:
+                    self._sleep(_retry_delay(cause, attempt))
+                    continue
+                lost = status is not None and status >= 500 or _is_network_error(cause)
+                if not lost or create_pr or last:
+                    raise
+                landed = self._landed(repo_id, files, parent_commit)
+                if landed is not None:
+                    return landed
+                self._sleep(_retry_delay(cause, attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _landed(
+        self, repo_id: str, files: Mapping[str, bytes], parent_commit: str | None
+    ) -> CommitResult | None:
+        """After a lost commit answer: our commit if the head holds it, None if it is safe to
+        retry (the head has not moved, or no parent was pinned and our files are not there)."""
+        head = self.head(repo_id)
+        if parent_commit is not None and head.startswith(parent_commit):
+            return None
+        if self._holds(repo_id, files, head):
+            return CommitResult(
+                commit_url=f"{self.url(repo_id)}/commit/{head}", pr_url=None, oid=head
+            )
+        if parent_commit is not None:
+            raise ConcurrentUpdateError(
+                f"{repo_id} changed while our commit's answer was lost (head is now {head})",
+                repo_id=repo_id,
+            )
+        return None
+
+    def _holds(self, repo_id: str, files: Mapping[str, bytes], revision: str) -> bool:
+        """Whether ``revision`` holds exactly ``files``: blob ids compared, nothing downloaded."""
+        from huggingface_hub.hf_api import RepoFile
+
+        folders = {str(PurePosixPath(path).parent) for path in files}
+        found: dict[str, RepoFile] = {}
+        with self._errors(repo_id):
+            for folder in folders:
+                tree = self.api.list_repo_tree(
+                    repo_id, path_in_repo=None if folder == "." else folder, revision=revision
+                )
+                found.update({e.path: e for e in tree if isinstance(e, RepoFile)})
+        for path, data in files.items():
+            entry = found.get(path)
+            if entry is None:
+                return False
+            if entry.lfs is not None:
+                if entry.lfs.sha256 != hashlib.sha256(data).hexdigest():
+                    return False
+            elif entry.blob_id != _git_blob_id(data):
+                return False
+        return True
+
+    # -- errors and retries ------------------------------------------------------------------
+
+    def _require_token(self, repo_id: str) -> str:
+        from huggingface_hub import get_token
+
+        token = self.token or get_token()
+        if not token:
+            raise AuthError(
+                f"no Hugging Face token: log in with `hf auth login` or set HF_TOKEN to a token "
+                f"with write access to {repo_id}",
+                repo_id=repo_id,
+            )
+        return token
+
+    def _retrying(self, repo_id: str, call: Callable[[], T]) -> T:
+        """``call`` with a bounded backoff on 429 / 5xx / connection errors (safe: reads only)."""
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                with self._errors(repo_id):
+                    return call()
+            except RegistryError as e:
+                status = _status(e.__cause__)
+                transient = status in _RETRY_STATUSES or _is_network_error(e.__cause__)
+                if not transient or attempt == self.max_attempts:
+                    raise
+                self._sleep(_retry_delay(e.__cause__, attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextlib.contextmanager
+    def _errors(
+        self, repo_id: str | None, *, writing: bool = False, create_pr: bool = False
+    ) -> Iterator[None]:
+        """Turns ``huggingface_hub`` and network errors into the project's."""
+        import httpx2
+        from huggingface_hub.errors import (
+            HfHubHTTPError,
+            HFValidationError,
+            LocalEntryNotFoundError,
+            OfflineModeIsEnabled,
+        )
+
+        try:
+            yield
+        except HfHubHTTPError as e:
+            raise self._translate(e, repo_id, writing=writing, create_pr=create_pr) from e
+        except OfflineModeIsEnabled as e:
+            raise RegistryError(
+                f"HF_HUB_OFFLINE is set, so {self.endpoint} cannot be reached: unset it, or use "
+                "a directory registry (--registry DIR)",
+                repo_id=repo_id,
+            ) from e
+        except LocalEntryNotFoundError as e:  # the Hub could not be reached and no cached copy
+            raise RegistryError(
+                f"cannot reach {self.endpoint} (and the file is not in the local cache): {e}",
+                repo_id=repo_id,
+            ) from e
+        except (httpx2.TransportError, ConnectionError) as e:
+            raise RegistryError(f"cannot reach {self.endpoint}: {e}", repo_id=repo_id) from e
+        except HFValidationError as e:
+            raise RegistryError(f"invalid repo id or revision: {e}", repo_id=repo_id) from e
+        except ValueError as e:
+            if "Invalid metadata in README.md" in str(e):
+                from .errors import InvalidCardError
+
+                raise InvalidCardError(f"the Hub refused the card: {e}", repo_id=repo_id) from e
+            raise
+
+    def _translate(
+        self, e: Exception, repo_id: str | None, *, writing: bool, create_pr: bool
+    ) -> RegistryError:
+        from huggingface_hub.errors import (
+            GatedRepoError,
+            RemoteEntryNotFoundError,
+            RepositoryNotFoundError,
+            RevisionNotFoundError,
+        )
+
+        status = _status(e)
+        where = repo_id or self.endpoint
+        server = _server_message(e)
+        if isinstance(e, GatedRepoError):
+            return GatedRepoAccessError(
+                f"{where} is gated: accept its conditions at {self.url(where)}, then log in "
+                "with that account (`hf auth login`) or set HF_TOKEN",
+                repo_id=repo_id,
+            )
+        if writing and status == 403:
+            if create_pr:
+                return AuthError(
+                    f"cannot open a pull request on {where} ({server}): check the token's "
+                    "permissions",
+                    repo_id=repo_id,
+                )
+            return AuthError(
+                f"no write access to {where} ({server}); open a pull request instead with "
+                "--create-pr",
+                repo_id=repo_id,
+            )
+        if isinstance(e, RepositoryNotFoundError) or (writing and status == 401):
+            if writing and status == 401 and self.token is None:
+                from huggingface_hub import get_token
+
+                if not get_token():
+                    return AuthError(
+                        "no Hugging Face token: log in with `hf auth login` or set HF_TOKEN",
+                        repo_id=repo_id,
+                    )
+            if isinstance(e, RepositoryNotFoundError):
+                return RepoNotFoundError(
+                    f"no model repo {where} on {self.endpoint} (if it is private, log in with an "
+                    "account that can see it: `hf auth login` or HF_TOKEN)",
+                    repo_id=repo_id,
+                )
+        if isinstance(e, RevisionNotFoundError):
+            return RepoRevisionNotFoundError(
+                f"{where} has no such revision ({server}); give an existing branch, tag or commit",
+                repo_id=repo_id,
+            )
+        if isinstance(e, RemoteEntryNotFoundError):
+            return RemoteFileNotFoundError(f"{where}: file not found ({server})", repo_id=repo_id)
+        if status == 412:
+            return ConcurrentUpdateError(
+                f"{where} changed since it was read ({server})", repo_id=repo_id
+            )
+        if status == 401:
+            return AuthError(
+                f"{self.endpoint} refused the token ({server}): log in again with "
+                "`hf auth login` or set HF_TOKEN to a valid token",
+                repo_id=repo_id,
+            )
+        return RegistryError(
+            f"{self.endpoint} answered {status} for {where}: {server}", repo_id=repo_id
+        )
+
+
+def _status(e: BaseException | None) -> int | None:
+    response = getattr(e, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def _server_message(e: Exception) -> str:
+    message = getattr(e, "server_message", None)
+    return message or str(e).splitlines()[0]
+
+
+def _is_network_error(e: BaseException | None) -> bool:
+    import httpx2
+
+    return isinstance(e, (httpx2.TransportError, ConnectionError))
+
+
+def _retry_delay(e: BaseException | None, attempt: int) -> float:
+    """``Retry-After`` seconds when the server sent them (capped), else 1, 2, 4, ... seconds."""
+    response = getattr(e, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    value = headers.get("Retry-After") if hasattr(headers, "get") else None
+    try:
+        return min(max(float(value), 0.0), _MAX_RETRY_AFTER)
+    except (TypeError, ValueError):
+        return float(2 ** (attempt - 1))
+
+
+def _git_blob_id(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def _check_size(repo_id: str, path: str, size: int, max_bytes: int) -> None:
+    if size > max_bytes:
+        raise FileTooLargeError(
+            f"{repo_id}/{path} is {size} bytes, over the {max_bytes} byte limit", repo_id=repo_id
+        )
+
+
+def _check_repo_id(repo_id: str, *, namespaced: bool) -> None:
+    ok = _REPO_ID_RE.fullmatch(repo_id) or (
+        not namespaced and _LEGACY_REPO_ID_RE.fullmatch(repo_id)
+    )
+    if not ok or ".." in repo_id:
+        raise RepoNotFoundError(
+            f"invalid repo id {repo_id!r}: expected 'org/name' (letters, digits, '-', '_', '.')",
+            repo_id=repo_id,
+        )
+
+
+# =========================================================================================
+# A local directory laid out like Hub repos
+# =========================================================================================
+
+
+class DirectoryRegistry:
+    """A folder of repos laid out like the Hub's, for air-gapped use.
+
+    ``root/<org>/<name>/`` is a repo: ``README.md`` is its card, ``stdembed/`` its embedding
+    files. A repo's revision is a content hash of its files (hidden files excluded); a commit
+    writes each file atomically (temporary file + ``os.replace``) under an exclusive lock on
+    the repo folder, after checking the revision is still ``parent_commit``.
+
+    Args:
+        root (`Path`): the registry folder; it must exist.
+
+    Raises:
+        RegistryError: if ``root`` is not a directory.
+
+    Example:
+        ```py
+        >>> registry = DirectoryRegistry(Path("/srv/models"))
+        >>> sha = registry.head("org/model")
+        >>> registry.commit("org/model", {"stdembed/x.txt": b"x"}, message="m", parent_commit=sha)
+        ```
+    """
+
+    def __init__(self, root: Path) -> None:
+        root = Path(root)
+        if not root.is_dir():
+            raise RegistryError(
+                f"no registry directory at {root}: create it, or give a Hub URL (http://...)"
+            )
+        self.root = root
+        self.name = str(root)
+        self._digests: dict[tuple[str, int, int, int], str] = {}
+
+    def __repr__(self) -> str:
+        return f"DirectoryRegistry({self.root!r})"
+
+    def repo_path(self, repo_id: str) -> Path:
+        """The repo's folder.
+
+        Raises:
+            RepoNotFoundError: if the id is not ``org/name`` or the folder does not exist.
+        """
+        _check_repo_id(repo_id, namespaced=True)
+        path = self.root / repo_id
+        if not path.is_dir():
+            raise RepoNotFoundError(
+                f"no repo {repo_id} in {self.root} (expected a folder {path})", repo_id=repo_id
+            )
+        return path
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def list_tagged(self, tag: str) -> Iterator[RepoSummary]:
+        """Repos whose README front matter lists ``tag`` in ``tags``, in name order."""
+        for readme in sorted(self.root.glob("*/*/README.md")):
+            repo_id = f"{readme.parent.parent.name}/{readme.parent.name}"
+            if not _REPO_ID_RE.fullmatch(repo_id):
+                continue
+            try:
+                card_data = _front_matter(readme.read_text(encoding="utf-8"))
+                tags = card_data.get("tags")
+                tags = [tags] if isinstance(tags, str) else tags
+                if not isinstance(tags, list) or tag not in tags:
+                    continue
+                sha, modified = self._content_hash(readme.parent)
+            except (OSError, UnicodeDecodeError):
+                continue  # changed or unreadable while listing
+            yield RepoSummary(repo_id, sha, modified, card_data)
+
+    def head(self, repo_id: str, *, revision: str | None = None) -> str:
+        """The content hash of the repo's files.
+
+        Raises:
+            RepoNotFoundError: no such repo folder.
+            RepoRevisionNotFoundError: ``revision`` is neither None, ``main`` nor the current
+                content hash (a directory keeps only its current files).
+        """
+        sha = self._content_hash(self.repo_path(repo_id))[0]
+        self._check_revision(repo_id, revision, sha)
+        return sha
+
+    def read_text(self, repo_id: str, path: str, *, revision: str | None) -> str | None:
+        file = self._file(repo_id, path, revision)
+        try:
+            return file.read_text(encoding="utf-8")
+        except (FileNotFoundError, IsADirectoryError):
+            return None
+
+    def file_size(self, repo_id: str, path: str, *, revision: str | None) -> int | None:
+        file = self._file(repo_id, path, revision)
+        return file.stat().st_size if file.is_file() else None
+
+    def download(self, repo_id: str, path: str, *, revision: str | None, max_bytes: int) -> Path:
+        """The file's own path (nothing is copied: commits replace files, never rewrite them).
+
+        Raises:
+            RemoteFileNotFoundError, FileTooLargeError, RepoNotFoundError,
+            RepoRevisionNotFoundError.
+        """
+        file = self._file(repo_id, path, revision)
+        if not file.is_file():
+            raise RemoteFileNotFoundError(f"{repo_id} has no file {path}", repo_id=repo_id)
+        _check_size(repo_id, path, file.stat().st_size, max_bytes)
+        return file
+
+    def url(self, repo_id: str) -> str:
+        return (self.root / repo_id).resolve().as_uri()
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def check_write(self, repo_id: str, *, create_pr: bool = False) -> None:
+        """Fails early when the repo folder is missing or not writable, or on ``create_pr``."""
+        path = self.repo_path(repo_id)
+        if create_pr:
+            raise RegistryError(
+                f"a directory registry ({self.root}) has no pull requests: publish without "
+                "--create-pr, or ask its owner to",
+                repo_id=repo_id,
+            )
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise AuthError(f"no write access to {path}", repo_id=repo_id)
+
+    def commit(
+        self,
+        repo_id: str,
+        files: dict[str, bytes],
+        *,
+        message: str,
+        parent_commit: str | None,
+        create_pr: bool = False,
+    ) -> CommitResult:
+        """Writes ``files`` atomically, each one, if the repo is still at ``parent_commit``.
+
+        ``message`` is not recorded (a directory has no history).
+
+        Raises:
+            ConcurrentUpdateError: the repo's content changed since ``parent_commit``.
+            AuthError: the folder is not writable.
+            RegistryError: on ``create_pr`` (no pull requests here).
+        """
+        self.check_write(repo_id, create_pr=create_pr)
+        repo = self.repo_path(repo_id)
+        targets = {path: self._target(repo, repo_id, path) for path in files}
+        try:
+            with _locked(repo):
+                if parent_commit is not None:
+                    sha = self._content_hash(repo)[0]
+                    if sha != parent_commit:
+                        raise ConcurrentUpdateError(
+                            f"{repo_id} changed since it was read (content hash {sha}, "
+                            f"expected {parent_commit})",
+                            repo_id=repo_id,
+                        )
+                for path, data in files.items():
+                    _atomic_write(targets[path], data)
+                oid = self._content_hash(repo)[0]
+        except PermissionError as e:
+            raise AuthError(f"no write access to {repo}: {e}", repo_id=repo_id) from e
+        return CommitResult(commit_url=self.url(repo_id), pr_url=None, oid=oid)
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _file(self, repo_id: str, path: str, revision: str | None) -> Path:
+        repo = self.repo_path(repo_id)
+        target = self._target(repo, repo_id, path)
+        if revision not in _DEFAULT_BRANCHES:
+            self._check_revision(repo_id, revision, self._content_hash(repo)[0])
+        return target
+
+    @staticmethod
+    def _target(repo: Path, repo_id: str, path: str) -> Path:
+        parts = PurePosixPath(path).parts
+        if (
+            not parts
+            or "\\" in path
+            or PurePosixPath(path).is_absolute()
+            or any(p in ("..", ".") or p.startswith(".") for p in parts)
+        ):
+            raise RegistryError(f"invalid file path {path!r} in {repo_id}", repo_id=repo_id)
+        return repo.joinpath(*parts)
+
+    @staticmethod
+    def _check_revision(repo_id: str, revision: str | None, sha: str) -> None:
+        if revision in _DEFAULT_BRANCHES or (len(revision) >= 7 and sha.startswith(revision)):
+            return
+        raise RepoRevisionNotFoundError(
+            f"{repo_id} is not at revision {revision} (its content hash is {sha}; a directory "
+            "registry keeps only its current files)",
+            repo_id=repo_id,
+        )
+
+    def _content_hash(self, repo: Path) -> tuple[str, str | None]:
+        """(sha256 over the sorted paths and contents of the visible files, newest mtime)."""
+        digest = hashlib.sha256()
+        newest = None
+        for file in sorted(_visible_files(repo)):
+            stat = file.stat()
+            key = (str(file), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+            if key not in self._digests:
+                self._digests[key] = _sha256_file(file)
+            relative = file.relative_to(repo).as_posix()
+            digest.update(relative.encode() + b"\0" + self._digests[key].encode() + b"\n")
+            newest = max(newest or stat.st_mtime, stat.st_mtime)
+        modified = (
+            datetime.fromtimestamp(newest, timezone.utc).isoformat(timespec="seconds")
+            if newest is not None
+            else None
+        )
+        return digest.hexdigest()[:40], modified
+
+
+def _visible_files(repo: Path) -> Iterator[Path]:
+    for folder, dirs, names in os.walk(repo):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in names:
+            if not name.startswith("."):
+                yield Path(folder, name)
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _front_matter(text: str) -> dict[str, Any]:
+    """A README's YAML front matter as a dict; {} when absent or not a valid mapping."""
+    from huggingface_hub.repocard import REGEX_YAML_BLOCK
+
+    match = REGEX_YAML_BLOCK.search(text)
+    if match is None:
+        return {}
+    try:
+        data = yaml.safe_load(match.group(2))
+    except yaml.YAMLError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``folder`` (POSIX ``flock``; no lock elsewhere)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

@@ -1,0 +1,502 @@
+"""The local embedding index: updates, exact search, crash safety, concurrency, parquet."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+import hf_stdembed.index as index_module
+from hf_stdembed.core import fuzzy_intersection
+from hf_stdembed.errors import (
+    IndexBusyError,
+    InvalidEmbeddingError,
+    StandardMismatchError,
+    StdEmbedError,
+)
+from hf_stdembed.index import EmbeddingIndex, IndexRow, default_index_path
+
+H = "0123456789abcdef"  # a standard hash
+H2 = "fedcba9876543210"
+DIM = 16
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_row(i: int, standard_hash: str = H, **changes: object) -> IndexRow:
+    row = IndexRow(
+        repo_id=f"org/model-{i}",
+        revision=f"{i:040x}",
+        standard_id="test-standard",
+        standard_hash=standard_hash,
+        file_path="stdembed/test-standard.safetensors",
+        file_sha256=f"{i:064x}",
+        model_id=f"org/model-{i}",
+        model_revision=None if i % 2 else f"{i:040x}",
+        l_to=0.5 + i / 1000,
+        l_from=0.9,
+        library_version="0.1.0",
+        created_at="2025-01-01T00:00:00+00:00",
+        indexed_at="2025-01-02T00:00:00+00:00",
+    )
+    return dataclasses.replace(row, **changes)
+
+
+def vectors(count: int, dim: int = DIM, *, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random((count, dim), dtype=np.float32)
+
+
+def fill(index: EmbeddingIndex, vecs: np.ndarray, *, start: int = 0, standard_hash: str = H):
+    with index.update() as tx:
+        for i, v in enumerate(vecs, start):
+            tx.upsert(make_row(i, standard_hash), v)
+
+
+def state(index: EmbeddingIndex, standard_hash: str = H) -> tuple[list[IndexRow], np.ndarray]:
+    rows, vecs = index.snapshot(standard_hash)
+    return rows, np.array(vecs)
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> EmbeddingIndex:
+    with EmbeddingIndex.open(tmp_path / "index") as opened:
+        yield opened
+
+
+# ---- updates ----------------------------------------------------------------------------
+
+
+def test_upsert_replace_remove(index: EmbeddingIndex):
+    vecs = vectors(6)
+    fill(index, vecs)
+    assert [r.repo_id for r in index.rows(H)] == [f"org/model-{i}" for i in range(6)]
+    np.testing.assert_array_equal(index.vectors(H), vecs)
+    assert index.get("org/model-2", H) == make_row(2)
+    assert index.get("org/model-2", H2) is None
+
+    new = vectors(2, seed=1)
+    with index.update() as tx:
+        tx.upsert(make_row(2, revision="b" * 40), new[0])  # replace: keeps its place
+        tx.remove("org/model-0", H)
+        tx.remove("org/never-indexed", H)  # nothing
+        tx.upsert(make_row(9), new[1])  # append
+    rows, got = state(index)
+    assert [r.repo_id for r in rows] == [f"org/model-{i}" for i in (1, 2, 3, 4, 5, 9)]
+    assert rows[1].revision == "b" * 40
+    np.testing.assert_array_equal(got, np.stack([vecs[1], new[0], *vecs[3:], new[1]]))
+    index.check()
+
+    with index.update() as tx:
+        for row in rows:
+            tx.remove(row.repo_id, H)
+    assert index.rows(H) == []
+    assert index.vectors(H).shape == (0, 0)
+    assert list((index.root / "matrices").iterdir()) == []
+
+
+def test_standards_are_separate_and_rows_carry_fidelity(index: EmbeddingIndex):
+    fill(index, vectors(3))
+    fill(index, vectors(2, dim=8), standard_hash=H2)
+    assert len(index.rows()) == 5
+    assert [r.standard_hash for r in index.rows()] == [H] * 3 + [H2] * 2
+    assert index.vectors(H2).shape == (2, 8)
+    assert make_row(1).fidelity == pytest.approx(0.501)
+    stats = index.stats()
+    assert stats.rows == 5
+    assert stats.standards[H].dim == DIM and stats.standards[H2].rows == 2
+    assert stats.standards[H].sweep_bytes * 4 == stats.standards[H].vector_bytes
+
+
+def test_row_from_model_embedding(index: EmbeddingIndex):
+    from hf_stdembed.embeddings import ModelEmbedding
+
+    embedding = ModelEmbedding(torch.rand(DIM), "test-standard", H, "org/m", None, 0.7, 0.8)
+    row = IndexRow.from_embedding(
+        embedding, "org/m", revision="c" * 40, file_path="stdembed/s.safetensors", file_sha256="d"
+    )
+    assert (row.standard_hash, row.model_id, row.created_at) == (H, "org/m", embedding.created_at)
+    assert row.fidelity == pytest.approx(0.7)
+    with index.update() as tx:
+        tx.upsert(row, embedding.vector)
+    assert index.get("org/m", H) == row
+    np.testing.assert_array_equal(index.vectors(H)[0], embedding.vector.numpy())
+
+
+def test_record_crawl(index: EmbeddingIndex):
+    assert index.crawl_state("org/a") is None
+    with index.update() as tx:
+        tx.record_crawl("org/a", "abc", "indexed")
+        tx.record_crawl("org/b", "def", "invalid", "embedding values must lie in [0, 1]")
+    assert index.crawl_state("org/a").sha == "abc"
+    assert index.crawl_state("org/b").reason.startswith("embedding values")
+    index.record_crawl("org/a", "abd", "no-embedding")
+    assert index.crawl_state("org/a").status == "no-embedding"
+    assert index.stats().crawl_status == {"invalid": 1, "no-embedding": 1}
+
+
+@pytest.mark.parametrize(
+    ("row", "vector", "message"),
+    [
+        (make_row(0), np.full(DIM, 0.5, np.float64), "dtype is float64"),
+        (make_row(0), np.full((2, DIM), 0.5, np.float32), "shape"),
+        (make_row(0), np.full(DIM + 1, 0.5, np.float32), f"{DIM + 1} values, the standard has"),
+        (make_row(0), np.full(DIM, 1.5, np.float32), r"\[0, 1\]"),
+        (make_row(0), np.full(DIM, np.nan, np.float32), "NaN"),
+        (make_row(0, standard_hash="../../etc"), np.full(DIM, 0.5, np.float32), "hex"),
+        (make_row(0, l_to=float("inf")), np.full(DIM, 0.5, np.float32), "l_to is not finite"),
+        (make_row(0, repo_id=""), np.full(DIM, 0.5, np.float32), "repo_id is missing"),
+    ],
+)
+def test_upsert_refuses_bad_input(index: EmbeddingIndex, row, vector, message):
+    fill(index, vectors(1))
+    with pytest.raises(InvalidEmbeddingError, match=message), index.update() as tx:
+        tx.upsert(row, vector)
+    assert len(index.rows()) == 1
+
+
+def test_upsert_copies_the_vector_and_accepts_tensors(index: EmbeddingIndex):
+    v = vectors(1)[0]
+    with index.update() as tx:
+        tx.upsert(make_row(0), v)
+        tx.upsert(make_row(1), torch.from_numpy(v))
+        v[:] = 0  # too late to change what was upserted
+    assert (index.vectors(H) > 0).any(axis=1).all()
+
+
+def test_generations_are_never_reused(index: EmbeddingIndex):
+    # A reader holding an old state must never open another state's file of the same name.
+    fill(index, vectors(3))
+    first = index.stats().standards[H].generation
+    with index.update() as tx:
+        for i in range(3):
+            tx.remove(f"org/model-{i}", H)
+    assert H not in index.stats().standards
+    fill(index, vectors(2, seed=4))
+    assert index.stats().standards[H].generation > first
+
+
+def test_a_reader_whose_files_were_replaced_reads_again(tmp_path: Path, monkeypatch):
+    path = tmp_path / "index"
+    with EmbeddingIndex.open(path) as writer, EmbeddingIndex.open(path) as reader:
+        fill(writer, vectors(5))
+        read_state = EmbeddingIndex._live
+        raced = []
+
+        def read_then_race(self: EmbeddingIndex, standard_hash: str):
+            found = read_state(self, standard_hash)
+            if self is reader and not raced:  # a writer commits a new generation right here
+                raced.append(found)
+                with writer.update() as tx:
+                    tx.remove("org/model-0", H)
+            return found
+
+        monkeypatch.setattr(EmbeddingIndex, "_live", read_then_race)
+        rows, got = reader.snapshot(H)
+        assert raced and [r.repo_id for r in rows] == [f"org/model-{i}" for i in range(1, 5)]
+        np.testing.assert_array_equal(got, vectors(5)[1:])
+
+
+# ---- search -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("top", [1, 7, 50, 1000])
+def test_search_equals_fuzzy_intersection_ranking(index: EmbeddingIndex, top: int):
+    vecs = vectors(300, dim=96)
+    fill(index, vecs)
+    task = np.random.default_rng(5).random(96, dtype=np.float32)
+    reference = fuzzy_intersection(torch.from_numpy(task), torch.from_numpy(vecs))
+    expected = torch.argsort(reference, descending=True, stable=True)[:top].tolist()
+
+    for threads in (1, 3):
+        found = index.search(torch.from_numpy(task), H, top=top, threads=threads)
+        assert [int(r.repo_id.rsplit("-", 1)[1]) for r, _ in found] == expected
+        np.testing.assert_allclose([s for _, s in found], reference[expected].numpy(), rtol=1e-6)
+
+
+def test_search_is_exact_on_ties_and_masks(index: EmbeddingIndex):
+    # Binary-ish masks give many equal scores: ties keep matrix order, as rank_embeddings does.
+    rng = np.random.default_rng(2)
+    vecs = (rng.random((400, 32)) < 0.3).astype(np.float32)
+    vecs[::7] *= np.float32(0.37)  # some values that uint8 rounds
+    fill(index, vecs)
+    task = (rng.random(32) < 0.5).astype(np.float32) * np.float32(0.8)
+    reference = fuzzy_intersection(torch.from_numpy(task), torch.from_numpy(vecs))
+    expected = torch.argsort(reference, descending=True, stable=True)[:25].tolist()
+    found = index.search(task, H, top=25)
+    assert [int(r.repo_id.rsplit("-", 1)[1]) for r, _ in found] == expected
+
+
+def test_search_quantised_scores_are_within_the_bound(index: EmbeddingIndex):
+    vecs = vectors(200, dim=64)
+    fill(index, vecs)
+    task = np.random.default_rng(3).random(64, dtype=np.float32)
+    reference = fuzzy_intersection(torch.from_numpy(task), torch.from_numpy(vecs)).numpy()
+    found = index.search(task, H, top=200, exact=False)
+    errors = [abs(s - reference[int(r.repo_id.rsplit("-", 1)[1])]) for r, s in found]
+    assert max(errors) <= 64 / 510
+
+
+def test_search_refusals(index: EmbeddingIndex):
+    fill(index, vectors(3))
+    assert index.search(np.full(DIM, 0.5, np.float32), H2) == []
+    with pytest.raises(StandardMismatchError, match=f"has {DIM}"):
+        index.search(np.full(DIM + 1, 0.5, np.float32), H)
+    with pytest.raises(ValueError, match="Invalid top value: 0"):
+        index.search(np.full(DIM, 0.5, np.float32), H, top=0)
+    with pytest.raises(ValueError, match="NaN"):
+        index.search(np.full(DIM, np.nan, np.float32), H)
+
+
+# ---- persistence and crash safety -------------------------------------------------------
+
+
+def test_persists_across_reopen(tmp_path: Path):
+    vecs = vectors(20)
+    with EmbeddingIndex.open(tmp_path / "i") as index:
+        fill(index, vecs[:10])
+        fill(index, vecs[10:], start=10)  # appended to the same matrix file
+        with index.update() as tx:
+            tx.record_crawl("org/model-1", "abc", "indexed")
+        before = state(index)
+    with EmbeddingIndex.open(tmp_path / "i") as index:
+        after = state(index)
+        assert after[0] == before[0]
+        np.testing.assert_array_equal(after[1], vecs)
+        assert index.crawl_state("org/model-1").sha == "abc"
+        assert index.stats().standards[H].generation == 1
+
+
+def test_default_path_follows_env_and_hub_cache(monkeypatch, offline_caches: Path, tmp_path):
+    assert default_index_path() == offline_caches / "stdembed" / "index"
+    monkeypatch.setenv("HF_STDEMBED_INDEX", str(tmp_path / "elsewhere"))
+    with EmbeddingIndex.open() as index:
+        assert index.root == tmp_path / "elsewhere"
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_error_inside_the_block_rolls_back(index: EmbeddingIndex, error):
+    fill(index, vectors(4))
+    before = state(index)
+    with pytest.raises(error), index.update() as tx:
+        tx.upsert(make_row(9), vectors(1)[0])
+        tx.remove("org/model-1", H)
+        tx.record_crawl("org/model-9", "abc", "indexed")
+        raise error()
+    after = state(index)
+    assert after[0] == before[0]
+    np.testing.assert_array_equal(after[1], before[1])
+    assert index.crawl_state("org/model-9") is None
+
+
+@pytest.mark.parametrize("stage", ["partial-matrix", "sql-pending"])
+def test_interrupt_during_commit_rolls_back(index: EmbeddingIndex, monkeypatch, stage):
+    fill(index, vectors(4))
+    before = state(index)
+
+    def interrupt(at: str) -> None:
+        if at == stage:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(index_module, "_test_pause", interrupt)
+    with pytest.raises(KeyboardInterrupt), index.update() as tx:
+        tx.upsert(make_row(1, revision="c" * 40), vectors(1, seed=9)[0])  # a new generation
+    monkeypatch.undo()
+    after = state(index)
+    assert after[0] == before[0]
+    np.testing.assert_array_equal(after[1], before[1])
+    assert sorted(p.name for p in (index.root / "matrices").iterdir()) == [
+        f"{H}.1.f32",
+        f"{H}.1.u8",
+    ]
+    index.check()
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from hf_stdembed.index import EmbeddingIndex, IndexRow
+
+    path, mode, standard_hash, dim = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    def row(i, revision):
+        return IndexRow(f"org/model-{i}", revision, "test-standard", standard_hash,
+                        "f.safetensors", "0" * 64, f"org/model-{i}", None, 0.5, 0.5, "0.1.0",
+                        "2025", "2025")
+    vectors = np.random.default_rng(7).random((3000, dim), dtype=np.float32)
+    with EmbeddingIndex.open(path).update() as tx:
+        if mode == "rewrite":
+            tx.remove("org/model-0", standard_hash)
+            tx.upsert(row(1, "new"), vectors[0])
+        for i in range(100, 3100):
+            tx.upsert(row(i, "new"), vectors[i - 100])
+        tx.record_crawl("org/model-100", "new", "indexed")
+    print("committed", flush=True)
+    """
+)
+
+
+def start_writer(path: Path, mode: str, pause: str) -> subprocess.Popen:
+    """A writer process paused at ``pause`` (``<stage>`` or ``<stage>:<resume file>``)."""
+    env = {**os.environ, "HF_STDEMBED_INDEX_TEST_PAUSE": pause, "PYTHONPATH": str(REPO_ROOT)}
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(path), mode, H, str(DIM)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    line = child.stdout.readline()
+    if not line.startswith("paused"):
+        child.kill()
+        pytest.fail(f"the writer did not pause: {line!r} {child.stderr.read()}")
+    return child
+
+
+@pytest.mark.parametrize("mode", ["append", "rewrite"])
+@pytest.mark.parametrize("stage", ["partial-matrix", "matrices-synced", "sql-pending"])
+def test_sigkill_mid_update_keeps_the_previous_state(tmp_path: Path, mode: str, stage: str):
+    path = tmp_path / "index"
+    with EmbeddingIndex.open(path) as index:
+        fill(index, vectors(50))
+        before = state(index)
+
+    writer = start_writer(path, mode, stage)
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    writer.stdout.close()
+    writer.stderr.close()
+
+    with EmbeddingIndex.open(path) as index:
+        index.check()
+        after = state(index)
+        assert after[0] == before[0]
+        np.testing.assert_array_equal(after[1], before[1])
+        assert index.crawl_state("org/model-100") is None
+        assert [r.repo_id for r, _ in index.search(before[1][3], H, top=1)] == ["org/model-3"]
+        fill(index, vectors(1, seed=3), start=50)  # the next update cleans up and works
+        names = sorted(p.name for p in (path / "matrices").iterdir())
+        assert names == [f"{H}.1.f32", f"{H}.1.u8"]
+        assert (path / "matrices" / f"{H}.1.f32").stat().st_size == 51 * DIM * 4
+        index.check()
+
+
+def test_readers_see_the_old_state_while_a_writer_works(tmp_path: Path):
+    path = tmp_path / "index"
+    with EmbeddingIndex.open(path) as index:
+        fill(index, vectors(50))
+        before = state(index)
+    resume = tmp_path / "resume"
+    writer = start_writer(path, "rewrite", f"sql-pending:{resume}")
+    try:
+        with EmbeddingIndex.open(path) as reader:
+            after = state(reader)
+            assert after[0] == before[0]
+            np.testing.assert_array_equal(after[1], before[1])
+            busy = pytest.raises(IndexBusyError, match="another process")
+            with busy as caught, reader.update(timeout=0.1):
+                pass
+            assert isinstance(caught.value, StdEmbedError)
+            mapped = reader.vectors(H)  # stays valid after the writer deletes its file
+            resume.touch()
+            assert writer.stdout.readline().strip() == "committed"
+            assert writer.wait() == 0
+            rows, got = state(reader)
+            assert len(rows) == 50 - 1 + 3000
+            assert rows[0].repo_id == "org/model-1" and rows[0].revision == "new"
+            np.testing.assert_array_equal(mapped, before[1])
+            assert not (path / "matrices" / f"{H}.1.f32").exists()
+            reader.check()
+    finally:
+        writer.kill()
+        writer.wait()
+        writer.stdout.close()
+        writer.stderr.close()
+
+
+# ---- parquet ----------------------------------------------------------------------------
+
+
+def test_parquet_round_trip_is_exact(index: EmbeddingIndex, tmp_path: Path):
+    import datasets
+
+    fill(index, vectors(30))
+    fill(index, vectors(5, dim=8), standard_hash=H2)
+    exported = index.export_parquet(tmp_path / "index.parquet", batch_rows=7)
+
+    with EmbeddingIndex.open(tmp_path / "copy") as copy:
+        report = copy.import_parquet(exported, batch_rows=11)
+        assert (report.imported, report.unchanged, report.skipped) == (35, 0, [])
+        for standard_hash in (H, H2):
+            rows, vecs = state(copy, standard_hash)
+            assert rows == index.rows(standard_hash)
+            np.testing.assert_array_equal(vecs, index.vectors(standard_hash))
+        assert copy.import_parquet(exported).unchanged == 35
+
+    ds = datasets.load_dataset("parquet", data_files=str(exported), split="train")
+    assert ds.num_rows == 35
+    assert ds[0]["repo_id"] == "org/model-0"
+    assert ds.features["embedding"].feature.dtype == "float32"
+    np.testing.assert_array_equal(np.array(ds[0]["embedding"], np.float32), index.vectors(H)[0])
+
+    only = index.export_parquet(tmp_path / "h2.parquet", standard_hash=H2)
+    assert pq.read_table(only).column("standard_hash").to_pylist() == [H2] * 5
+
+
+def test_import_refuses_bad_rows_with_reasons(index: EmbeddingIndex, tmp_path: Path):
+    fill(index, vectors(3))
+    exported = pq.read_table(index.export_parquet(tmp_path / "good.parquet"))
+    table = exported.to_pylist()
+    bad = [dict(table[0], repo_id=f"org/bad-{i}") for i in range(7)]
+    bad[0]["embedding"] = [float("nan")] * DIM
+    bad[1]["embedding"] = [1.5] * DIM
+    bad[2]["embedding"] = [0.5] * (DIM - 1)
+    bad[3]["embedding"] = None
+    bad[4]["standard_hash"] = "../../x"
+    bad[5]["l_from"] = float("nan")
+    bad[6]["embedding"] = [None, *table[0]["embedding"][1:]]  # a null value inside the list
+    good = dict(table[1], repo_id="org/good")
+    rows = [*bad, good, dict(good)]  # and a duplicate
+    pq.write_table(pa.Table.from_pylist(rows, schema=exported.schema), tmp_path / "bad.parquet")
+
+    report = index.import_parquet(tmp_path / "bad.parquet")
+    assert report.imported == 1
+    reasons = {s.row_number: s.reason for s in report.skipped}
+    assert [s.repo_id for s in report.skipped][:2] == ["org/bad-0", "org/bad-1"]
+    for number, pattern in enumerate(
+        ["NaN", r"\[0, 1\]", f"{DIM - 1} values", "null", "hex", "l_from", "NaN"]
+    ):
+        assert re.search(pattern, reasons[number]), reasons[number]
+    assert reasons[8] == "duplicate of row 7 (same repo and standard)"
+    assert [r.repo_id for r in index.rows(H)] == [*(f"org/model-{i}" for i in range(3)), "org/good"]
+    index.check()
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "message"),
+    [
+        ("embedding", [[0.5] * DIM], "expected list<float32>"),  # float64 lists
+        ("revision", None, r"missing columns \['revision'\]"),
+    ],
+)
+def test_import_refuses_bad_files(index: EmbeddingIndex, tmp_path: Path, column, values, message):
+    fill(index, vectors(1))
+    table = pq.read_table(index.export_parquet(tmp_path / "good.parquet"))
+    at = table.schema.get_field_index(column)
+    table = table.remove_column(at)
+    if values is not None:
+        table = table.append_column(column, pa.array(values, pa.list_(pa.float64())))
+    pq.write_table(table, tmp_path / "bad.parquet")
+    with pytest.raises(InvalidEmbeddingError, match=message):
+        index.import_parquet(tmp_path / "bad.parquet")
+    with pytest.raises(FileNotFoundError):
+        index.import_parquet(tmp_path / "missing.parquet")
