@@ -124,7 +124,7 @@ def rank_index(task: TaskEmbedding, index: EmbeddingIndex, *, top: int | None = 
     skipped = [
         SkippedModel(
             model_id=f"{other.rows} model(s)",
-            source=f"standard {other_hash}",
+            source=f"{other.rows} model(s) of standard {other_hash}",
             reason=f"embedded under another standard than the task's {task.standard_id} "
             f"({task.standard_hash})",
         )

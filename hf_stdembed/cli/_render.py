@@ -21,7 +21,7 @@ def stdout() -> Console:
 
 def stderr() -> Console:
     """A console on the current stderr, for hints and warnings."""
-    return Console(file=sys.stderr)
+    return Console(file=sys.stderr, soft_wrap=True)
 
 
 def render_ranking(
