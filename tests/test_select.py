@@ -131,3 +131,38 @@ def test_publish_then_select_in_a_directory_registry(
     assert "Jaccard 1.000" in cli(
         "verify", "team/m1", "-s", standard_file, "--registry", root, "-q"
     )
+
+
+def test_select_offline_ranks_the_local_index_without_crawling(
+    hub: FakeHub,
+    models: list[Path],
+    standard_file: Path,
+    tiny_parquet: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    from huggingface_hub import constants
+
+    hub.add_repo("tester/off", model_files(models[0]))
+    cli("publish", "tester/off", "-s", standard_file, "-q")
+    index = tmp_path / "index"
+    cli("index", "update", "--index", index, "-s", standard_file, "-q")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    hub.clear_requests()
+    result = runner.invoke(
+        app,
+        [
+            "select",
+            "--dataset",
+            str(tiny_parquet),
+            "-s",
+            str(standard_file),
+            "--index",
+            str(index),
+            "--json",
+            "-q",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert [r["model"] for r in json.loads(result.stdout)] == ["tester/off"]
+    assert "HF_HUB_OFFLINE" in result.stderr and hub.requests == []

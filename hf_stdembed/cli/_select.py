@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from huggingface_hub import constants
 
 from ..errors import StdEmbedError
 from ..index import EmbeddingIndex
-from ..registry import open_registry
+from ..registry import HubRegistry, open_registry
 from ..selection import rank_index
 from ..standards import DEFAULT_STANDARD, get_standard
 from ._index import run_crawl
@@ -42,6 +43,10 @@ def select(
     if quiet:
         quiet_libraries()
     std = get_standard(standard)
+    links = open_registry(registry)
+    if refresh and isinstance(links, HubRegistry) and constants.HF_HUB_OFFLINE:
+        stderr().print("HF_HUB_OFFLINE is set: ranking the local index as it is (no crawl).")
+        refresh = False
     with EmbeddingIndex.open(index) as opened:
         if refresh:
             custom = [standard] if standard.endswith((".yaml", ".yml")) else None
@@ -56,7 +61,6 @@ def select(
             progress=not quiet,
         )
         ranking = rank_index(task, opened, top=top)
-    links = open_registry(registry)
     render_ranking(
         ranking, as_json=as_json, extra={"link": [links.url(r.model_id) for r in ranking.rows]}
     )
