@@ -211,3 +211,12 @@ def test_linear_probe_separates_what_is_separable():
         config=LinearProbeConfig(epochs=10, lr_step_epochs=5),
     )
     assert noise.accuracy < 40
+
+
+def test_task_embedding_starts_all_on_so_gamma_zero_keeps_every_feature():
+    # Q's recorded initialisation (v' = 0.05, every feature on): without sparsity pressure the
+    # mask stays on, so the converged accuracy of the 3-point rule is that of all features.
+    x, y, _ = planted_task(64, 4, 500, 3)
+    result = embed_task(x, y, config=TaskEmbeddingConfig(epochs=5, lr_step_epochs=2, gammas=(0.0,)))
+    assert TaskEmbeddingConfig().mask_init == 0.05
+    assert float(result.mask_sizes[0]) >= 0.9 * 64
