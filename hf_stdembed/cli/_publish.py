@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ..standards import DEFAULT_STANDARD, get_standard
 from ._embed import BatchSizeOption, CacheDirOption, DeviceOption, QuietOption
 from ._render import quiet_libraries, stderr
+
+if TYPE_CHECKING:
+    from ..publish import PublishPlan
+    from ..registry import CommitResult
 
 
 def publish(
@@ -45,6 +50,14 @@ def publish(
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Show the files and README diff; push nothing."),
+    ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print the result as JSON (URLs, and per standard the file, sha256 and "
+            "fidelity) instead of the URL; with --dry-run the README diff goes to stderr.",
+        ),
     ] = False,
     registry: Annotated[
         str | None,
@@ -87,7 +100,9 @@ def publish(
         cache_dir=cache_dir,
     )
     if dry_run:
-        typer.echo(diff_plan(plan), nl=False)
+        typer.echo(diff_plan(plan), nl=False, err=as_json)
+        if as_json:
+            typer.echo(json.dumps(result_json(plan, None), indent=2))
         stderr().print("Dry run: nothing was pushed.")
         return
     result = push(target, plan, create_pr=create_pr)
@@ -100,4 +115,23 @@ def publish(
         stderr().print(f"Opened a pull request on {repo_id}.")
     else:
         stderr().print(f"Published to {repo_id}.")
-    typer.echo(result.pr_url or result.commit_url or target.url(repo_id))
+    if as_json:
+        typer.echo(json.dumps(result_json(plan, result, url=target.url(repo_id)), indent=2))
+    else:
+        typer.echo(result.pr_url or result.commit_url or target.url(repo_id))
+
+
+def result_json(plan: PublishPlan, result: CommitResult | None, *, url: str | None = None) -> dict:
+    """What ``publish --json`` prints: the commit (None on a dry run) and each embedding."""
+    return {
+        "repo_id": plan.repo_id,
+        "dry_run": result is None,
+        "url": None if result is None else result.pr_url or result.commit_url or url,
+        "commit_url": None if result is None else result.commit_url,
+        "pr_url": None if result is None else result.pr_url,
+        "commit": None if result is None else result.oid,
+        "parent_commit": plan.parent_commit,
+        "embeddings": [
+            {"standard": entry.standard_id, **entry.to_metadata()} for entry in plan.entries
+        ],
+    }
