@@ -1084,13 +1084,14 @@ class _MatrixWriter:
         for f, dtype in zip(self.files, _KINDS.values(), strict=True):
             f.seek(start * self.dim * np.dtype(dtype).itemsize)
 
-    def write(self, block: np.ndarray) -> None:
-        """Appends rows ``(r, N)`` float32."""
+    def write(self, block: np.ndarray, quantised: np.ndarray | None = None) -> None:
+        """Appends rows ``(r, N)`` float32, and their uint8 rows (computed if not given)."""
         if block.shape[0] == 0:
             return
-        self.files[0].write(np.ascontiguousarray(block, dtype=np.float32).tobytes())
+        self.files[0].write(np.ascontiguousarray(block, dtype=np.float32).data)
         _test_pause("partial-matrix")
-        self.files[1].write(_quantise(block).tobytes())
+        quantised = _quantise(block) if quantised is None else quantised
+        self.files[1].write(np.ascontiguousarray(quantised).data)
         self.rows += block.shape[0]
 
     def finish(self) -> None:
@@ -1278,7 +1279,7 @@ class IndexTransaction:
         self, live: _Live, change: _StandardChange
     ) -> Callable[[sqlite3.Connection], None]:
         """Replacements or removals: a new generation, copied from the live one."""
-        old = self._index._matrix(live, "f32")
+        old, old_q = self._index._matrix(live, "f32"), self._index._matrix(live, "u8")
         dropped = np.array(sorted(change.removed), dtype=np.int64)
         kept = live.count - len(dropped)
         target = _Live(live.standard_hash, live.generation, live.dim, 0)
@@ -1291,10 +1292,14 @@ class IndexTransaction:
             new_rows = np.empty((len(replaced), live.dim), dtype=np.float32)
             for i, pos in enumerate(replaced.tolist()):
                 new_rows[i] = change.replaced[pos][2]
+            new_q = _quantise(new_rows)
             writer = _MatrixWriter(self._index, target, start=0, create=True)
             try:
-                for s in range(0, live.count, _WRITE_BLOCK_ROWS):
-                    writer.write(_changed_block(old, s, replaced, new_rows, dropped))
+                for s in range(0, live.count, _WRITE_BLOCK_ROWS):  # copies: no re-quantising
+                    writer.write(
+                        _changed_block(old, s, replaced, new_rows, dropped),
+                        _changed_block(old_q, s, replaced, new_q, dropped),
+                    )
                 for s in range(0, len(change.added), _WRITE_BLOCK_ROWS):
                     writer.write(np.stack([v for _, v in change.added[s : s + _WRITE_BLOCK_ROWS]]))
                 writer.finish()
@@ -1402,13 +1407,18 @@ def _changed_block(
     old: np.ndarray, start: int, replaced: np.ndarray, new_rows: np.ndarray, dropped: np.ndarray
 ) -> np.ndarray:
     """Rows ``start..start+B`` of the old matrix, with the rows at the sorted positions
-    ``replaced`` set to ``new_rows`` and those at the sorted positions ``dropped`` left out."""
-    block = np.array(old[start : start + _WRITE_BLOCK_ROWS])
+    ``replaced`` set to ``new_rows`` and those at the sorted positions ``dropped`` left out
+    (the memory-mapped rows themselves when none of them changes)."""
+    block = old[start : start + _WRITE_BLOCK_ROWS]
     stop = start + block.shape[0]
-    lo, hi = np.searchsorted(replaced, [start, stop])
-    block[replaced[lo:hi] - start] = new_rows[lo:hi]
-    lo, hi = np.searchsorted(dropped, [start, stop])
-    return np.delete(block, dropped[lo:hi] - start, axis=0) if hi > lo else block
+    r_lo, r_hi = np.searchsorted(replaced, [start, stop])
+    d_lo, d_hi = np.searchsorted(dropped, [start, stop])
+    if r_hi > r_lo:
+        block = np.array(block)
+        block[replaced[r_lo:r_hi] - start] = new_rows[r_lo:r_hi]
+    if d_hi > d_lo:
+        block = np.delete(block, dropped[d_lo:d_hi] - start, axis=0)
+    return block
 
 
 def _insert_rows(conn: sqlite3.Connection, rows: list[tuple[IndexRow, int]]) -> None:

@@ -6,7 +6,7 @@ import torch
 
 
 def fuzzy_intersection(
-    task: torch.Tensor, models: torch.Tensor, *, chunk_rows: int = 65536
+    task: torch.Tensor, models: torch.Tensor, *, chunk_rows: int = 4096
 ) -> torch.Tensor:
     """``I(u, v) = sum_i min(u_i, v_i)`` of a task embedding against every model embedding.
 
