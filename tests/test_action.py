@@ -40,7 +40,13 @@ ACTION = yaml.safe_load((ROOT / "action.yml").read_text())
 EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 # pip, made harmless: resolve only against what is installed, build without isolation (pip
 # reads PIP_NO_BUILD_ISOLATION=0 as --no-build-isolation), install nothing.
-PIP_OFFLINE_DRY_RUN = {"PIP_DRY_RUN": "1", "PIP_NO_INDEX": "1", "PIP_NO_BUILD_ISOLATION": "0"}
+# PIP_QUIET=0: the test reads pip's "Would install" line, whatever the caller's settings.
+PIP_OFFLINE_DRY_RUN = {
+    "PIP_DRY_RUN": "1",
+    "PIP_NO_INDEX": "1",
+    "PIP_NO_BUILD_ISOLATION": "0",
+    "PIP_QUIET": "0",
+}
 runner = CliRunner()
 
 
