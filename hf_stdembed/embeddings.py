@@ -10,8 +10,6 @@ safetensors only (never pickle), after a size check.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +19,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as save_safetensors_bytes
 
 from . import __version__
+from ._files import atomic_write
 from .errors import InvalidEmbeddingError, StandardMismatchError, StandardNotFoundError
 from .standards import Standard, builtin_standards
 
@@ -82,21 +81,8 @@ def save_embedding(embedding: Embedding, path: str | Path) -> Path:
     Returns:
         The path written.
     """
-    path = Path(path)
     tensors, metadata = _to_file(embedding)
-    data = save_safetensors_bytes(tensors, metadata=metadata)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, save_safetensors_bytes(tensors, metadata=metadata))
 
 
 def load_embedding(

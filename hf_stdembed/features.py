@@ -9,7 +9,6 @@ import logging
 import math
 import os
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
+from hf_stdembed._files import atomic_path
 from hf_stdembed.data import ImageDataset
 from hf_stdembed.errors import ModelLoadError
 from hf_stdembed.extractors import FeatureExtractor
@@ -296,13 +296,5 @@ def _write_cache(
     metadata = {name: "" if value is None else str(value) for name, value in key.items()}
     metadata["key"] = key_text
     metadata["rows"] = str(features.shape[0])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as temp:
         save_file({_TENSOR: features.contiguous()}, temp, metadata=metadata)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise

@@ -19,7 +19,6 @@ import contextlib
 import hashlib
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from typing import Any, Protocol, TypeVar
 import yaml
 
 from . import __version__
+from ._files import atomic_write
 from .errors import (
     AuthError,
     ConcurrentUpdateError,
@@ -766,7 +766,7 @@ class DirectoryRegistry:
                             repo_id=repo_id,
                         )
                 for path, data in files.items():
-                    _atomic_write(targets[path], data)
+                    atomic_write(targets[path], data)
                 oid = self._content_hash(repo)[0]
         except PermissionError as e:
             raise AuthError(f"no write access to {repo}: {e}", repo_id=repo_id) from e
@@ -851,20 +851,6 @@ def _front_matter(text: str) -> dict[str, Any]:
     except yaml.YAMLError:
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @contextlib.contextmanager
