@@ -34,7 +34,10 @@ def main() -> None:
     parser.add_argument("--probe-size", type=int, default=500)
     parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--per-step-steps", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
     with tempfile.TemporaryDirectory() as tmp:
