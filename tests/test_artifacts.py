@@ -193,3 +193,12 @@ def test_embeddings_of_another_standard_are_refused(tmp_path):
     other = dataclasses.replace(STANDARD, id="my-own")
     with pytest.raises(StandardMismatchError):
         load_embedding(custom, standard=other)  # same id, different hash
+
+
+def test_public_names_resolve_lazily():
+    import hf_stdembed
+
+    for name in hf_stdembed.__all__:
+        assert getattr(hf_stdembed, name) is not None
+    with pytest.raises(AttributeError):
+        hf_stdembed.nope  # noqa: B018
