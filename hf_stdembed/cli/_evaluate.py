@@ -1,0 +1,76 @@
+"""``hf-stdembed evaluate``: does selection pick good models on your own pool and tasks?"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import StdEmbedError
+from ..standards import DEFAULT_STANDARD, get_standard
+from ._render import quiet_libraries, stderr
+
+
+def parse_task(text: str, *, test_fraction: float, seed: int, max_samples: int | None):
+    """``NAME=DATASET[:split]`` -> a seeded, stratified train/test :class:`TaskSpec`.
+
+    ``DATASET`` is a ``.parquet`` file, a local folder or a Hub id; the split (default
+    ``train``) is split class by class into train and test parts.
+    """
+    from ..data import load_image_dataset, stratified_split
+    from ..evaluation import TaskSpec
+
+    name, sep, source = text.partition("=")
+    if not sep or not name or not source:
+        raise StdEmbedError(f"bad --task {text!r}: write NAME=DATASET[:split]")
+    split = "train"
+    head, colon, tail = source.rpartition(":")
+    if colon and tail and "/" not in tail and not Path(source).exists():
+        source, split = head, tail
+    if source.endswith(".parquet"):
+        data = load_image_dataset("parquet", data_files=source, split="train")
+    else:
+        data = load_image_dataset(source, split=split)
+    if max_samples is not None and max_samples < len(data):
+        data = stratified_split(data, test_fraction=max_samples / len(data), seed=seed)[1]
+    train, test = stratified_split(data, test_fraction=test_fraction, seed=seed)
+    return TaskSpec(name, train, test)
+
+
+def evaluate(
+    candidate: Annotated[
+        list[str], typer.Option("--candidate", "-c", help="Candidate model spec (repeatable).")
+    ],
+    task: Annotated[
+        list[str], typer.Option("--task", "-t", help="NAME=DATASET[:split] (repeatable).")
+    ],
+    out: Annotated[Path, typer.Option(help="Folder for report.md, report.json and plots.")],
+    standard: Annotated[
+        str, typer.Option("--standard", "-s", help="Built-in standard id or a YAML file.")
+    ] = DEFAULT_STANDARD,
+    test_fraction: Annotated[float, typer.Option(help="Share of each class to test on.")] = 0.3,
+    max_samples: Annotated[
+        int | None, typer.Option(help="Stratified subsample of each task first.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the splits.")] = 0,
+    logme: Annotated[bool, typer.Option(help="Also score the pool with LogME.")] = True,
+    plots: Annotated[bool, typer.Option(help="Write PNG plots (needs matplotlib).")] = True,
+    device: Annotated[str | None, typer.Option(help="torch device (default: best).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False,
+) -> None:
+    """Linear-probe ground truth vs our selection, LogME, largest-first and a random pick."""
+    from ..evaluation import evaluate as run_evaluation
+
+    if quiet:
+        quiet_libraries()
+    std = get_standard(standard)
+    specs = [
+        parse_task(t, test_fraction=test_fraction, seed=seed, max_samples=max_samples) for t in task
+    ]
+    report = run_evaluation(
+        candidate, std, specs, with_logme=logme, device=device, progress=not quiet
+    )
+    written = report.save(out, plots=plots)
+    typer.echo(report.to_markdown())
+    stderr().print(f"wrote {len(written)} files under {out}")
