@@ -5,7 +5,10 @@ From the baseline's features ``B(x)`` of a downstream task's samples and their l
     min_{v, w, b}  E_{x,y}[ CE(w^T (v * B(x)) + b, y) ] + gamma * ||v||_1
     subject to ||w^T||_1 = max_i sum_j |w_ij| = 1,   v = sigmoid(v' / tau)
 
-The constraint is kept exactly by reparameterisation: ``w = w' / ||w'^T||_1``.
+The constraint is kept exactly by projection: the head starts normalised and after every
+SGD step ``w <- w / ||w^T||_1``. (A reparameterisation ``w = w' / ||w'^T||_1`` keeps it too,
+but trains badly: on the demo's digits it reached 49% training accuracy at gamma = 0 where the
+projected head reaches 99.7% and an unconstrained linear probe 100%.)
 
 The sparsity level gamma follows Section 5.4: train for every gamma of a grid, call the
 accuracy of the smallest gamma the converged accuracy, and keep the smallest gamma whose
@@ -114,19 +117,21 @@ class _MaskedHeads(torch.nn.Module):
         bias = uniform_init((classes,), big_n, generator=g)
         self.weight = torch.nn.Parameter(weight.expand(groups, -1, -1).clone())
         self.bias = torch.nn.Parameter(bias.expand(groups, -1).clone())
+        self.project_()
 
     def mask(self) -> torch.Tensor:
         return torch.sigmoid(self.mask_logit / self.temperature)
 
-    def normalised_weight(self) -> torch.Tensor:
-        """``w`` with ``||w^T||_1 = max_i sum_j |w_ij| = 1`` for each group."""
+    @torch.no_grad()
+    def project_(self) -> None:
+        """Rescales each group's head to ``||w^T||_1 = max_i sum_j |w_ij| = 1``."""
         norm = self.weight.abs().sum(dim=2).amax(dim=1).clamp_min(1e-12)
-        return self.weight / norm[:, None, None]
+        self.weight.div_(norm[:, None, None])
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Logits ``(G, b, classes)`` of a feature batch ``(b, N)``."""
         masked = features.unsqueeze(0) * self.mask().unsqueeze(1)
-        return torch.baddbmm(self.bias.unsqueeze(1), masked, self.normalised_weight())
+        return torch.baddbmm(self.bias.unsqueeze(1), masked, self.weight)
 
 
 def choose_gamma(
@@ -218,6 +223,7 @@ def embed_task(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            heads.project_()
             step += 1
             if on_step is not None:
                 on_step(step, per_epoch * config.epochs)
