@@ -52,18 +52,22 @@ def main() -> None:
     parser.add_argument("--noise", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--skip-p", action="store_true", help="only the Q part")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
-    cand, base, truth = planted_model(args.dim, args.subset, args.samples, args.noise, args.seed)
-    paper = ModelEmbeddingConfig()
-    print(f"P, N = {args.dim}, |S| = {args.subset}, {args.samples} samples, paper's schedule:")
-    report_p("init v' = 0.05 (recorded)", cand, base, truth, paper)
-    report_p("init v' = 0", cand, base, truth, dataclasses.replace(paper, mask_init=0.0))
-    all_on = torch.ones(args.dim, dtype=torch.bool)
-    report_p("candidate = baseline", base.clone(), base, all_on, paper)
+    if not args.skip_p:
+        cand, base, truth = planted_model(
+            args.dim, args.subset, args.samples, args.noise, args.seed
+        )
+        paper = ModelEmbeddingConfig()
+        print(f"P, N = {args.dim}, |S| = {args.subset}, {args.samples} samples, paper's schedule:")
+        report_p("init v' = 0.05 (recorded)", cand, base, truth, paper)
+        report_p("init v' = 0", cand, base, truth, dataclasses.replace(paper, mask_init=0.0))
+        all_on = torch.ones(args.dim, dtype=torch.bool)
+        report_p("candidate = baseline", base.clone(), base, all_on, paper)
 
     g = torch.Generator().manual_seed(args.seed)
     k, classes = max(args.subset // 8, 4), 10
