@@ -32,7 +32,14 @@ from typing import Any
 
 import torch
 
-from .core import LinearProbeConfig, embed_model, embed_task, fuzzy_intersection, linear_probe
+from .core import (
+    LinearProbeConfig,
+    TaskEmbeddingResult,
+    embed_model,
+    embed_task,
+    fuzzy_intersection,
+    linear_probe,
+)
 from .core.logme import logme
 from .core.ranking_metrics import (
     expected_random_gap,
@@ -518,15 +525,21 @@ def _probe_accuracy(*args: Any, **kwargs: Any) -> float:
     return linear_probe(*args, **kwargs).accuracy
 
 
+_MEMO_VERSION = 2
+"""Bumped when a memoised computation changes (2: Q's head is projected, not reparameterised)."""
+
+
 def _memo(cache_dir: str | Path | None, kind: str, key: Any, fn: Any, *args: Any, **kw: Any) -> Any:
     """``fn(*args, **kw)``, kept under ``cache_dir/evaluation/<kind>/`` by the JSON of ``key``."""
     if cache_dir is None:
         return fn(*args, **kw)
-    text = json.dumps(key, sort_keys=True, default=str)
+    text = json.dumps([_MEMO_VERSION, key], sort_keys=True, default=str)
     name = hashlib.sha256(text.encode()).hexdigest()[:24]
     path = Path(cache_dir) / "evaluation" / kind / f"{name}.pt"
     if path.is_file():
-        saved = torch.load(path, weights_only=False)  # our own cache files
+        # the restricted unpickler: tensors, plain data and the result classes only
+        with torch.serialization.safe_globals([TaskEmbeddingResult]):
+            saved = torch.load(path, weights_only=True)
         if saved.get("key") == text:
             return saved["value"]
     value = fn(*args, **kw)
