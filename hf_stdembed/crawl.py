@@ -11,11 +11,10 @@ redoes (its repos' recorded commits did not move).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from ._files import file_sha256
 from .card import CARD_TAG, CardEntry, card_entries
 from .embeddings import MAX_FILE_BYTES, ModelEmbedding, load_embedding
 from .errors import RegistryError, StdEmbedError
@@ -136,7 +135,7 @@ def _read_entry(
         )
     path = registry.download(summary.repo_id, entry.file, revision=summary.sha, max_bytes=max_bytes)
     report.downloaded += 1
-    digest = _sha256(path)
+    digest = file_sha256(path)
     if digest != entry.sha256:
         raise _Skip(f"sha256 {digest} differs from the card's {entry.sha256}")
     embedding = load_embedding(path, standard=standard, max_bytes=max_bytes)
@@ -192,11 +191,3 @@ def _is_transient(error: StdEmbedError) -> bool:
     """Network trouble and exhausted rate limits: worth retrying at the next crawl. A missing
     repo, revision or file, a refused access or an oversized file is final for that commit."""
     return type(error) is RegistryError
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -29,7 +29,7 @@ from typing import Any, Protocol, TypeVar
 import yaml
 
 from . import __version__
-from ._files import atomic_write
+from ._files import atomic_write, file_sha256
 from .errors import (
     AuthError,
     ConcurrentUpdateError,
@@ -811,7 +811,7 @@ class DirectoryRegistry:
             stat = file.stat()
             key = (str(file), stat.st_size, stat.st_mtime_ns, stat.st_ino)
             if key not in self._digests:
-                self._digests[key] = _sha256_file(file)
+                self._digests[key] = file_sha256(file)
             relative = file.relative_to(repo).as_posix()
             digest.update(relative.encode() + b"\0" + self._digests[key].encode() + b"\n")
             newest = max(newest or stat.st_mtime, stat.st_mtime)
@@ -829,14 +829,6 @@ def _visible_files(repo: Path) -> Iterator[Path]:
         for name in names:
             if not name.startswith("."):
                 yield Path(folder, name)
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _front_matter(text: str) -> dict[str, Any]:

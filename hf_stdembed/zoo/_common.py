@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.metadata
 import importlib.resources
 from collections.abc import Callable
@@ -15,6 +14,7 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 from torchvision.transforms import InterpolationMode
 
+from .._files import file_sha256
 from ..errors import ModelLoadError
 from ..extractors import FeatureExtractor
 
@@ -106,11 +106,7 @@ def package_version(pip_name: str) -> str:
 @functools.cache
 def file_revision(path: str | Path) -> str:
     """First 16 hex digits of the file's sha256 (computed once per path and process)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
+    return file_sha256(path)[:16]
 
 
 def load_weights(module: torch.nn.Module, path: Path, *, spec: str) -> torch.nn.Module:
