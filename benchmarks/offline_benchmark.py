@@ -9,8 +9,10 @@ initialised (known-bad distractors). Standards: each of the two zoo models as ba
 Every feature goes through the on-disk cache (so do P masks, linear probes, LogME and Q), so
 a re-run costs no forward pass.
 
-Sizes (:class:`Sizes`) and the P schedule (200 steps, ``--p-steps`` to change) were cut to
-fit 2 shared CPU cores; ``benchmarks/results/README.md`` says why and what it costs. Run it
+P runs at the paper's schedule (4,000 steps, ``--p-steps`` to cut it). The probe set is 5,000
+CIFAR-10 train images (``--probe``): several times the baseline's 1,280 features, so that the
+affine maps of P cannot interpolate the probe set; the tasks are seeded subsets cut to fit 2
+CPU cores (:class:`Sizes`; ``benchmarks/results/README.md`` says what it costs). Run it
 from the repository root: the dataset fingerprints that key the caches include the data
 file paths, so keep ``--bench-dir`` the same between runs that should share caches.
 """
@@ -66,7 +68,8 @@ def imagenet_family() -> list[str]:
 class Sizes:
     """How many images of each dataset the run uses (CPU time decides, see the README)."""
 
-    probe: int = 500  # CIFAR-10 train subset: probe set D, and the CIFAR-10 task's train split
+    probe: int = 5000  # CIFAR-10 train subset: the probe set D of both standards
+    cifar_train: int = 500  # CIFAR-10 train subset: the CIFAR-10 task's train split
     cifar_test: int = 300  # stratified subset of CIFAR-10 test
     fractions: tuple[tuple[str, float], ...] = (
         ("usps", 0.2),
@@ -92,6 +95,11 @@ def probe_set(bench_dir: Path, sizes: Sizes) -> ImageDataset:
     return select_subset(train, sizes.probe, seed=sizes.seed)
 
 
+def cifar_train_set(bench_dir: Path, sizes: Sizes) -> ImageDataset:
+    train = _parquet(bench_dir / "data" / "cifar10" / "train.parquet", "cifar10-train")
+    return select_subset(train, sizes.cifar_train, seed=sizes.seed)
+
+
 def task_sets(
     bench_dir: Path, sizes: Sizes, names: list[str] | None = None
 ) -> dict[str, tuple[ImageDataset, ImageDataset]]:
@@ -101,7 +109,7 @@ def task_sets(
     if names is None or "cifar10" in names:
         test = _parquet(data / "cifar10" / "test.parquet", "cifar10-test")
         test = _stratified_subset(test, sizes.cifar_test / len(test), sizes.seed)
-        tasks["cifar10"] = (probe_set(bench_dir, sizes), test)
+        tasks["cifar10"] = (cifar_train_set(bench_dir, sizes), test)
     for name, fraction in sizes.fractions:
         if names is not None and name not in names:
             continue
@@ -132,12 +140,11 @@ BASELINES = {
     "mobilenetv2": ZOO[0],
     "efficientnet-lite0": ZOO[1],
 }
-P_SCHEDULE = {"steps": 200, "lr_step": 50}  # the paper's 4000 / 1000, cut for 2 busy CPU cores
 
 
 def make_standard(name: str, bench_dir: Path, sizes: Sizes, p_steps: int | None = None):
     """A standard: a zoo baseline (128 px), probe = seeded CIFAR-10 train subset."""
-    schedule = {"steps": p_steps, "lr_step": p_steps // 4} if p_steps else P_SCHEDULE
+    schedule = {"steps": p_steps, "lr_step": p_steps // 4} if p_steps else {}
     from hf_stdembed.core import ModelEmbeddingConfig
     from hf_stdembed.standards import BaselineSpec, ProbeSpec, Standard
 
@@ -198,7 +205,13 @@ def main(argv: list[str] | None = None) -> None:
         "--raw-only", action="store_true", help="only the variants without centring (half the P)"
     )
     parser.add_argument(
-        "--p-steps", type=int, default=None, help="P steps (lr/10 every steps/4); default 200/50"
+        "--probe", type=int, default=Sizes.probe, help="probe set size (CIFAR-10 train images)"
+    )
+    parser.add_argument(
+        "--p-steps",
+        type=int,
+        default=None,
+        help="P steps, lr/10 every steps/4 (default: the paper's 4000, lr/10 every 1000)",
     )
     args = parser.parse_args(argv)
     if args.threads:
@@ -206,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["HF_STDEMBED_BENCH_DIR"] = str(args.bench_dir.resolve())
     from hf_stdembed.evaluation import DEFAULT_VARIANTS, TaskSpec, evaluate
 
-    sizes = Sizes()
+    sizes = Sizes(probe=args.probe)
     pool = [*ZOO, *bench_pool(), *DISTRACTORS]
     standards = [
         make_standard(name, args.bench_dir, sizes, args.p_steps) for name in args.standards
@@ -219,8 +232,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.extract_only:
         order = [("probe", probe_set(args.bench_dir, sizes))]
         for name, (train, test) in tasks.items():
-            if name != "cifar10":
-                order.append((f"{name}-train", train))
+            order.append((f"{name}-train", train))
             order.append((f"{name}-test", test))
         part = {"zoo": [*ZOO, *DISTRACTORS], "bench": bench_pool()}.get(args.extract_part, pool)
         extract_all(part, order, args.cache_dir)
@@ -242,9 +254,10 @@ def main(argv: list[str] | None = None) -> None:
     (args.out / "command.txt").write_text(command + "\n")
     setup = {
         "sizes": asdict(sizes),
-        "p_schedule": {"steps": args.p_steps, "lr_step": args.p_steps // 4}
-        if args.p_steps
-        else P_SCHEDULE,
+        "p_schedule": {
+            "steps": standards[0].model_embedding.steps,
+            "lr_step": standards[0].model_embedding.lr_step,
+        },
         "tasks": {t.name: {"train": len(t.train), "test": len(t.test)} for t in specs},
         "splits": "stratified_split(test_fraction, seed) of hf_stdembed.data; CIFAR-10 train "
         "split = the probe subset, test split = stratified subset of CIFAR-10 test",

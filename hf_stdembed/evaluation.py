@@ -15,9 +15,9 @@
 Named variants of our selector sit beside the faithful default (``faithful``) and never change
 it: ``center_features`` centres candidate and baseline features over the probe set before P
 (post-ReLU features share a large mean direction that dominates the cosine similarities), and
-``normalise_metric`` divides the intersection by the model's own mask size,
-``sum_i min(u_i, v_i) / sum_i v_i`` (a low-dimensional candidate can only be equivalent to few
-baseline features, so the plain intersection favours wide models).
+``metric`` replaces the plain intersection by one of the normalised similarities of
+:data:`~hf_stdembed.core.metric.SIMILARITIES` (a low-dimensional candidate can only be
+equivalent to few baseline features, so the plain intersection favours wide models).
 """
 
 from __future__ import annotations
@@ -31,16 +31,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
+from ._files import atomic_path
 from .core import (
     LinearProbeConfig,
     TaskEmbeddingResult,
     embed_model,
     embed_task,
-    fuzzy_intersection,
+    fuzzy_similarity,
     linear_probe,
 )
 from .core.logme import logme
+from .core.metric import SIMILARITIES
 from .core.ranking_metrics import (
     expected_random_gap,
     kendall_tau,
@@ -72,15 +76,25 @@ class Variant:
 
     name: str
     center_features: bool = False  # centre candidate and baseline over the probe set before P
-    normalise_metric: bool = False  # sum min(u, v) / sum v instead of sum min(u, v)
+    metric: str = "intersection"  # one of hf_stdembed.core.metric.SIMILARITIES
+
+    def __post_init__(self) -> None:
+        if self.metric not in SIMILARITIES:
+            raise ValueError(
+                f"unknown metric {self.metric!r}; choose one of {', '.join(SIMILARITIES)}"
+            )
 
 
 FAITHFUL = Variant("faithful")
 DEFAULT_VARIANTS = (
     FAITHFUL,
+    Variant("normalised", metric="model-normalised"),
+    Variant("cosine", metric="cosine"),
+    Variant("jaccard", metric="jaccard"),
     Variant("centred", center_features=True),
-    Variant("normalised", normalise_metric=True),
-    Variant("centred+normalised", center_features=True, normalise_metric=True),
+    Variant("centred+normalised", center_features=True, metric="model-normalised"),
+    Variant("centred+cosine", center_features=True, metric="cosine"),
+    Variant("centred+jaccard", center_features=True, metric="jaccard"),
 )
 
 
@@ -384,10 +398,7 @@ def evaluate(
         scores: dict[str, list[float]] = {}
         for v in variants:
             models = stacked[v.center_features]
-            s = fuzzy_intersection(q.mask, models)
-            if v.normalise_metric:
-                s = s / models.sum(dim=1).clamp_min(1e-12)
-            scores[v.name] = s.tolist()
+            scores[v.name] = fuzzy_similarity(q.mask, models, v.metric).tolist()
         if with_logme:
             scores["logme"] = logmes[task.name]
         scores["largest"] = [
@@ -446,17 +457,16 @@ def model_embedding(
     path = None
     if cache_dir is not None:
         digest = hashlib.sha256(key.encode()).hexdigest()[:24]
-        path = Path(cache_dir) / "model-embeddings" / f"{digest}.pt"
-        if path.is_file():
-            saved = torch.load(path, weights_only=True)
-            if saved.get("key") == key:
-                return saved["mask"], float(saved["fidelity"])
+        path = Path(cache_dir) / "model-embeddings" / f"{digest}.safetensors"
+        saved = _read_cached(path, key)
+        if saved is not None:
+            tensors, scalars = saved
+            return tensors["mask"], float(scalars["fidelity"])
     if centre:
         candidate, baseline = _centre(candidate), _centre(baseline)
     result = embed_model(candidate, baseline, config=standard.model_embedding, device=device)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"key": key, "mask": result.mask, "fidelity": result.fidelity}, path)
+        _write_cached(path, key, {"mask": result.mask}, {"fidelity": result.fidelity})
     return result.mask, result.fidelity
 
 
@@ -530,22 +540,52 @@ _MEMO_VERSION = 2
 
 
 def _memo(cache_dir: str | Path | None, kind: str, key: Any, fn: Any, *args: Any, **kw: Any) -> Any:
-    """``fn(*args, **kw)``, kept under ``cache_dir/evaluation/<kind>/`` by the JSON of ``key``."""
+    """``fn(*args, **kw)`` (a float or a :class:`TaskEmbeddingResult`), kept under
+    ``cache_dir/evaluation/<kind>/`` as safetensors, keyed by the JSON of ``key``."""
     if cache_dir is None:
         return fn(*args, **kw)
     text = json.dumps([_MEMO_VERSION, key], sort_keys=True, default=str)
     name = hashlib.sha256(text.encode()).hexdigest()[:24]
-    path = Path(cache_dir) / "evaluation" / kind / f"{name}.pt"
-    if path.is_file():
-        # the restricted unpickler: tensors, plain data and the result classes only
-        with torch.serialization.safe_globals([TaskEmbeddingResult]):
-            saved = torch.load(path, weights_only=True)
-        if saved.get("key") == text:
-            return saved["value"]
+    path = Path(cache_dir) / "evaluation" / kind / f"{name}.safetensors"
+    saved = _read_cached(path, text)
+    if saved is not None:
+        tensors, scalars = saved
+        if "value" in scalars:
+            return float(scalars["value"])
+        return TaskEmbeddingResult(**tensors, **scalars)
     value = fn(*args, **kw)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"key": text, "value": value}, path)
+    if isinstance(value, TaskEmbeddingResult):
+        fields = asdict(value)
+        tensors = {k: v for k, v in fields.items() if isinstance(v, torch.Tensor)}
+        scalars = {k: v for k, v in fields.items() if k not in tensors}
+    else:
+        tensors, scalars = {}, {"value": float(value)}
+    _write_cached(path, text, tensors, scalars)
     return value
+
+
+def _read_cached(path: Path, key: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+    """Tensors and JSON scalars of a cache file written for ``key``; None when absent, stale
+    or unreadable (then it is recomputed)."""
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            if metadata.get("key") != key:
+                return None
+            tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
+        return tensors, json.loads(metadata["scalars"])
+    except Exception:  # a torn or foreign file is recomputed, not fatal
+        return None
+
+
+def _write_cached(
+    path: Path, key: str, tensors: dict[str, torch.Tensor], scalars: dict[str, Any]
+) -> None:
+    metadata = {"key": key, "scalars": json.dumps(scalars)}
+    with atomic_path(path) as temp:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, temp, metadata=metadata)
 
 
 def _centre(x: torch.Tensor) -> torch.Tensor:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 import pytest
 import torch
 
 from hf_stdembed.core import (
+    SIMILARITIES,
     LinearProbeConfig,
     ModelEmbeddingConfig,
     TaskEmbeddingConfig,
@@ -16,6 +18,7 @@ from hf_stdembed.core import (
     embed_model_from_batches,
     embed_task,
     fuzzy_intersection,
+    fuzzy_similarity,
     linear_probe,
 )
 
@@ -208,6 +211,23 @@ def test_fuzzy_intersection_matches_definition_and_chunks():
     assert fuzzy_intersection(task, models[0]).ndim == 0
     with pytest.raises(ValueError, match="need a task"):
         fuzzy_intersection(task, torch.rand(3, 49))
+
+
+def test_fuzzy_similarities_on_a_hand_example():
+    u = torch.tensor([1.0, 1.0, 0.5, 0.0])
+    models = torch.tensor([[1.0, 0.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 0.5, 0.0]])
+    # I = 1.5 / 0 / 2.5; |u| = 2.5; |v| = 3 / 0 / 2.5
+    expected = {
+        "intersection": [1.5, 0.0, 2.5],
+        "model-normalised": [0.5, 0.0, 1.0],
+        "cosine": [1.5 / math.sqrt(2.5 * 3), 0.0, 1.0],
+        "jaccard": [1.5 / (2.5 + 3 - 1.5), 0.0, 1.0],
+    }
+    assert set(expected) == set(SIMILARITIES)
+    for kind, values in expected.items():
+        torch.testing.assert_close(fuzzy_similarity(u, models, kind), torch.tensor(values))
+    with pytest.raises(ValueError, match="unknown similarity 'dice'"):
+        fuzzy_similarity(u, models, "dice")
 
 
 def test_linear_probe_separates_what_is_separable():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -197,7 +198,7 @@ def tiny_pool(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_evaluate_reports_every_selector_and_writes_outputs(tiny_pool, tmp_path):
     from hf_stdembed.data import load_image_dataset, stratified_split
-    from hf_stdembed.evaluation import TaskSpec, evaluate
+    from hf_stdembed.evaluation import DEFAULT_VARIANTS, TaskSpec, evaluate
 
     standard, specs, task_file, probe_config = tiny_pool
     data = load_image_dataset("parquet", data_files=str(task_file), split="train")
@@ -210,15 +211,7 @@ def test_evaluate_reports_every_selector_and_writes_outputs(tiny_pool, tmp_path)
         progress=False,
     )
     (task,) = report.tasks
-    assert set(task.scores) == {
-        "faithful",
-        "centred",
-        "normalised",
-        "centred+normalised",
-        "logme",
-        "largest",
-        "random",
-    }
+    assert set(task.scores) == {v.name for v in DEFAULT_VARIANTS} | {"logme", "largest", "random"}
     # the noise model is the worst candidate and LogME knows it
     assert task.accuracies[2] < min(task.accuracies[:2])
     assert task.scores["logme"][2] < min(task.scores["logme"][:2])
@@ -232,6 +225,49 @@ def test_evaluate_reports_every_selector_and_writes_outputs(tiny_pool, tmp_path)
     assert {"report.md", "report.json"} <= names
     assert any(n.endswith("gamma-sweep.png") for n in names)
     assert "| colours |" in (tmp_path / "out" / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_evaluate_rerun_from_cache_spends_no_forward_pass_and_no_optimisation(
+    tiny_pool, tmp_path, monkeypatch
+):
+    from hf_stdembed import evaluation, features
+    from hf_stdembed.data import load_image_dataset, stratified_split
+    from hf_stdembed.evaluation import FAITHFUL, TaskSpec, Variant, evaluate
+
+    standard, specs, task_file, probe_config = tiny_pool
+    data = load_image_dataset("parquet", data_files=str(task_file), split="train")
+    tasks = [TaskSpec("colours", *stratified_split(data, test_fraction=0.3, seed=0))]
+    variants = (FAITHFUL, Variant("centred+jaccard", center_features=True, metric="jaccard"))
+    kwargs = {"variants": variants, "probe_config": probe_config, "progress": False}
+    first = evaluate(specs, standard, tasks, cache_dir=tmp_path / "cache", **kwargs)
+    cached = sorted((tmp_path / "cache").rglob("*.safetensors"))
+    assert not list((tmp_path / "cache").rglob("*.pt"))  # no pickle on disk
+    # a torn cache file is recomputed, not fatal
+    torn = next(p for p in cached if "linear-probe" in p.parts)
+    torn.write_bytes(torn.read_bytes()[:20])
+    again = evaluate(specs, standard, tasks, cache_dir=tmp_path / "cache", **kwargs)
+    assert again.to_dict() == first.to_dict()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a cached result was recomputed")
+
+    for name in ("embed_model", "embed_task", "linear_probe", "logme"):
+        monkeypatch.setattr(evaluation, name, refuse)
+    monkeypatch.setattr(features, "_run", refuse)
+    third = evaluate(specs, standard, tasks, cache_dir=tmp_path / "cache", **kwargs)
+    assert third.to_dict() == first.to_dict()
+    # a new standard (other P schedule) is never answered from the old cache
+    other = replace(standard, model_embedding=replace(standard.model_embedding, steps=41))
+    with pytest.raises(AssertionError, match="recomputed"):
+        evaluate(specs, other, tasks, cache_dir=tmp_path / "cache", **kwargs)
+
+
+def test_variant_refuses_an_unknown_metric():
+    from hf_stdembed.evaluation import Variant
+
+    with pytest.raises(ValueError, match="unknown metric 'dice'.*jaccard"):
+        Variant("x", metric="dice")
 
 
 def _hand_report():

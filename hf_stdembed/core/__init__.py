@@ -2,12 +2,13 @@
 
 - :func:`embed_model` (P, Section 4.2): a candidate's features -> a mask over baseline features.
 - :func:`embed_task` (Q, Section 4.3): a labelled task's baseline features -> a sparse mask.
-- :func:`fuzzy_intersection` (the selection metric): one sweep over m model embeddings.
+- :func:`fuzzy_intersection` (the selection metric): one sweep over m model embeddings;
+  :func:`fuzzy_similarity` adds the normalised variants the evaluation compares.
 - :func:`linear_probe` (Section 5.1's evaluation protocol): ground-truth accuracy.
 """
 
 from .linear_probe import LinearProbeConfig, LinearProbeResult, linear_probe
-from .metric import fuzzy_intersection
+from .metric import SIMILARITIES, fuzzy_intersection, fuzzy_similarity
 from .model_embedding import (
     ModelEmbeddingConfig,
     ModelEmbeddingResult,
@@ -17,6 +18,7 @@ from .model_embedding import (
 from .task_embedding import TaskEmbeddingConfig, TaskEmbeddingResult, choose_gamma, embed_task
 
 __all__ = [
+    "SIMILARITIES",
     "LinearProbeConfig",
     "LinearProbeResult",
     "ModelEmbeddingConfig",
@@ -28,5 +30,6 @@ __all__ = [
     "embed_model_from_batches",
     "embed_task",
     "fuzzy_intersection",
+    "fuzzy_similarity",
     "linear_probe",
 ]

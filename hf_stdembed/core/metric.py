@@ -40,3 +40,53 @@ def fuzzy_intersection(
         block = models[start : start + chunk_rows]
         out[start : start + block.shape[0]] = torch.minimum(block, task).sum(dim=1)
     return out
+
+
+SIMILARITIES = ("intersection", "model-normalised", "cosine", "jaccard")
+"""Named scores over fuzzy sets, from ``I = sum_i min(u_i, v_i)``, ``|u|`` and ``|v|``:
+
+- ``intersection``: ``I`` (the paper's metric);
+- ``model-normalised``: ``I / |v|``, the share of the model's features the task needs;
+- ``cosine``: ``I / sqrt(|u| |v|)`` (Ochiai), between the two above in how it weighs ``|v|``;
+- ``jaccard``: ``I / (|u| + |v| - I)``, intersection over union.
+
+For one task ``|u|`` is a constant, so ``intersection`` ranks like ``I / |u|``: only the
+treatment of the model's own mask size ``|v|`` tells them apart.
+"""
+
+
+def fuzzy_similarity(
+    task: torch.Tensor, models: torch.Tensor, kind: str = "intersection"
+) -> torch.Tensor:
+    """A named similarity (see :data:`SIMILARITIES`) of a task embedding to every model embedding.
+
+    Args:
+        task: the task embedding ``u``, ``(N,)``.
+        models: model embeddings, ``(m, N)``.
+        kind: one of :data:`SIMILARITIES`.
+
+    Returns:
+        Scores ``(m,)``; an empty mask scores 0.
+
+    Raises:
+        ValueError: on an unknown ``kind`` or disagreeing dimensions.
+
+    Example:
+        >>> u, v = torch.tensor([1.0, 1.0, 0.0]), torch.tensor([[1.0, 0.0, 1.0]])
+        >>> fuzzy_similarity(u, v, "jaccard")
+        tensor([0.3333])
+    """
+    if kind not in SIMILARITIES:
+        raise ValueError(f"unknown similarity {kind!r}; choose one of {', '.join(SIMILARITIES)}")
+    inter = fuzzy_intersection(task, models)
+    if kind == "intersection":
+        return inter
+    model_sizes = models.sum(dim=-1)
+    task_size = task.to(models.dtype).sum()
+    if kind == "model-normalised":
+        denominator = model_sizes
+    elif kind == "cosine":
+        denominator = (task_size * model_sizes).sqrt()
+    else:
+        denominator = task_size + model_sizes - inter
+    return torch.where(denominator > 0, inter / denominator.clamp_min(1e-12), 0.0)
