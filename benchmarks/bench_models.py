@@ -229,7 +229,7 @@ class TFLiteFeatures:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError as e:
             raise ModelLoadError(
-                "the TFLite models need ai-edge-litert: pip install ai-edge-litert", spec=path.name
+                "the TFLite models need ai-edge-litert: pip install -e '.[bench]'", spec=path.name
             ) from e
         import warnings
 

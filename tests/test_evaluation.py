@@ -314,6 +314,7 @@ def test_cli_evaluate_writes_a_report(tiny_pool, tmp_path):
     from typer.testing import CliRunner
 
     from hf_stdembed.cli import app
+    from hf_stdembed.errors import StdEmbedError
 
     standard, specs, task_file, _ = tiny_pool
     std_file = tmp_path / "std.yaml"
@@ -322,9 +323,13 @@ def test_cli_evaluate_writes_a_report(tiny_pool, tmp_path):
     for spec in specs[:2]:
         args += ["--candidate", spec]
     args += ["--task", f"colours={task_file}", "--no-plots", "--no-logme"]
-    result = CliRunner().invoke(app, args)
+    result = CliRunner().invoke(app, [*args, "--variant", "faithful", "-v", "cosine"])
     assert result.exit_code == 0, result.output
     assert "| colours |" in result.output
+    assert "| task | faithful | cosine | largest | random |" in result.output
+    result = CliRunner().invoke(app, [*args, "--variant", "dice"])
+    assert isinstance(result.exception, StdEmbedError)  # main() prints it as one Error: line
+    assert "unknown --variant dice; choose among faithful, normalised" in str(result.exception)
     assert (tmp_path / "cli-out" / "report.json").is_file()
 
 

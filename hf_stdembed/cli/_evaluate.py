@@ -54,14 +54,33 @@ def evaluate(
         int | None, typer.Option(help="Stratified subsample of each task first.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the splits.")] = 0,
+    variant: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--variant",
+            "-v",
+            help="Variant of our selector to report (repeatable; default: all). "
+            "'faithful' is the paper's method.",
+        ),
+    ] = None,
     logme: Annotated[bool, typer.Option(help="Also score the pool with LogME.")] = True,
     plots: Annotated[bool, typer.Option(help="Write PNG plots (needs matplotlib).")] = True,
     device: Annotated[str | None, typer.Option(help="torch device (default: best).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False,
 ) -> None:
     """Linear-probe ground truth vs our selection, LogME, largest-first and a random pick."""
+    from ..evaluation import DEFAULT_VARIANTS
     from ..evaluation import evaluate as run_evaluation
 
+    known = {v.name: v for v in DEFAULT_VARIANTS}
+    unknown = [name for name in variant or () if name not in known]
+    if unknown:
+        raise StdEmbedError(
+            f"unknown --variant {', '.join(unknown)}; choose among {', '.join(known)}"
+        )
+    variants = (
+        tuple(known[name] for name in dict.fromkeys(variant)) if variant else DEFAULT_VARIANTS
+    )
     if quiet:
         quiet_libraries()
     std = get_standard(standard)
@@ -69,7 +88,13 @@ def evaluate(
         parse_task(t, test_fraction=test_fraction, seed=seed, max_samples=max_samples) for t in task
     ]
     report = run_evaluation(
-        candidate, std, specs, with_logme=logme, device=device, progress=not quiet
+        candidate,
+        std,
+        specs,
+        variants=variants,
+        with_logme=logme,
+        device=device,
+        progress=not quiet,
     )
     written = report.save(out, plots=plots)
     typer.echo(report.to_markdown())
