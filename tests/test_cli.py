@@ -185,3 +185,22 @@ def test_console_script_runs_in_a_subprocess(tmp_path: Path, standard_file: Path
     )
     assert done.returncode == 0, done.stderr
     assert "id: tiny-test" in done.stdout
+
+
+def test_importing_the_cli_imports_no_heavy_library():
+    """`hf-stdembed --help` stays fast: torch and friends load only inside the commands."""
+    heavy = ("torch", "numpy", "safetensors", "datasets", "timm", "transformers")
+    code = f"import sys, hf_stdembed.cli; print(sorted(m for m in {heavy} if m in sys.modules))"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    # the CLI spells out the default standard id so as not to import hf_stdembed.standards
+    from hf_stdembed.cli._options import DEFAULT_STANDARD
+    from hf_stdembed.standards import DEFAULT_STANDARD as LIBRARY_DEFAULT
+
+    assert DEFAULT_STANDARD == LIBRARY_DEFAULT

@@ -8,10 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ..embeddings import ModelEmbedding, TaskEmbedding, load_embedding, save_embedding
-from ..errors import InvalidEmbeddingError
-from ..selection import rank_embeddings
-from ..standards import DEFAULT_STANDARD, get_standard
+from ._options import DEFAULT_STANDARD
 from ._render import quiet_libraries, render_ranking, stderr
 
 StandardOption = Annotated[
@@ -53,7 +50,9 @@ def embed(
     quiet: QuietOption = False,
 ) -> None:
     """Compute a model's embedding under a standard and write it to a safetensors file."""
+    from ..embeddings import save_embedding
     from ..pipeline import compute_model_embedding
+    from ..standards import get_standard
 
     if quiet:
         quiet_libraries()
@@ -93,7 +92,9 @@ def task(
     quiet: QuietOption = False,
 ) -> None:
     """Learn a task embedding from a labelled image dataset and write it to a file."""
+    from ..embeddings import save_embedding
     from ..pipeline import compute_task_embedding
+    from ..standards import get_standard
 
     if quiet:
         quiet_libraries()
@@ -129,6 +130,11 @@ def rank(
     ] = None,
 ) -> None:
     """Rank model embedding files for a task embedding (best first)."""
+    from ..embeddings import ModelEmbedding, TaskEmbedding, load_embedding
+    from ..errors import InvalidEmbeddingError
+    from ..selection import rank_embeddings
+    from ..standards import get_standard
+
     std = get_standard(standard) if standard else None
     task_embedding = load_embedding(task_file, standard=std)
     if not isinstance(task_embedding, TaskEmbedding):

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..errors import StdEmbedError
-from ..standards import DEFAULT_STANDARD, get_standard
+from ._options import DEFAULT_STANDARD
 from ._render import quiet_libraries, stderr
 
 
@@ -71,6 +71,7 @@ def evaluate(
     """Linear-probe ground truth vs our selection, LogME, largest-first and a random pick."""
     from ..evaluation import DEFAULT_VARIANTS
     from ..evaluation import evaluate as run_evaluation
+    from ..standards import get_standard
 
     known = {v.name: v for v in DEFAULT_VARIANTS}
     unknown = [name for name in variant or () if name not in known]

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
-from tqdm.auto import tqdm
 
-from ..crawl import CrawlReport, crawl
-from ..index import EmbeddingIndex
-from ..registry import open_registry
-from ..standards import get_standard
 from ._options import IndexOption, RegistryOption, StandardsOption
 from ._render import stderr, stdout
+
+if TYPE_CHECKING:
+    from ..crawl import CrawlReport
+    from ..index import EmbeddingIndex
 
 app = typer.Typer(help="The local index of published embeddings: update, list, export, import.")
 
@@ -23,6 +21,12 @@ def run_crawl(
     registry: str | None, index: EmbeddingIndex, standards: list[str] | None, *, quiet: bool
 ) -> CrawlReport:
     """Crawls a registry into the index with a progress bar, and prints a summary."""
+    from tqdm.auto import tqdm
+
+    from ..crawl import crawl
+    from ..registry import open_registry
+    from ..standards import get_standard
+
     source = open_registry(registry)
     custom = [get_standard(s) for s in standards or []]
     with tqdm(desc=f"crawling {source.name}", unit="repo", disable=quiet) as bar:
@@ -46,6 +50,8 @@ def update(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Crawl the registry: download embeddings of new or changed repos only."""
+    from ..index import EmbeddingIndex
+
     with EmbeddingIndex.open(index) as opened:
         run_crawl(registry, opened, standard, quiet=quiet)
 
@@ -56,6 +62,11 @@ def list_rows(
     standard: Annotated[str | None, typer.Option(help="Only this standard (id or YAML).")] = None,
 ) -> None:
     """List the indexed model embeddings."""
+    from rich.table import Table
+
+    from ..index import EmbeddingIndex
+    from ..standards import get_standard
+
     with EmbeddingIndex.open(index) as opened:
         rows = opened.rows(get_standard(standard).hash if standard else None)
     table = Table("repo", "standard", "fidelity", "revision", "indexed at")
@@ -74,6 +85,9 @@ def export(
     standard: Annotated[str | None, typer.Option(help="Only this standard (id or YAML).")] = None,
 ) -> None:
     """Export the index to parquet (push it as a Hub dataset to share it)."""
+    from ..index import EmbeddingIndex
+    from ..standards import get_standard
+
     with EmbeddingIndex.open(index) as opened:
         opened.export_parquet(out, standard_hash=get_standard(standard).hash if standard else None)
     stderr().print(f"Wrote {out}")
@@ -85,6 +99,8 @@ def import_(
     index: IndexOption = None,
 ) -> None:
     """Merge an exported index into the local one (every row is validated)."""
+    from ..index import EmbeddingIndex
+
     with EmbeddingIndex.open(index) as opened:
         report = opened.import_parquet(source)
     err = stderr()

@@ -7,6 +7,10 @@ from typing import Annotated
 
 import typer
 
+# The same as hf_stdembed.standards.DEFAULT_STANDARD (tests check it): spelled out here so that
+# importing the CLI does not import the standards module, which imports torch.
+DEFAULT_STANDARD = "resnet18-in1k-val"
+
 RegistryOption = Annotated[
     str | None,
     typer.Option(

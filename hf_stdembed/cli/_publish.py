@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..standards import DEFAULT_STANDARD, get_standard
 from ._embed import BatchSizeOption, CacheDirOption, DeviceOption, QuietOption
+from ._options import DEFAULT_STANDARD
 from ._render import quiet_libraries, stderr
 
 if TYPE_CHECKING:
@@ -76,6 +76,7 @@ def publish(
     from ..publish import check_access, diff_plan, plan_publish
     from ..publish import publish as push
     from ..registry import open_registry
+    from ..standards import get_standard
 
     if embedding and (model is not None or revision is not None):
         raise typer.BadParameter(

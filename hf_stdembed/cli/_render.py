@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from rich.table import Column, Table
 
-from ..selection import Ranking
+if TYPE_CHECKING:
+    from ..selection import Ranking
 
 WIDE = 200  # columns when stdout is not a terminal: ids are never cut in logs and pipes
 
@@ -44,6 +45,8 @@ def render_ranking(
         ]
         typer.echo(json.dumps(rows, indent=2))
     else:
+        from rich.table import Column, Table
+
         table = Table("rank", Column("model", overflow="fold"), "score", "fidelity", *extra)
         table.add_column("revision", overflow="fold")
         for i, r in enumerate(ranking.rows):

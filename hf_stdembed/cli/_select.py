@@ -5,15 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from huggingface_hub import constants
 
-from ..errors import StdEmbedError
-from ..index import EmbeddingIndex
-from ..registry import HubRegistry, open_registry
-from ..selection import rank_index
-from ..standards import DEFAULT_STANDARD, get_standard
 from ._index import run_crawl
-from ._options import IndexOption, RegistryOption
+from ._options import DEFAULT_STANDARD, IndexOption, RegistryOption
 from ._render import quiet_libraries, render_ranking, stderr
 
 
@@ -38,7 +32,13 @@ def select(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Rank every published model for a dataset: one task embedding, one sweep."""
+    from huggingface_hub import constants
+
+    from ..index import EmbeddingIndex
     from ..pipeline import compute_task_embedding
+    from ..registry import HubRegistry, open_registry
+    from ..selection import rank_index
+    from ..standards import get_standard
 
     if quiet:
         quiet_libraries()
@@ -86,6 +86,9 @@ def verify(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Recompute a published embedding from the model and compare (defence against forgery)."""
+    from ..errors import StdEmbedError
+    from ..registry import open_registry
+    from ..standards import get_standard
     from ..verify import verify_published
 
     if quiet:

@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from ..standards import builtin_standards, get_standard
 from ._render import stdout
 
 app = typer.Typer(help="List and show standards (baseline + probe set + hyper-parameters).")
@@ -16,6 +14,10 @@ app = typer.Typer(help="List and show standards (baseline + probe set + hyper-pa
 @app.command("list")
 def list_standards() -> None:
     """List the built-in standards."""
+    from rich.table import Table
+
+    from ..standards import builtin_standards
+
     table = Table("id", "hash", "baseline", "N", "probe set")
     for standard in builtin_standards().values():
         probe = standard.probe
@@ -35,6 +37,8 @@ def show(
     standard: Annotated[str, typer.Argument(help="Built-in standard id or a YAML file.")],
 ) -> None:
     """Print a standard as YAML, with its hash."""
+    from ..standards import get_standard
+
     found = get_standard(standard)
     typer.echo(f"# hash: {found.hash}")
     typer.echo(found.to_yaml(), nl=False)
