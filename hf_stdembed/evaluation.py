@@ -7,7 +7,9 @@
 - our selector: the fuzzy intersection of the task embedding (Q on the baseline's features
   of the train split) with every model embedding (P over the standard's probe set);
 - reference selectors: LogME (You et al. 2021) on every candidate's train features,
-  "largest model first", and a uniformly random pick (in expectation);
+  "largest model first", a uniformly random pick (in expectation), and P's fidelity
+  ``min(L_to, L_from)`` alone (task-blind: how well a candidate and its masked baseline
+  features map onto each other);
 - per selector: the gap of the best of its top-1/3/5 to the best candidate (Table 2),
   Kendall tau and weighted tau of its scores against the accuracies, and the model forward
   passes it spends on the task (ours: the baseline only, O(1); LogME: every candidate, O(m)).
@@ -85,6 +87,11 @@ class Variant:
             )
 
 
+FIDELITY_SELECTORS = {False: "fidelity", True: "centred fidelity"}
+"""Task-blind reference selectors: P's min(L_to, L_from) of each candidate (raw / centred)."""
+TASK_BLIND_SELECTORS = ("random", "largest", *FIDELITY_SELECTORS.values())
+"""Selectors that forward no model over the task's data."""
+
 FAITHFUL = Variant("faithful")
 DEFAULT_VARIANTS = (
     FAITHFUL,
@@ -148,7 +155,7 @@ class TaskResult:
             scores = [all_scores[i] for i in pool]
             if name == "logme":
                 models, samples = m, m * self.num_train
-            elif name in ("random", "largest"):
+            elif name in TASK_BLIND_SELECTORS:
                 models, samples = 0, 0
             else:
                 models, samples = 1, self.num_train
@@ -401,6 +408,9 @@ def evaluate(
             scores[v.name] = fuzzy_similarity(q.mask, models, v.metric).tolist()
         if with_logme:
             scores["logme"] = logmes[task.name]
+        for centre in centrings:
+            key = "centred" if centre else "raw"
+            scores[FIDELITY_SELECTORS[centre]] = [c.fidelity[key] for c in infos]
         scores["largest"] = [
             float(c.num_parameters if c.num_parameters is not None else c.num_features)
             for c in infos

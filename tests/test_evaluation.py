@@ -211,12 +211,15 @@ def test_evaluate_reports_every_selector_and_writes_outputs(tiny_pool, tmp_path)
         progress=False,
     )
     (task,) = report.tasks
-    assert set(task.scores) == {v.name for v in DEFAULT_VARIANTS} | {"logme", "largest", "random"}
+    references = {"logme", "largest", "random", "fidelity", "centred fidelity"}
+    assert set(task.scores) == {v.name for v in DEFAULT_VARIANTS} | references
+    assert task.scores["centred fidelity"] == [c.fidelity["centred"] for c in report.candidates]
     # the noise model is the worst candidate and LogME knows it
     assert task.accuracies[2] < min(task.accuracies[:2])
     assert task.scores["logme"][2] < min(task.scores["logme"][:2])
     sels = task.selectors()
     assert sels["faithful"].forward_models == 1 and sels["logme"].forward_models == 3
+    assert sels["fidelity"].forward_models == 0
     assert sels["random"].gaps["top3"] == 0.0  # 3 of 3 always holds the best
     sub = report.summary(specs[1:])
     assert sub["pool"] == specs[1:]
@@ -326,7 +329,7 @@ def test_cli_evaluate_writes_a_report(tiny_pool, tmp_path):
     result = CliRunner().invoke(app, [*args, "--variant", "faithful", "-v", "cosine"])
     assert result.exit_code == 0, result.output
     assert "| colours |" in result.output
-    assert "| task | faithful | cosine | largest | random |" in result.output
+    assert "| task | faithful | cosine | fidelity | largest | random |" in result.output
     result = CliRunner().invoke(app, [*args, "--variant", "dice"])
     assert isinstance(result.exception, StdEmbedError)  # main() prints it as one Error: line
     assert "unknown --variant dice; choose among faithful, normalised" in str(result.exception)
