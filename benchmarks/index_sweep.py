@@ -15,6 +15,12 @@ the right size is reused. Then times, for one random task vector:
 and reports each one's rows/s, GB/s of matrix read, ratio to ``search`` and extrapolated time
 for 10^7 rows. A dtype study on the first ``--study-rows`` rows (in RAM) gives the sweep time
 and the max score error against float32 of float16 and uint8 storage.
+
+``--replace K`` then times K transactions that each replace the vector of one random row
+(and the matrix bytes each writes), and one search afterwards. It changes the index (the
+replaced rows move to the end of the matrix): a ``--path`` index is not reused after it.
+
+    python benchmarks/index_sweep.py --rows 100000 --replace 5 --study-rows 1000
 """
 
 from __future__ import annotations
@@ -64,6 +70,8 @@ def build(index: EmbeddingIndex, rows: int, dim: int, batch: int, seed: int) -> 
     start = have.rows if have else 0
     if have and have.dim != dim:
         sys.exit(f"{index.root} holds N = {have.dim}, not {dim}: pass another --path")
+    if have and (have.dead or have.generation != 1):
+        sys.exit(f"{index.root} was changed by --replace (rows moved): pass another --path")
     rng = np.random.default_rng(seed + start)
     began = time.perf_counter()
     for s in range(start, rows, batch):
@@ -171,6 +179,9 @@ def main() -> None:
     parser.add_argument("--naive-rows", type=int, default=20_000)
     parser.add_argument("--study-rows", type=int, default=10**6)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--replace", type=int, default=0, metavar="K", help="then time K one-row replacements"
+    )
     args = parser.parse_args()
 
     temp = args.path is None
@@ -179,6 +190,8 @@ def main() -> None:
         with EmbeddingIndex.open(path) as index:
             build(index, args.rows, args.dim, args.batch, args.seed)
             run(index, args)
+            if args.replace:
+                replacements(index, args)
     finally:
         if temp and not args.keep:
             shutil.rmtree(path, ignore_errors=True)
@@ -233,6 +246,37 @@ def run(index: EmbeddingIndex, args: argparse.Namespace) -> None:
     error = max(abs(s - float(scores[i])) for (_, s), i in zip(found, got, strict=True))
     print(f"search top-{args.top} == float32 ranking: {got == expected} (max diff {error:.1e})")
     dtype_study(index.vectors(STANDARD_HASH)[: args.study_rows], task, threads)
+
+
+def replacements(index: EmbeddingIndex, args: argparse.Namespace) -> None:
+    """Times ``args.replace`` transactions that each give one random row a new vector."""
+    rng = np.random.default_rng(args.seed + 2)
+    m = index.stats().standards[STANDARD_HASH].rows
+    print(f"\nreplace 1 row of {m:,} (changed vector), {args.replace} transactions:")
+    times = []
+    for _ in range(args.replace):
+        i = int(rng.integers(m))
+        vector = rng.random(args.dim, dtype=np.float32)
+        before = {p.name: p.stat().st_size for p in (index.root / "matrices").iterdir()}
+        start = time.perf_counter()
+        with index.update() as tx:
+            tx.upsert(make_row(i), vector)
+        times.append(time.perf_counter() - start)
+        after = {p.name: p.stat().st_size for p in (index.root / "matrices").iterdir()}
+        new = sum(size for name, size in after.items() if name not in before)
+        grown = sum(after[name] - size for name, size in before.items() if name in after)
+        stats = index.stats().standards[STANDARD_HASH]
+        print(
+            f"  row {i:>10,}: {times[-1]:7.3f} s; new files {new:,} B, files grown {grown:,} B; "
+            f"generation {stats.generation}, dead {stats.dead}"
+        )
+    print(f"replace 1 row: best {min(times):.3f} s, median {float(np.median(times)):.3f} s")
+    task = np.random.default_rng(args.seed + 1).random(args.dim, dtype=np.float32)
+    threads = args.threads or default_threads()
+    _, _, search_s = timed(
+        args.repeats, lambda: index.search(task, STANDARD_HASH, top=args.top, threads=threads)
+    )
+    print(f"search after the replacements: {search_s:.3f} s")
 
 
 if __name__ == "__main__":

@@ -264,6 +264,27 @@ def main(argv: list[str] | None = None) -> None:
     }
     summary = {"setup": setup, "standards": summaries}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (args.out / "summary.md").write_text(summary_table(summaries) + "\n")
+
+
+def summary_table(summaries: dict[str, dict[str, dict[str, dict[str, float]]]]) -> str:
+    """Markdown: per standard, pool and selector, the mean and worst gaps over the tasks."""
+    lines = [
+        "| standard | pool | selector | top-1 | top-3 | top-5 | worst top-1 | worst top-3 "
+        "| mean wτ | mean τ | models forwarded |",
+        "| --- " * 11 + "|",
+    ]
+    for standard, pools in summaries.items():
+        for pool, selectors in pools.items():
+            for name, m in selectors.items():
+                cells = [m["top1"], m["top3"], m["top5"], m["max_top1"], m["max_top3"]]
+                cells += [m["weighted_tau"], m["kendall_tau"]]
+                lines.append(
+                    f"| {standard} | {pool} | {name} | "
+                    + " | ".join(f"{c:.2f}" for c in cells)
+                    + f" | {m['forward_models']:.0f} |"
+                )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ then ranks every indexed model of a standard against a task embedding in one swe
 
 Layout of the index folder::
 
-    index.sqlite                  rows, crawl state, the live matrices (SQLite, WAL mode)
+    index.sqlite                  rows, crawl state, the live matrices, dead positions (WAL)
     matrices/<hash>.<gen>.f32     float32 (m, N), row-major: the vectors exactly as published
     matrices/<hash>.<gen>.u8      uint8 (m, N), row-major: round(255 v), what the sweep reads
 
@@ -14,15 +14,23 @@ reads the uint8 matrix (a quarter of the float32 bytes), then rescores in float3
 whose quantised score is within the quantisation error bound of the k-th best, so the top-k
 is the exact float32 one.
 
+A matrix position is either live (one row of the ``rows`` table points at it) or dead (listed
+in the ``dead`` table): replacing a row's vector appends the new vector and marks the old
+position dead, removing a row marks its position dead, so either costs O(changed rows), not
+a copy of the matrix. Readers never see dead positions (the sweep gives them no score). When
+more than :data:`COMPACT_DEAD_FRACTION` of a standard's matrix would be dead, the commit
+instead writes a new generation without them (compaction), so dead space stays bounded.
+
 Crash safety: a transaction holds the SQLite write lock (``BEGIN IMMEDIATE``) from start to
 end and writes no byte that a committed state points at:
 
-- rows appended to a standard go past the committed ``count`` of its live matrix files,
-  which readers never look at;
-- a replacement or removal writes a new generation of the standard's files;
+- rows appended to a standard (new rows and the new vectors of replaced rows) go past the
+  committed ``count`` of its live matrix files, which readers never look at;
+- a compaction writes a new generation of the standard's files;
 
 then the files are fsynced, and only then are the rows and the new ``(generation, count)``
-committed in one SQLite transaction (``synchronous=FULL``). A crash before the commit
+committed in one SQLite transaction (``synchronous=FULL``), with the positions that become
+dead. A crash before the commit
 leaves the previous state: bytes past ``count`` and unreferenced generations are ignored by
 readers and removed by the next update. Old generations are deleted after the commit;
 a reader that mapped one keeps its pages, one that had not yet opened it retries on the new
@@ -39,7 +47,7 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, fields, replace
@@ -58,8 +66,12 @@ if TYPE_CHECKING:
 
 INDEX_ENV = "HF_STDEMBED_INDEX"
 """Environment variable that overrides the default index folder."""
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: dead matrix positions (the ``dead`` table, ``matrices.dead``)
 PARQUET_FORMAT = "hf-stdembed/index"
+PARQUET_VERSION = "1"  # of the exported parquet files: independent of the database schema
+COMPACT_DEAD_FRACTION = 0.25
+"""A commit that would leave more than this fraction of a standard's matrix positions dead
+rewrites the standard into a new generation without them (see the module docstring)."""
 _PAUSE_ENV = "HF_STDEMBED_INDEX_TEST_PAUSE"
 _HASH_RE = re.compile(r"[0-9a-f]{8,64}")
 _SWEEP_BLOCK_BYTES = 256 * 1024  # rows per sweep chunk: about this many uint8 bytes
@@ -161,8 +173,9 @@ class StandardStats:
     rows: int
     dim: int
     generation: int
-    vector_bytes: int  # float32 matrix
-    sweep_bytes: int  # uint8 matrix
+    vector_bytes: int  # float32 matrix, dead rows included
+    sweep_bytes: int  # uint8 matrix, dead rows included
+    dead: int = 0  # matrix rows no row points at any more (until the next compaction)
 
 
 @dataclass(frozen=True)
@@ -203,7 +216,13 @@ class _Live:
     standard_hash: str
     generation: int
     dim: int
-    count: int
+    count: int  # matrix rows, live and dead
+    dead: int = 0  # dead positions among them
+
+    @property
+    def rows(self) -> int:
+        """Live rows."""
+        return self.count - self.dead
 
 
 # =========================================================================================
@@ -341,13 +360,32 @@ def _candidate_margin(dim: int) -> int:
     return math.ceil(dim * (1 + 4e-5) + 2 * 255 * dim * dim * 2.0**-24) + 1
 
 
-def _top_candidates(approx: np.ndarray, k: int, dim: int) -> np.ndarray:
-    """Positions of every row that may be in the exact top-k, sorted."""
+_DEAD_SCORE = np.iinfo(np.int32).min  # the quantised score a dead position gets
+
+
+def _live_positions(count: int, dead: np.ndarray) -> np.ndarray:
+    """``0..count-1`` without the sorted positions ``dead``."""
+    if dead.shape[0] == 0:
+        return np.arange(count)
+    alive = np.ones(count, dtype=bool)
+    alive[dead] = False
+    return np.flatnonzero(alive)
+
+
+def _top_candidates(approx: np.ndarray, k: int, dim: int, dead: np.ndarray) -> np.ndarray:
+    """Positions of every live row that may be in the exact top-k, sorted.
+
+    ``dead``: the sorted dead positions, whose ``approx`` is ``_DEAD_SCORE``; ``k`` is at
+    most the number of live rows, so the k-th best score is a live row's (>= 0).
+    """
     m = approx.shape[0]
-    if k >= m:
-        return np.arange(m)
+    if k >= m - dead.shape[0]:
+        return _live_positions(m, dead)
     kth = np.partition(approx, m - k)[m - k]
-    return np.flatnonzero(approx >= int(kth) - _candidate_margin(dim))
+    candidates = np.flatnonzero(approx >= int(kth) - _candidate_margin(dim))
+    if dead.shape[0]:  # kth - margin may be negative: drop dead positions explicitly
+        candidates = candidates[np.isin(candidates, dead, assume_unique=True, invert=True)]
+    return candidates
 
 
 def _best(positions: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -370,8 +408,14 @@ CREATE TABLE IF NOT EXISTS matrices (
     standard_hash TEXT PRIMARY KEY,
     generation INTEGER NOT NULL,
     dim INTEGER NOT NULL,
-    count INTEGER NOT NULL
+    count INTEGER NOT NULL,
+    dead INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS dead (
+    standard_hash TEXT NOT NULL,
+    pos INTEGER NOT NULL,
+    PRIMARY KEY (standard_hash, pos)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rows (
     standard_hash TEXT NOT NULL,
     repo_id TEXT NOT NULL,
@@ -418,6 +462,7 @@ class EmbeddingIndex:
         self._conn = conn
         self._timeout = timeout
         self._tx: IndexTransaction | None = None
+        self._dead_cache: dict[str, tuple[tuple[str, int, int], np.ndarray]] = {}
 
     # ---- opening ------------------------------------------------------------------------
 
@@ -502,8 +547,10 @@ class EmbeddingIndex:
         Under a concurrent writer, use :meth:`snapshot` to get both from one state.
 
         Returns:
-            A read-only ``np.memmap`` ``(m, N)``; an empty ``(0, 0)`` array if the index
-            holds no row of that standard.
+            A read-only ``(m, N)`` array of the ``m`` live rows: a ``np.memmap`` of the
+            matrix file while the standard has no dead positions, else a copy without them
+            (until the next compaction); an empty ``(0, 0)`` array if the index holds no
+            row of that standard.
 
         Raises:
             IndexCorruptError: if the matrix file is missing or too short.
@@ -521,7 +568,7 @@ class EmbeddingIndex:
             live = self._live(standard_hash)
             if live is None:
                 return [], np.empty((0, 0), dtype=np.float32)
-            return self._select_rows(standard_hash), self._matrix(live, "f32")
+            return self._select_rows(standard_hash), self._live_matrix(live, "f32")
 
         return self._read(read)
 
@@ -539,7 +586,7 @@ class EmbeddingIndex:
         One sweep ``sum_i min(u_i, v_i)`` over the standard's uint8 matrix, then the rows
         that may be in the top-k are rescored from the float32 matrix with
         :func:`hf_stdembed.core.fuzzy_intersection`, so scores and order are the float32
-        ones. Ties keep matrix order.
+        ones. Ties keep matrix order (a replaced row moves to the end of the matrix).
 
         Args:
             task_vector: the task embedding ``u``, ``(N,)`` in [0, 1].
@@ -574,11 +621,16 @@ class EmbeddingIndex:
                     f"{live.dim}"
                 )
             approx = _sweep(self._matrix(live, "u8"), _quantise(task), threads=threads)
-            k = min(top, live.count)
+            dead = self._dead_positions(live)
+            approx[dead] = _DEAD_SCORE  # below every live score (>= 0): never a candidate
+            k = min(top, live.rows)
+            if k == 0:
+                return []
             if exact:
-                positions, scores = self._rescore(live, task, approx, k)
+                positions, scores = self._rescore(live, task, approx, k, dead)
             else:
-                positions, scores = _best(np.arange(live.count), approx, k)
+                alive = _live_positions(live.count, dead)
+                positions, scores = _best(alive, approx[alive], k)
                 scores = scores / 255.0
             rows = self._rows_at(standard_hash, positions.tolist())
             return [(row, float(s)) for row, s in zip(rows, scores, strict=True)]
@@ -592,7 +644,7 @@ class EmbeddingIndex:
             for live in self._all_live():
                 cells = live.count * live.dim
                 standards[live.standard_hash] = StandardStats(
-                    live.count, live.dim, live.generation, cells * 4, cells
+                    live.rows, live.dim, live.generation, cells * 4, cells, live.dead
                 )
             status = dict(self._conn.execute("SELECT status, count(*) FROM crawl GROUP BY status"))
         disk = sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
@@ -609,8 +661,9 @@ class EmbeddingIndex:
         """Checks that the database and the matrix files agree.
 
         Raises:
-            IndexCorruptError: naming the first disagreement (SQLite integrity, positions
-                not ``0..m-1``, a matrix file missing or short, a uint8 row that is not the
+            IndexCorruptError: naming the first disagreement (SQLite integrity, live and
+                dead positions not together ``0..m-1`` once each, a dead count that is not
+                the matrix's, a matrix file missing or short, a uint8 row that is not the
                 quantised float32 one).
         """
 
@@ -619,15 +672,18 @@ class EmbeddingIndex:
             if verdict != "ok":
                 raise IndexCorruptError(f"database check failed: {verdict}", path=str(self.root))
             for live in self._all_live():
-                count, low, high, distinct = self._conn.execute(
-                    "SELECT count(*), min(pos), max(pos), count(DISTINCT pos) FROM rows "
-                    "WHERE standard_hash = ?",
-                    (live.standard_hash,),
+                count, low, high, distinct, dead = self._conn.execute(
+                    "SELECT count(*), min(pos), max(pos), count(DISTINCT pos), sum(d) FROM "
+                    "(SELECT pos, 0 AS d FROM rows WHERE standard_hash = ? "
+                    "UNION ALL SELECT pos, 1 AS d FROM dead WHERE standard_hash = ?)",
+                    (live.standard_hash, live.standard_hash),
                 ).fetchone()
-                if (count, distinct, low, high) != (live.count, live.count, 0, live.count - 1):
+                want = (live.count, live.count, 0, live.count - 1, live.dead)
+                if (count, distinct, low, high, dead) != want:
                     raise IndexCorruptError(
-                        f"standard {live.standard_hash}: {count} rows at positions "
-                        f"{low}..{high} for a matrix of {live.count}",
+                        f"standard {live.standard_hash}: {count - (dead or 0)} rows and "
+                        f"{dead} dead positions ({distinct} distinct, {low}..{high}) for a "
+                        f"matrix of {live.count} with {live.dead} dead",
                         path=str(self.root),
                     )
                 f32, u8 = self._matrix(live, "f32"), self._matrix(live, "u8")
@@ -641,7 +697,8 @@ class EmbeddingIndex:
                             path=str(self.root),
                         )
             for standard_hash, count in self._conn.execute(
-                "SELECT standard_hash, count(*) FROM rows WHERE standard_hash NOT IN "
+                "SELECT standard_hash, count(*) FROM (SELECT standard_hash FROM rows UNION ALL "
+                "SELECT standard_hash FROM dead) WHERE standard_hash NOT IN "
                 "(SELECT standard_hash FROM matrices) GROUP BY standard_hash"
             ):
                 raise IndexCorruptError(
@@ -658,8 +715,10 @@ class EmbeddingIndex:
         """A transaction: its changes become visible together when the block exits cleanly.
 
         An exception (or Ctrl-C) in the block, or a crash anywhere, leaves the previous
-        state. Rows added to a standard are appended to its matrix; a replacement or
-        removal rewrites the standard's matrix once per transaction, so batch them.
+        state. Rows added to a standard, and the new vectors of replaced rows, are appended
+        to its matrix; the old position of a replaced or removed row becomes dead. A commit
+        that would leave more than :data:`COMPACT_DEAD_FRACTION` of the matrix dead rewrites
+        it without them instead.
 
         Args:
             timeout: seconds to wait while another writer holds the index.
@@ -811,16 +870,58 @@ class EmbeddingIndex:
 
     def _live(self, standard_hash: str) -> _Live | None:
         found = self._conn.execute(
-            "SELECT standard_hash, generation, dim, count FROM matrices WHERE standard_hash = ?",
+            "SELECT standard_hash, generation, dim, count, dead FROM matrices "
+            "WHERE standard_hash = ?",
             (standard_hash,),
         ).fetchone()
         return _Live(*found) if found else None
 
     def _all_live(self) -> list[_Live]:
         cur = self._conn.execute(
-            "SELECT standard_hash, generation, dim, count FROM matrices ORDER BY standard_hash"
+            "SELECT standard_hash, generation, dim, count, dead FROM matrices "
+            "ORDER BY standard_hash"
         )
         return [_Live(*found) for found in cur]
+
+    def _dead_positions(self, live: _Live) -> np.ndarray:
+        """The sorted dead positions of a live matrix (int64).
+
+        Cached by ``(standard, generation, dead count)``: within a generation positions only
+        ever die, and generation numbers are never reused, so that triple names one set.
+
+        Raises:
+            IndexCorruptError: if the ``dead`` table disagrees with the dead count.
+        """
+        if live.dead == 0:
+            return np.empty(0, dtype=np.int64)
+        key = (live.standard_hash, live.generation, live.dead)
+        cached = self._dead_cache.get(live.standard_hash)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        cur = self._conn.execute(
+            "SELECT pos FROM dead WHERE standard_hash = ? ORDER BY pos", (live.standard_hash,)
+        )
+        found = np.fromiter((pos for (pos,) in cur), dtype=np.int64)
+        if found.shape[0] != live.dead or (found.shape[0] and found[-1] >= live.count):
+            raise IndexCorruptError(
+                f"standard {live.standard_hash}: {found.shape[0]} dead positions listed, "
+                f"the matrix says {live.dead} of {live.count}",
+                path=str(self.root),
+            )
+        found.setflags(write=False)
+        self._dead_cache[live.standard_hash] = (key, found)
+        return found
+
+    def _live_matrix(self, live: _Live, kind: str) -> np.ndarray:
+        """The live rows of a matrix, in position order (so aligned with its rows): the
+        memory map itself without dead positions, else a read-only copy without them."""
+        matrix = self._matrix(live, kind)
+        dead = self._dead_positions(live)
+        if dead.shape[0] == 0:
+            return matrix
+        kept = np.delete(matrix, dead, axis=0)
+        kept.setflags(write=False)
+        return kept
 
     def _matrix_path(self, standard_hash: str, generation: int, kind: str) -> Path:
         return self.root / "matrices" / f"{standard_hash}.{generation}.{kind}"
@@ -880,14 +981,14 @@ class EmbeddingIndex:
         return [found[p] for p in positions]
 
     def _rescore(
-        self, live: _Live, task: np.ndarray, approx: np.ndarray, k: int
+        self, live: _Live, task: np.ndarray, approx: np.ndarray, k: int, dead: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The exact float32 top-k among the rows the quantised sweep cannot rule out."""
+        """The exact float32 top-k among the live rows the quantised sweep cannot rule out."""
         import torch
 
         from .core import fuzzy_intersection
 
-        candidates = _top_candidates(approx, k, live.dim)
+        candidates = _top_candidates(approx, k, live.dim, dead)
         matrix, u = self._matrix(live, "f32"), torch.from_numpy(task)
         # Usually a few dozen rows: chunks under torch's parallel grain (32768 values) run
         # inline, without waking an OpenMP team (slow when other processes hold the cores).
@@ -962,12 +1063,36 @@ def _init_schema(conn: sqlite3.Connection, root: Path) -> None:
             conn.execute("ROLLBACK")
             raise
         found = (SCHEMA_VERSION,)
+    if found[0] == "1":
+        found = _migrate_from_1(conn)
     if found[0] != SCHEMA_VERSION:
         raise IndexCorruptError(
             f"index schema version {found[0]!r}; this hf-stdembed reads version "
             f"{SCHEMA_VERSION} (try upgrading hf-stdembed)",
             path=str(root),
         )
+
+
+def _migrate_from_1(conn: sqlite3.Connection) -> tuple[str]:
+    """Schema 1 to 2 (in place, one transaction): no position of a version 1 index is dead."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        (version,) = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if version == "1":  # not already migrated by another process meanwhile
+            conn.execute("ALTER TABLE matrices ADD COLUMN dead INTEGER NOT NULL DEFAULT 0")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS dead (standard_hash TEXT NOT NULL, "
+                "pos INTEGER NOT NULL, PRIMARY KEY (standard_hash, pos)) WITHOUT ROWID"
+            )
+            conn.execute(
+                "UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,)
+            )
+            version = SCHEMA_VERSION
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return (version,)
 
 
 def _fsync_file(path: Path) -> None:
@@ -1002,7 +1127,7 @@ def _parquet_schema() -> Any:
     numbers = {"l_to": pa.float64(), "l_from": pa.float64()}
     columns = [pa.field(name, numbers.get(name, pa.string())) for name in ROW_FIELDS]
     columns.append(pa.field("embedding", pa.list_(pa.float32())))
-    meta = {"hf-stdembed": json.dumps({"format": PARQUET_FORMAT, "version": SCHEMA_VERSION})}
+    meta = {"hf-stdembed": json.dumps({"format": PARQUET_FORMAT, "version": PARQUET_VERSION})}
     return pa.schema(columns, metadata=meta)
 
 
@@ -1113,8 +1238,17 @@ class _StandardChange:
 
     added: list[tuple[IndexRow, np.ndarray]] = field(default_factory=list)  # (row, vector)
     replaced: dict[int, tuple[int, IndexRow, np.ndarray]] = field(default_factory=dict)
-    # ^ pos: (rowid, row, vector)
+    # ^ pos: (rowid, row, vector), the vector changed
+    relabelled: dict[int, tuple[int, IndexRow, np.ndarray]] = field(default_factory=dict)
+    # ^ the same, for replacements whose vector is the indexed one: metadata only
     removed: dict[int, int] = field(default_factory=dict)  # pos: rowid
+
+    def dead_after(self, live: _Live | None) -> tuple[int, int]:
+        """``(matrix rows, dead positions)`` after the non-compacting commit."""
+        count = live.count if live else 0
+        dead = live.dead if live else 0
+        new_rows = len(self.added) + len(self.replaced)
+        return count + new_rows, dead + len(self.replaced) + len(self.removed)
 
 
 class IndexTransaction:
@@ -1235,52 +1369,82 @@ class IndexTransaction:
                 (standard_hash, *part),
             )
             indexed.update((repo_id, (rowid, pos)) for repo_id, rowid, pos in cur)
+        live = self._index._live(standard_hash)
+        old = self._index._matrix(live, "f32") if live is not None and indexed else None
         for repo_id, op in ops.items():
             found = indexed.get(repo_id)
             if found and op is None:
                 change.removed[found[1]] = found[0]
+            elif found and old is not None and old[found[1]].tobytes() == op[1].tobytes():
+                change.relabelled[found[1]] = (found[0], *op)
             elif found:
                 change.replaced[found[1]] = (found[0], *op)
             elif op is not None:
                 change.added.append(op)
-        live = self._index._live(standard_hash)
-        if not change.replaced and not change.removed:
-            return self._append(standard_hash, live, change.added)
-        return self._rewrite(live, change)
+        if live is None:
+            return self._append(standard_hash, None, change)
+        count, dead = change.dead_after(live)
+        if dead >= count or dead > COMPACT_DEAD_FRACTION * count:
+            return self._rewrite(live, change)
+        return self._append(standard_hash, live, change)
 
     def _append(
-        self, standard_hash: str, live: _Live | None, added: list[tuple[IndexRow, np.ndarray]]
+        self, standard_hash: str, live: _Live | None, change: _StandardChange
     ) -> Callable[[sqlite3.Connection], None]:
-        """New rows only: written past the committed count, which readers never read."""
-        if not added:
+        """No compaction: new rows, then the new vectors of replaced rows, are written past
+        the committed count, which readers never read; the old positions of replaced and
+        removed rows are marked dead in the same SQL transaction."""
+        if not (change.added or change.replaced or change.removed or change.relabelled):
             return lambda conn: None
         start = live.count if live else 0
+        count, dead = change.dead_after(live)
         if live is None:
             target = replace(self._new_generation(standard_hash), dim=self._dims[standard_hash])
         else:
             target = live
-        writer = _MatrixWriter(self._index, target, start=start, create=live is None)
-        try:
-            for s in range(0, len(added), _WRITE_BLOCK_ROWS):
-                writer.write(np.stack([v for _, v in added[s : s + _WRITE_BLOCK_ROWS]]))
-            writer.finish()
-        finally:
-            writer.close()
-        if live is None:
-            _fsync_dir(self._index.root / "matrices")
+        vectors = [v for _, v in change.added] + [v for _, _, v in change.replaced.values()]
+        if vectors:
+            writer = _MatrixWriter(self._index, target, start=start, create=live is None)
+            try:
+                for s in range(0, len(vectors), _WRITE_BLOCK_ROWS):
+                    writer.write(np.stack(vectors[s : s + _WRITE_BLOCK_ROWS]))
+                writer.finish()
+            finally:
+                writer.close()
+            if live is None:
+                _fsync_dir(self._index.root / "matrices")
 
         def apply(conn: sqlite3.Connection) -> None:
-            _insert_rows(conn, [(row, start + i) for i, (row, _) in enumerate(added)])
-            _set_live(conn, target, start + len(added))
+            conn.executemany(
+                "DELETE FROM rows WHERE rowid = ?", [(r,) for r in change.removed.values()]
+            )
+            moved = start + len(change.added)
+            conn.executemany(
+                f"UPDATE rows SET pos = ?, {', '.join(f'{n} = ?' for n in ROW_FIELDS)} "
+                "WHERE rowid = ?",
+                [
+                    (moved + i, *_row_values(row), rowid)
+                    for i, (rowid, row, _) in enumerate(change.replaced.values())
+                ],
+            )
+            _update_rows(conn, change.relabelled.values())
+            _insert_rows(conn, [(row, start + i) for i, (row, _) in enumerate(change.added)])
+            conn.executemany(
+                "INSERT INTO dead VALUES (?, ?)",
+                [(standard_hash, pos) for pos in [*change.replaced, *change.removed]],
+            )
+            _set_live(conn, target, count, dead)
 
         return apply
 
     def _rewrite(
         self, live: _Live, change: _StandardChange
     ) -> Callable[[sqlite3.Connection], None]:
-        """Replacements or removals: a new generation, copied from the live one."""
+        """Compaction: a new generation, copied from the live one without its dead positions
+        nor the removed rows; replaced rows keep their place (no new dead position)."""
         old, old_q = self._index._matrix(live, "f32"), self._index._matrix(live, "u8")
-        dropped = np.array(sorted(change.removed), dtype=np.int64)
+        dead_before = self._index._dead_positions(live)
+        dropped = np.union1d(dead_before, np.array(list(change.removed), dtype=np.int64))
         kept = live.count - len(dropped)
         target = _Live(live.standard_hash, live.generation, live.dim, 0)
         self._old_files += [
@@ -1321,11 +1485,9 @@ class IndexTransaction:
                     "UPDATE rows SET pos = ? WHERE rowid = ?",
                     [(pos - int(d), rowid) for (rowid, pos), d in zip(moved, shift, strict=True)],
                 )
-            conn.executemany(
-                f"UPDATE rows SET {', '.join(f'{n} = ?' for n in ROW_FIELDS)} WHERE rowid = ?",
-                [(*_row_values(row), rowid) for rowid, row, _ in change.replaced.values()],
-            )
+            _update_rows(conn, [*change.replaced.values(), *change.relabelled.values()])
             _insert_rows(conn, [(row, kept + i) for i, (row, _) in enumerate(change.added)])
+            conn.execute("DELETE FROM dead WHERE standard_hash = ?", (live.standard_hash,))
             _set_live(conn, target, kept + len(change.added))
 
         return apply
@@ -1428,13 +1590,24 @@ def _insert_rows(conn: sqlite3.Connection, rows: list[tuple[IndexRow, int]]) -> 
     )
 
 
-def _set_live(conn: sqlite3.Connection, target: _Live, count: int) -> None:
+def _update_rows(
+    conn: sqlite3.Connection, changed: Iterable[tuple[int, IndexRow, np.ndarray]]
+) -> None:
+    """New metadata for rows that keep their position: ``(rowid, row, vector)``."""
+    conn.executemany(
+        f"UPDATE rows SET {', '.join(f'{n} = ?' for n in ROW_FIELDS)} WHERE rowid = ?",
+        [(*_row_values(row), rowid) for rowid, row, _ in changed],
+    )
+
+
+def _set_live(conn: sqlite3.Connection, target: _Live, count: int, dead: int = 0) -> None:
     if count == 0:
         conn.execute("DELETE FROM matrices WHERE standard_hash = ?", (target.standard_hash,))
     else:
         conn.execute(
-            "INSERT OR REPLACE INTO matrices VALUES (?, ?, ?, ?)",
-            (target.standard_hash, target.generation, target.dim, count),
+            "INSERT OR REPLACE INTO matrices (standard_hash, generation, dim, count, dead) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (target.standard_hash, target.generation, target.dim, count, dead),
         )
 
 

@@ -86,14 +86,17 @@ def test_upsert_replace_remove(index: EmbeddingIndex):
 
     new = vectors(2, seed=1)
     with index.update() as tx:
-        tx.upsert(make_row(2, revision="b" * 40), new[0])  # replace: keeps its place
+        tx.upsert(make_row(2, revision="b" * 40), new[0])  # replace: moves to the end
+        tx.upsert(make_row(3, revision="c" * 40), vecs[3])  # same vector: keeps its place
         tx.remove("org/model-0", H)
         tx.remove("org/never-indexed", H)  # nothing
         tx.upsert(make_row(9), new[1])  # append
     rows, got = state(index)
-    assert [r.repo_id for r in rows] == [f"org/model-{i}" for i in (1, 2, 3, 4, 5, 9)]
-    assert rows[1].revision == "b" * 40
-    np.testing.assert_array_equal(got, np.stack([vecs[1], new[0], *vecs[3:], new[1]]))
+    assert [r.repo_id for r in rows] == [f"org/model-{i}" for i in (1, 3, 4, 5, 9, 2)]
+    assert (rows[-1].revision, rows[1].revision) == ("b" * 40, "c" * 40)
+    np.testing.assert_array_equal(got, np.stack([vecs[1], *vecs[3:], new[1], new[0]]))
+    assert (index.stats().standards[H].rows, index.stats().standards[H].dead) == (6, 2)
+    assert index.rows() == rows
     index.check()
 
     with index.update() as tx:
@@ -196,14 +199,15 @@ def test_a_reader_whose_files_were_replaced_reads_again(tmp_path: Path, monkeypa
             found = read_state(self, standard_hash)
             if self is reader and not raced:  # a writer commits a new generation right here
                 raced.append(found)
-                with writer.update() as tx:
+                with writer.update() as tx:  # 2 dead of 5: a compaction, a new generation
                     tx.remove("org/model-0", H)
+                    tx.remove("org/model-1", H)
             return found
 
         monkeypatch.setattr(EmbeddingIndex, "_live", read_then_race)
         rows, got = reader.snapshot(H)
-        assert raced and [r.repo_id for r in rows] == [f"org/model-{i}" for i in range(1, 5)]
-        np.testing.assert_array_equal(got, vectors(5)[1:])
+        assert raced and [r.repo_id for r in rows] == [f"org/model-{i}" for i in range(2, 5)]
+        np.testing.assert_array_equal(got, vectors(5)[2:])
 
 
 # ---- search -----------------------------------------------------------------------------
@@ -257,6 +261,150 @@ def test_search_refusals(index: EmbeddingIndex):
         index.search(np.full(DIM, np.nan, np.float32), H)
 
 
+# ---- replacements, removals, dead positions and compaction --------------------------------
+
+
+def matrix_files(index: EmbeddingIndex) -> dict[str, int]:
+    return {p.name: p.stat().st_size for p in (index.root / "matrices").iterdir()}
+
+
+def repo_number(row: IndexRow) -> int:
+    return int(row.repo_id.rsplit("-", 1)[1])
+
+
+def brute_force(index: EmbeddingIndex, task: np.ndarray, top: int) -> list[tuple[str, float]]:
+    """The exact top-k over the live rows, ties in matrix order."""
+    rows, vecs = state(index)
+    reference = fuzzy_intersection(torch.from_numpy(task), torch.from_numpy(vecs))
+    best = torch.argsort(reference, descending=True, stable=True)[:top].tolist()
+    return [(rows[i].repo_id, float(reference[i])) for i in best]
+
+
+def test_replacing_one_row_appends_one_row(index: EmbeddingIndex, monkeypatch):
+    n = 1000
+    fill(index, vectors(n))
+    before = matrix_files(index)
+    assert before == {f"{H}.1.f32": n * DIM * 4, f"{H}.1.u8": n * DIM}
+
+    def no_rewrite(*args: object) -> None:
+        raise AssertionError("a replacement of one row must not rewrite the matrix")
+
+    monkeypatch.setattr(index_module.IndexTransaction, "_rewrite", no_rewrite)
+    new = np.full(DIM, 0.999, np.float32)  # beats every random row
+    with index.update() as tx:
+        tx.upsert(make_row(500, revision="e" * 40), new)
+    # O(N) bytes written: exactly one row appended to the same generation's files
+    assert matrix_files(index) == {f"{H}.1.f32": (n + 1) * DIM * 4, f"{H}.1.u8": (n + 1) * DIM}
+    stats = index.stats().standards[H]
+    assert (stats.rows, stats.dead, stats.generation) == (n, 1, 1)
+    rows, got = state(index)
+    assert len(rows) == n and rows[-1].repo_id == "org/model-500"
+    np.testing.assert_array_equal(got[-1], new)
+    np.testing.assert_array_equal(got[:500], vectors(n)[:500])
+    np.testing.assert_array_equal(got[500:-1], vectors(n)[501:])
+    assert [r.revision for r, _ in index.search(new, H, top=1)] == ["e" * 40]
+
+    with index.update() as tx:  # a removal writes no matrix byte at all
+        tx.remove("org/model-7", H)
+    assert matrix_files(index) == {f"{H}.1.f32": (n + 1) * DIM * 4, f"{H}.1.u8": (n + 1) * DIM}
+    assert index.stats().standards[H].dead == 2 and index.get("org/model-7", H) is None
+    index.check()
+
+
+@pytest.mark.parametrize("top", [1, 7, 50, 1000])
+def test_search_is_exact_over_live_rows_only(index: EmbeddingIndex, top: int):
+    rng = np.random.default_rng(11)
+    vecs = vectors(300, dim=96)
+    vecs[::5] = np.maximum(vecs[::5], np.float32(0.9))  # strong rows: dead ones would win
+    fill(index, vecs)
+    with index.update() as tx:
+        for i in range(0, 300, 10):  # 30 strong rows replaced by weak vectors
+            tx.upsert(make_row(i), rng.random(96, dtype=np.float32) * np.float32(0.2))
+        for i in range(5, 300, 10):  # 30 strong rows removed
+            tx.remove(f"org/model-{i}", H)
+    stats = index.stats().standards[H]
+    assert (stats.rows, stats.dead, stats.generation) == (270, 60, 1)  # 60 of 330: no compaction
+    task = np.random.default_rng(5).random(96, dtype=np.float32)
+    expected = brute_force(index, task, top)
+    for threads in (1, 3):
+        found = index.search(torch.from_numpy(task), H, top=top, threads=threads)
+        assert [r.repo_id for r, _ in found] == [repo for repo, _ in expected]
+        np.testing.assert_allclose([s for _, s in found], [s for _, s in expected], rtol=1e-6)
+    quantised = index.search(task, H, top=top, exact=False)
+    assert len(quantised) == min(top, 270)
+    scores = dict(brute_force(index, task, 1000))
+    assert max(abs(s - scores[r.repo_id]) for r, s in quantised) <= 96 / 510
+    assert all(repo_number(r) % 10 != 5 for r, _ in index.search(task, H, top=1000))
+
+
+def test_removed_rows_never_come_back(index: EmbeddingIndex, tmp_path: Path):
+    vecs = vectors(40)
+    fill(index, vecs)
+    with index.update() as tx:
+        for i in (3, 17, 39):
+            tx.remove(f"org/model-{i}", H)
+    gone = {"org/model-3", "org/model-17", "org/model-39"}
+    for i in (3, 17, 39):  # each removed row's own vector: it would be its best match
+        found = index.search(vecs[i], H, top=37)
+        assert len(found) == 37 and not gone & {r.repo_id for r, _ in found}
+    rows, got = state(index)
+    assert [repo_number(r) for r in rows] == [i for i in range(40) if i not in (3, 17, 39)]
+    np.testing.assert_array_equal(got, np.delete(vecs, [3, 17, 39], axis=0))
+    assert index.rows(H) == rows and index.stats().rows == 37
+    table = pq.read_table(index.export_parquet(tmp_path / "x.parquet", batch_rows=8))
+    assert table.column("repo_id").to_pylist() == [r.repo_id for r in rows]
+    np.testing.assert_array_equal(np.array(table.column("embedding").to_pylist()), got)
+    index.check()
+
+
+def test_compaction_above_the_dead_fraction_only(index: EmbeddingIndex):
+    n = 40
+    limit = int(index_module.COMPACT_DEAD_FRACTION * n)  # dead positions n rows may hold
+    assert 0 < limit < n - 1
+    vecs = vectors(n)
+    fill(index, vecs)
+    with index.update() as tx:  # exactly at the fraction: kept
+        for i in range(limit):
+            tx.remove(f"org/model-{i}", H)
+    stats = index.stats().standards[H]
+    assert (stats.rows, stats.dead, stats.generation) == (n - limit, limit, 1)
+    assert matrix_files(index) == {f"{H}.1.f32": n * DIM * 4, f"{H}.1.u8": n * DIM}
+
+    new = vectors(1, seed=8)[0]
+    with index.update() as tx:  # one replacement more: (limit + 1) / (n + 1) is above it
+        tx.upsert(make_row(n - 1, revision="f" * 40), new)
+    stats = index.stats().standards[H]
+    assert (stats.rows, stats.dead, stats.generation) == (n - limit, 0, 2)
+    m = n - limit
+    assert matrix_files(index) == {f"{H}.2.f32": m * DIM * 4, f"{H}.2.u8": m * DIM}
+    rows, got = state(index)
+    assert [repo_number(r) for r in rows] == list(range(limit, n))  # replaced in place
+    np.testing.assert_array_equal(got, np.concatenate([vecs[limit:-1], new[None]]))
+    task = np.random.default_rng(4).random(DIM, dtype=np.float32)
+    found, expected = index.search(task, H, top=m), brute_force(index, task, m)
+    assert [r.repo_id for r, _ in found] == [repo for repo, _ in expected]
+    np.testing.assert_allclose([s for _, s in found], [s for _, s in expected], rtol=1e-6)
+    index.check()
+
+
+def test_upgrades_a_version_1_index(tmp_path: Path):
+    import sqlite3
+
+    with EmbeddingIndex.open(tmp_path / "i") as index:
+        fill(index, vectors(10))
+    conn = sqlite3.connect(tmp_path / "i" / "index.sqlite", isolation_level=None)
+    conn.execute("DROP TABLE dead")
+    conn.execute("ALTER TABLE matrices DROP COLUMN dead")
+    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    conn.close()
+    with EmbeddingIndex.open(tmp_path / "i") as index:
+        with index.update() as tx:
+            tx.upsert(make_row(4), vectors(1, seed=2)[0])
+        assert index.stats().standards[H].dead == 1
+        assert [repo_number(r) for r in index.rows(H)] == [0, 1, 2, 3, 5, 6, 7, 8, 9, 4]
+        index.check()
+
+
 # ---- persistence and crash safety -------------------------------------------------------
 
 
@@ -298,8 +446,11 @@ def test_error_inside_the_block_rolls_back(index: EmbeddingIndex, error):
     assert index.crawl_state("org/model-9") is None
 
 
+@pytest.mark.parametrize("compact", [False, True])
 @pytest.mark.parametrize("stage", ["partial-matrix", "sql-pending"])
-def test_interrupt_during_commit_rolls_back(index: EmbeddingIndex, monkeypatch, stage):
+def test_interrupt_during_commit_rolls_back(
+    index: EmbeddingIndex, monkeypatch, stage: str, compact: bool
+):
     fill(index, vectors(4))
     before = state(index)
 
@@ -309,7 +460,10 @@ def test_interrupt_during_commit_rolls_back(index: EmbeddingIndex, monkeypatch, 
 
     monkeypatch.setattr(index_module, "_test_pause", interrupt)
     with pytest.raises(KeyboardInterrupt), index.update() as tx:
-        tx.upsert(make_row(1, revision="c" * 40), vectors(1, seed=9)[0])  # a new generation
+        # 1 dead of 5: appended in place; 2 dead of 5: a compaction into a new generation
+        tx.upsert(make_row(1, revision="c" * 40), vectors(1, seed=9)[0])
+        if compact:
+            tx.remove("org/model-0", H)
     monkeypatch.undo()
     after = state(index)
     assert after[0] == before[0]
@@ -334,11 +488,16 @@ CHILD = textwrap.dedent(
                         "2025", "2025")
     vectors = np.random.default_rng(7).random((3000, dim), dtype=np.float32)
     with EmbeddingIndex.open(path).update() as tx:
-        if mode == "rewrite":
+        if mode == "replace":  # 2 dead positions, 3001 rows appended
             tx.remove("org/model-0", standard_hash)
             tx.upsert(row(1, "new"), vectors[0])
-        for i in range(100, 3100):
-            tx.upsert(row(i, "new"), vectors[i - 100])
+        if mode == "compact":  # 21 dead of 51: a new generation of 30 rows
+            for i in range(20):
+                tx.remove(f"org/model-{i}", standard_hash)
+            tx.upsert(row(20, "new"), vectors[0])
+        else:
+            for i in range(100, 3100):
+                tx.upsert(row(i, "new"), vectors[i - 100])
         tx.record_crawl("org/model-100", "new", "indexed")
     print("committed", flush=True)
     """
@@ -362,7 +521,7 @@ def start_writer(path: Path, mode: str, pause: str) -> subprocess.Popen:
     return child
 
 
-@pytest.mark.parametrize("mode", ["append", "rewrite"])
+@pytest.mark.parametrize("mode", ["append", "replace", "compact"])
 @pytest.mark.parametrize("stage", ["partial-matrix", "matrices-synced", "sql-pending"])
 def test_sigkill_mid_update_keeps_the_previous_state(tmp_path: Path, mode: str, stage: str):
     path = tmp_path / "index"
@@ -390,13 +549,38 @@ def test_sigkill_mid_update_keeps_the_previous_state(tmp_path: Path, mode: str, 
         index.check()
 
 
+def test_a_replacing_writer_process_commits(tmp_path: Path):
+    path = tmp_path / "index"
+    with EmbeddingIndex.open(path) as index:
+        fill(index, vectors(50))
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    env.pop("HF_STDEMBED_INDEX_TEST_PAUSE", None)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(path), "replace", H, str(DIM)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    assert done.stdout.strip() == "committed"
+    with EmbeddingIndex.open(path) as index:
+        index.check()
+        rows, got = state(index)
+        assert len(rows) == 50 - 1 + 3000 and rows[-1].repo_id == "org/model-1"
+        assert [r.repo_id for r in rows[:2]] == ["org/model-2", "org/model-3"]
+        assert index.stats().standards[H].dead == 2
+        new = np.random.default_rng(7).random((3000, DIM), dtype=np.float32)
+        np.testing.assert_array_equal(got[-1], new[0])
+        assert matrix_files(index) == {f"{H}.1.f32": 3051 * DIM * 4, f"{H}.1.u8": 3051 * DIM}
+
+
 def test_readers_see_the_old_state_while_a_writer_works(tmp_path: Path):
     path = tmp_path / "index"
     with EmbeddingIndex.open(path) as index:
         fill(index, vectors(50))
         before = state(index)
     resume = tmp_path / "resume"
-    writer = start_writer(path, "rewrite", f"sql-pending:{resume}")
+    writer = start_writer(path, "compact", f"sql-pending:{resume}")
     try:
         with EmbeddingIndex.open(path) as reader:
             after = state(reader)
@@ -411,8 +595,8 @@ def test_readers_see_the_old_state_while_a_writer_works(tmp_path: Path):
             assert writer.stdout.readline().strip() == "committed"
             assert writer.wait() == 0
             rows, got = state(reader)
-            assert len(rows) == 50 - 1 + 3000
-            assert rows[0].repo_id == "org/model-1" and rows[0].revision == "new"
+            assert len(rows) == 50 - 20
+            assert rows[0].repo_id == "org/model-20" and rows[0].revision == "new"
             np.testing.assert_array_equal(mapped, before[1])
             assert not (path / "matrices" / f"{H}.1.f32").exists()
             reader.check()
