@@ -29,12 +29,11 @@ end and writes no byte that a committed state points at:
 - a compaction writes a new generation of the standard's files;
 
 then the files are fsynced, and only then are the rows and the new ``(generation, count)``
-committed in one SQLite transaction (``synchronous=FULL``), with the positions that become
-dead. A crash before the commit
-leaves the previous state: bytes past ``count`` and unreferenced generations are ignored by
-readers and removed by the next update. Old generations are deleted after the commit;
-a reader that mapped one keeps its pages, one that had not yet opened it retries on the new
-state.
+committed in one SQLite transaction (``synchronous=FULL``), together with the positions
+that become dead. A crash before the commit leaves the previous state: bytes past ``count``
+and unreferenced generations are ignored by readers and removed by the next update. Old
+generations are deleted after the commit; a reader that mapped one keeps its pages, one
+that had not yet opened it retries on the new state.
 """
 
 from __future__ import annotations
