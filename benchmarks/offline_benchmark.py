@@ -260,7 +260,8 @@ def main(argv: list[str] | None = None) -> None:
         },
         "tasks": {t.name: {"train": len(t.train), "test": len(t.test)} for t in specs},
         "splits": "stratified_split(test_fraction, seed) of hf_stdembed.data; CIFAR-10 train "
-        "split = the probe subset, test split = stratified subset of CIFAR-10 test",
+        "split = the first cifar_train images of the probe draw (a subset of the probe set), "
+        "test split = stratified subset of CIFAR-10 test",
     }
     summary = {"setup": setup, "standards": summaries}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")

@@ -311,6 +311,12 @@ def evaluate(
     """
     if not candidates or not tasks:
         raise ValueError("need at least one candidate and one task")
+    names = [v.name for v in variants]
+    reserved = {"logme", *TASK_BLIND_SELECTORS}
+    if len(set(names)) < len(names) or reserved & set(names):
+        raise ValueError(
+            f"variant names must be unique and not one of {', '.join(sorted(reserved))}: {names}"
+        )
     log = _logger(progress)
     feats = {"cache_dir": cache_dir, "progress": False}
     baseline = load_baseline(standard)
@@ -458,8 +464,10 @@ def model_embedding(
 ) -> tuple[torch.Tensor, float]:
     """P of one candidate on the probe features (centred first if asked): mask and fidelity.
 
-    With ``cache_dir``, the result is kept under ``cache_dir/model-embeddings`` keyed by the
-    model's identity, the standard's hash and the centring, so a re-run skips the optimisation.
+    ``candidate`` and ``baseline`` must be the features of the standard's probe set: with
+    ``cache_dir``, the result is kept under ``cache_dir/model-embeddings`` keyed by the model's
+    identity, the standard's hash (which fixes the probe set) and the centring, not by the
+    tensors, so a re-run skips the optimisation.
     """
     key = json.dumps(
         [extractor.name, extractor.revision, extractor.preprocessing, standard.hash, centre]
@@ -560,9 +568,12 @@ def _memo(cache_dir: str | Path | None, kind: str, key: Any, fn: Any, *args: Any
     saved = _read_cached(path, text)
     if saved is not None:
         tensors, scalars = saved
-        if "value" in scalars:
-            return float(scalars["value"])
-        return TaskEmbeddingResult(**tensors, **scalars)
+        try:
+            if "value" in scalars:
+                return float(scalars["value"])
+            return TaskEmbeddingResult(**tensors, **scalars)
+        except (TypeError, ValueError):  # a file of another layout is recomputed, not fatal
+            pass
     value = fn(*args, **kw)
     if isinstance(value, TaskEmbeddingResult):
         fields = asdict(value)

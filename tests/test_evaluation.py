@@ -252,18 +252,30 @@ def test_evaluate_rerun_from_cache_spends_no_forward_pass_and_no_optimisation(
     again = evaluate(specs, standard, tasks, cache_dir=tmp_path / "cache", **kwargs)
     assert again.to_dict() == first.to_dict()
 
-    def refuse(*args, **kwargs):
-        raise AssertionError("a cached result was recomputed")
+    def refuse(name):
+        def run(*args, **kwargs):
+            raise AssertionError(f"{name} was recomputed")
+
+        return run
 
     for name in ("embed_model", "embed_task", "linear_probe", "logme"):
-        monkeypatch.setattr(evaluation, name, refuse)
-    monkeypatch.setattr(features, "_run", refuse)
+        monkeypatch.setattr(evaluation, name, refuse(name))
+    monkeypatch.setattr(features, "_run", refuse("a forward pass"))
     third = evaluate(specs, standard, tasks, cache_dir=tmp_path / "cache", **kwargs)
     assert third.to_dict() == first.to_dict()
-    # a new standard (other P schedule) is never answered from the old cache
+    # a new standard (other P schedule) is never answered from the old cache: P runs first
     other = replace(standard, model_embedding=replace(standard.model_embedding, steps=41))
-    with pytest.raises(AssertionError, match="recomputed"):
+    with pytest.raises(AssertionError, match="embed_model was recomputed"):
         evaluate(specs, other, tasks, cache_dir=tmp_path / "cache", **kwargs)
+
+
+@pytest.mark.parametrize("name", ["logme", "centred fidelity", "faithful"])
+def test_evaluate_refuses_reserved_or_repeated_variant_names(tiny_pool, name):
+    from hf_stdembed.evaluation import FAITHFUL, Variant, evaluate
+
+    standard, specs, _, _ = tiny_pool
+    with pytest.raises(ValueError, match="variant names must be unique"):
+        evaluate(specs, standard, [object()], variants=(FAITHFUL, Variant(name)))
 
 
 def test_variant_refuses_an_unknown_metric():
@@ -326,7 +338,7 @@ def test_cli_evaluate_writes_a_report(tiny_pool, tmp_path):
     for spec in specs[:2]:
         args += ["--candidate", spec]
     args += ["--task", f"colours={task_file}", "--no-plots", "--no-logme"]
-    result = CliRunner().invoke(app, [*args, "--variant", "faithful", "-v", "cosine"])
+    result = CliRunner().invoke(app, [*args, "--variant", "faithful", "--variant", "cosine"])
     assert result.exit_code == 0, result.output
     assert "| colours |" in result.output
     assert "| task | faithful | cosine | fidelity | largest | random |" in result.output

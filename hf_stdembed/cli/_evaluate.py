@@ -58,7 +58,6 @@ def evaluate(
         list[str] | None,
         typer.Option(
             "--variant",
-            "-v",
             help="Variant of our selector to report (repeatable; default: all). "
             "'faithful' is the paper's method.",
         ),
@@ -68,7 +67,8 @@ def evaluate(
     device: Annotated[str | None, typer.Option(help="torch device (default: best).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False,
 ) -> None:
-    """Linear-probe ground truth vs our selection, LogME, largest-first and a random pick."""
+    """Linear-probe ground truth vs our selection, LogME, P's fidelity alone, largest-first
+    and a random pick."""
     from ..evaluation import DEFAULT_VARIANTS
     from ..evaluation import evaluate as run_evaluation
     from ..standards import get_standard
