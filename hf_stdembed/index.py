@@ -401,7 +401,13 @@ def _best(positions: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray
 # The index
 # =========================================================================================
 
-_SCHEMA = """
+_DEAD_TABLE = """CREATE TABLE IF NOT EXISTS dead (
+    standard_hash TEXT NOT NULL,
+    pos INTEGER NOT NULL,
+    PRIMARY KEY (standard_hash, pos)
+) WITHOUT ROWID"""
+"""The dead positions of every live matrix (schema 2; created by the 1 -> 2 upgrade too)."""
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS matrices (
     standard_hash TEXT PRIMARY KEY,
@@ -410,11 +416,7 @@ CREATE TABLE IF NOT EXISTS matrices (
     count INTEGER NOT NULL,
     dead INTEGER NOT NULL DEFAULT 0
 );
-CREATE TABLE IF NOT EXISTS dead (
-    standard_hash TEXT NOT NULL,
-    pos INTEGER NOT NULL,
-    PRIMARY KEY (standard_hash, pos)
-) WITHOUT ROWID;
+{_DEAD_TABLE};
 CREATE TABLE IF NOT EXISTS rows (
     standard_hash TEXT NOT NULL,
     repo_id TEXT NOT NULL,
@@ -469,6 +471,10 @@ class EmbeddingIndex:
     def open(cls, path: str | Path | None = None, *, timeout: float = 60.0) -> EmbeddingIndex:
         """Opens (creating if needed) the index in a folder.
 
+        Opening an index written by an older hf-stdembed upgrades it in place, once (a short
+        write transaction, so it needs write access and waits for another process's write
+        lock).
+
         Args:
             path: the index folder (default: :func:`default_index_path`).
             timeout: seconds to wait for another process's write lock where one is needed.
@@ -477,7 +483,10 @@ class EmbeddingIndex:
             The index.
 
         Raises:
-            IndexCorruptError: if the folder holds an index of an unknown schema version.
+            IndexCorruptError: if the folder holds an index of an unknown schema version, or
+                an older index that this process cannot write to (to upgrade it).
+            IndexBusyError: if creating or upgrading the index waited ``timeout`` seconds
+                for another process that holds its write lock.
 
         Example:
             >>> index = EmbeddingIndex.open("/tmp/my-index")  # doctest: +SKIP
@@ -489,7 +498,7 @@ class EmbeddingIndex:
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
-            _init_schema(conn, root)
+            _init_schema(conn, root, timeout)
         except BaseException:
             conn.close()
             raise
@@ -547,9 +556,10 @@ class EmbeddingIndex:
 
         Returns:
             A read-only ``(m, N)`` array of the ``m`` live rows: a ``np.memmap`` of the
-            matrix file while the standard has no dead positions, else a copy without them
-            (until the next compaction); an empty ``(0, 0)`` array if the index holds no
-            row of that standard.
+            matrix file while the standard has no dead positions; with dead positions, the
+            live rows copied into memory (``m * N * 4`` bytes; until the next compaction
+            removes the dead ones); an empty ``(0, 0)`` array if the index holds no row of
+            that standard.
 
         Raises:
             IndexCorruptError: if the matrix file is missing or too short.
@@ -558,6 +568,9 @@ class EmbeddingIndex:
 
     def snapshot(self, standard_hash: str) -> tuple[list[IndexRow], np.ndarray]:
         """A standard's rows and float32 vectors, read from one committed state.
+
+        While the standard has dead positions the vectors are the live rows copied into
+        memory (until the next compaction), else a memory map (see :meth:`vectors`).
 
         Returns:
             ``(rows, vectors)`` as :meth:`rows` and :meth:`vectors` give them.
@@ -585,7 +598,9 @@ class EmbeddingIndex:
         One sweep ``sum_i min(u_i, v_i)`` over the standard's uint8 matrix, then the rows
         that may be in the top-k are rescored from the float32 matrix with
         :func:`hf_stdembed.core.fuzzy_intersection`, so scores and order are the float32
-        ones. Ties keep matrix order (a replaced row moves to the end of the matrix).
+        ones. Ties keep matrix order. A replaced row's position depends on its update: one
+        that appends moves it to the end of the matrix, one that compacts (see
+        :data:`COMPACT_DEAD_FRACTION`) keeps it in place.
 
         Args:
             task_vector: the task embedding ``u``, ``(N,)`` in [0, 1].
@@ -623,7 +638,7 @@ class EmbeddingIndex:
             dead = self._dead_positions(live)
             approx[dead] = _DEAD_SCORE  # below every live score (>= 0): never a candidate
             k = min(top, live.rows)
-            if k == 0:
+            if k == 0:  # defensive: a commit leaving no live row compacts the matrix away
                 return []
             if exact:
                 positions, scores = self._rescore(live, task, approx, k, dead)
@@ -913,7 +928,8 @@ class EmbeddingIndex:
 
     def _live_matrix(self, live: _Live, kind: str) -> np.ndarray:
         """The live rows of a matrix, in position order (so aligned with its rows): the
-        memory map itself without dead positions, else a read-only copy without them."""
+        memory map itself when nothing is dead, else a read-only copy without the dead
+        rows."""
         matrix = self._matrix(live, kind)
         dead = self._dead_positions(live)
         if dead.shape[0] == 0:
@@ -1008,8 +1024,9 @@ class EmbeddingIndex:
         )
         while found := cur.fetchmany(batch_rows):
             positions = [f[0] for f in found]
-            block = np.asarray(vectors[positions[0] : positions[-1] + 1])
-            if block.shape[0] != len(positions):  # positions are 0..m-1: never, but be sure
+            if positions[-1] - positions[0] + 1 == len(positions):  # no dead row between
+                block = np.asarray(vectors[positions[0] : positions[-1] + 1])  # no copy
+            else:  # dead positions in the range: gather the live rows only
                 block = np.asarray(vectors[positions])
             yield _record_batch([IndexRow(*f[1:]) for f in found], block)
 
@@ -1042,28 +1059,31 @@ class EmbeddingIndex:
                     ) from e
 
 
-def _init_schema(conn: sqlite3.Connection, root: Path) -> None:
-    """Creates the tables on a new index; checks the schema version of an existing one."""
+def _init_schema(conn: sqlite3.Connection, root: Path, timeout: float) -> None:
+    """Creates the tables on a new index; checks (and upgrades) the schema of an existing one.
+
+    Raises:
+        IndexCorruptError: on an unknown schema version, or a version 1 index that this
+            process cannot write to (so cannot upgrade).
+        IndexBusyError: if creating or upgrading waited ``timeout`` seconds for another
+            process's write lock.
+    """
     try:
         found = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     except sqlite3.OperationalError:
         found = None
     if found is None:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _schema_change(conn, root, timeout, upgrade=False):
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
             conn.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        found = (SCHEMA_VERSION,)
+        # Read again: a process that created the index meanwhile may have another version.
+        found = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     if found[0] == "1":
-        found = _migrate_from_1(conn)
+        found = _migrate_from_1(conn, root, timeout)
     if found[0] != SCHEMA_VERSION:
         raise IndexCorruptError(
             f"index schema version {found[0]!r}; this hf-stdembed reads version "
@@ -1072,26 +1092,60 @@ def _init_schema(conn: sqlite3.Connection, root: Path) -> None:
         )
 
 
-def _migrate_from_1(conn: sqlite3.Connection) -> tuple[str]:
+def _migrate_from_1(conn: sqlite3.Connection, root: Path, timeout: float) -> tuple[str]:
     """Schema 1 to 2 (in place, one transaction): no position of a version 1 index is dead."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with _schema_change(conn, root, timeout, upgrade=True):
         (version,) = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if version == "1":  # not already migrated by another process meanwhile
             conn.execute("ALTER TABLE matrices ADD COLUMN dead INTEGER NOT NULL DEFAULT 0")
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS dead (standard_hash TEXT NOT NULL, "
-                "pos INTEGER NOT NULL, PRIMARY KEY (standard_hash, pos)) WITHOUT ROWID"
-            )
+            conn.execute(_DEAD_TABLE)
             conn.execute(
                 "UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,)
             )
             version = SCHEMA_VERSION
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return (version,)
+
+
+@contextmanager
+def _schema_change(
+    conn: sqlite3.Connection, root: Path, timeout: float, *, upgrade: bool
+) -> Iterator[None]:
+    """One write transaction that creates or upgrades the schema (inside ``open``).
+
+    Raises:
+        IndexBusyError: if another process held the write lock for ``timeout`` seconds.
+        IndexCorruptError: if the database is read-only.
+    """
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    except sqlite3.OperationalError as e:
+        code = getattr(e, "sqlite_errorcode", None)  # Python >= 3.11
+        primary = code & 0xFF if code is not None else None
+        text = str(e).lower()
+        if primary in (5, 6) or (primary is None and ("locked" in text or "busy" in text)):
+            what = "an upgrade of the index" if upgrade else "creating the index"
+            raise IndexBusyError(
+                f"{what} was waiting for another hf-stdembed process, which is still "
+                f"updating the index after {timeout:g} s: try again when it is done",
+                path=str(root),
+            ) from e
+        if primary == 8 or (primary is None and "readonly" in text):  # SQLITE_READONLY
+            if upgrade:
+                message = (
+                    "this index was written by an older hf-stdembed and must be upgraded "
+                    f"once by a process that can write to {root}"
+                )
+            else:
+                message = f"cannot create an index in {root}: it is read-only"
+            raise IndexCorruptError(message) from e
+        raise
 
 
 def _fsync_file(path: Path) -> None:
@@ -1383,6 +1437,8 @@ class IndexTransaction:
         if live is None:
             return self._append(standard_hash, None, change)
         count, dead = change.dead_after(live)
+        # ``dead >= count`` is defensive: a live matrix has count > 0, so the fraction test
+        # already catches "every position dead"; it would also catch count == 0.
         if dead >= count or dead > COMPACT_DEAD_FRACTION * count:
             return self._rewrite(live, change)
         return self._append(standard_hash, live, change)

@@ -21,6 +21,7 @@ import hf_stdembed.index as index_module
 from hf_stdembed.core import fuzzy_intersection
 from hf_stdembed.errors import (
     IndexBusyError,
+    IndexCorruptError,
     InvalidEmbeddingError,
     StandardMismatchError,
     StdEmbedError,
@@ -387,22 +388,107 @@ def test_compaction_above_the_dead_fraction_only(index: EmbeddingIndex):
     index.check()
 
 
+def make_version_1(path: Path, count: int = 10) -> None:
+    """An index of ``count`` rows as hf-stdembed wrote it with schema version 1 (no dead
+    positions). Rebuilds ``matrices`` instead of ``DROP COLUMN`` (SQLite 3.35+ only)."""
+    import sqlite3
+
+    with EmbeddingIndex.open(path) as index:
+        fill(index, vectors(count))
+    conn = sqlite3.connect(path / "index.sqlite", isolation_level=None)
+    conn.executescript(
+        """
+        BEGIN;
+        DROP TABLE dead;
+        CREATE TABLE matrices_1 (standard_hash TEXT PRIMARY KEY, generation INTEGER NOT NULL,
+                                 dim INTEGER NOT NULL, count INTEGER NOT NULL);
+        INSERT INTO matrices_1 SELECT standard_hash, generation, dim, count FROM matrices;
+        DROP TABLE matrices;
+        ALTER TABLE matrices_1 RENAME TO matrices;
+        UPDATE meta SET value = '1' WHERE key = 'schema_version';
+        COMMIT;
+        """
+    )
+    conn.close()
+
+
+def schema_version(path: Path) -> str:
+    import sqlite3
+
+    conn = sqlite3.connect(path / "index.sqlite")
+    try:
+        return conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+    finally:
+        conn.close()
+
+
 def test_upgrades_a_version_1_index(tmp_path: Path):
     import sqlite3
 
-    with EmbeddingIndex.open(tmp_path / "i") as index:
-        fill(index, vectors(10))
-    conn = sqlite3.connect(tmp_path / "i" / "index.sqlite", isolation_level=None)
-    conn.execute("DROP TABLE dead")
-    conn.execute("ALTER TABLE matrices DROP COLUMN dead")
-    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
-    conn.close()
-    with EmbeddingIndex.open(tmp_path / "i") as index:
+    path = tmp_path / "i"
+    make_version_1(path)
+    assert schema_version(path) == "1"
+    with EmbeddingIndex.open(path) as index:
+        assert schema_version(path) == "2"
         with index.update() as tx:
             tx.upsert(make_row(4), vectors(1, seed=2)[0])
         assert index.stats().standards[H].dead == 1
         assert [repo_number(r) for r in index.rows(H)] == [0, 1, 2, 3, 5, 6, 7, 8, 9, 4]
         index.check()
+        before = state(index)
+    # A second open is a no-op: it needs no write lock (another connection holds it here).
+    blocker = sqlite3.connect(path / "index.sqlite", isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")
+        with EmbeddingIndex.open(path, timeout=0.1) as index:
+            after = state(index)
+            assert after[0] == before[0]
+            np.testing.assert_array_equal(after[1], before[1])
+            assert index.stats().standards[H].dead == 1
+    finally:
+        blocker.close()
+    assert schema_version(path) == "2"
+
+
+def test_upgrade_waiting_for_another_writer_is_busy(tmp_path: Path):
+    import sqlite3
+
+    path = tmp_path / "i"
+    make_version_1(path)
+    blocker = sqlite3.connect(path / "index.sqlite", isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")
+        with pytest.raises(IndexBusyError, match="upgrade of the index was waiting") as caught:
+            EmbeddingIndex.open(path, timeout=0.1)
+        assert isinstance(caught.value, StdEmbedError)
+        assert "another hf-stdembed process" in str(caught.value)
+        blocker.execute("ROLLBACK")
+        assert schema_version(path) == "1"  # nothing half-done
+        with EmbeddingIndex.open(path, timeout=0.1) as index:  # once free, it upgrades
+            assert len(index.rows(H)) == 10
+            index.check()
+    finally:
+        blocker.close()
+    assert schema_version(path) == "2"
+
+
+def test_upgrade_of_a_read_only_index_says_so(tmp_path: Path, monkeypatch):
+    import sqlite3
+
+    path = tmp_path / "i"
+    make_version_1(path)
+    connect = sqlite3.connect
+
+    def read_only(database, **kwargs):  # as if the file were not writable (tests run as root)
+        return connect(Path(database).as_uri() + "?mode=ro", uri=True, **kwargs)
+
+    monkeypatch.setattr(index_module.sqlite3, "connect", read_only)
+    message = f"must be upgraded once by a process that can write to {re.escape(str(path))}"
+    with pytest.raises(IndexCorruptError, match=message) as caught:
+        EmbeddingIndex.open(path, timeout=0.1)
+    assert isinstance(caught.value, StdEmbedError)
+    monkeypatch.undo()
+    assert schema_version(path) == "1"
 
 
 # ---- persistence and crash safety -------------------------------------------------------
@@ -574,13 +660,14 @@ def test_a_replacing_writer_process_commits(tmp_path: Path):
         assert matrix_files(index) == {f"{H}.1.f32": 3051 * DIM * 4, f"{H}.1.u8": 3051 * DIM}
 
 
-def test_readers_see_the_old_state_while_a_writer_works(tmp_path: Path):
+@pytest.mark.parametrize("mode", ["replace", "compact"])
+def test_readers_see_the_old_state_while_a_writer_works(tmp_path: Path, mode: str):
     path = tmp_path / "index"
     with EmbeddingIndex.open(path) as index:
         fill(index, vectors(50))
         before = state(index)
     resume = tmp_path / "resume"
-    writer = start_writer(path, "compact", f"sql-pending:{resume}")
+    writer = start_writer(path, mode, f"sql-pending:{resume}")
     try:
         with EmbeddingIndex.open(path) as reader:
             after = state(reader)
@@ -595,10 +682,17 @@ def test_readers_see_the_old_state_while_a_writer_works(tmp_path: Path):
             assert writer.stdout.readline().strip() == "committed"
             assert writer.wait() == 0
             rows, got = state(reader)
-            assert len(rows) == 50 - 20
-            assert rows[0].repo_id == "org/model-20" and rows[0].revision == "new"
             np.testing.assert_array_equal(mapped, before[1])
-            assert not (path / "matrices" / f"{H}.1.f32").exists()
+            if mode == "compact":  # a new generation; the old file is deleted
+                assert len(rows) == 50 - 20
+                assert rows[0].repo_id == "org/model-20" and rows[0].revision == "new"
+                assert not (path / "matrices" / f"{H}.1.f32").exists()
+            else:  # appended past the old count to the same file; 2 old positions dead
+                assert len(rows) == 50 - 1 + 3000 and reader.stats().standards[H].dead == 2
+                assert rows[-1].repo_id == "org/model-1" and rows[-1].revision == "new"
+                assert matrix_files(reader)[f"{H}.1.f32"] == 3051 * DIM * 4
+                assert mapped.shape == (50, DIM)  # the old count: appended rows not seen
+                np.testing.assert_array_equal(got[:48], before[1][2:])
             reader.check()
     finally:
         writer.kill()
