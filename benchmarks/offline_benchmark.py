@@ -38,6 +38,7 @@ from hf_stdembed.data import (  # noqa: E402
     select_subset,
     stratified_split,
 )
+from hf_stdembed.evaluation import FEATURE_TRANSFORMS  # noqa: E402
 
 ZOO = (
     "entrypoint:hf_stdembed.zoo.mobilenet_v2:pretrained_128",
@@ -175,13 +176,13 @@ def precompute_p(pool: list[str], standard, cache_dir: Path, variants) -> None:
     for spec in pool:
         extractor = load_extractor(spec)
         cand = extract_features(extractor, probe, cache_dir=cache_dir, progress=False)
-        for centre in sorted({v.center_features for v in variants}):
+        for features in dict.fromkeys(v.features for v in variants):
             t = time.time()
             mask, fid = model_embedding(
-                extractor, cand, base, standard, centre=centre, cache_dir=cache_dir
+                extractor, cand, base, standard, features=features, cache_dir=cache_dir
             )
             print(
-                f"P {standard.id} {spec.rsplit(':', 1)[-1]:40s} centre={centre} "
+                f"P {standard.id} {spec.rsplit(':', 1)[-1]:40s} {features} "
                 f"|v|={float(mask.sum()):7.1f} fidelity={fid:.3f} {time.time() - t:6.1f}s",
                 file=sys.stderr,
                 flush=True,
@@ -202,7 +203,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--extract-part", choices=("zoo", "bench"), default=None)
     parser.add_argument("--p-only", action="store_true", help="only run P into the cache")
     parser.add_argument(
-        "--raw-only", action="store_true", help="only the variants without centring (half the P)"
+        "--features",
+        nargs="*",
+        default=list(FEATURE_TRANSFORMS),
+        choices=list(FEATURE_TRANSFORMS),
+        help="only the variants whose P sees these feature transforms (one P per transform)",
     )
     parser.add_argument(
         "--probe", type=int, default=Sizes.probe, help="probe set size (CIFAR-10 train images)"
@@ -226,7 +231,8 @@ def main(argv: list[str] | None = None) -> None:
     ]
     if args.p_only:
         for standard in standards:
-            precompute_p(pool, standard, args.cache_dir, DEFAULT_VARIANTS)
+            variants = [v for v in DEFAULT_VARIANTS if v.features in args.features]
+            precompute_p(pool, standard, args.cache_dir, variants)
         return
     tasks = task_sets(args.bench_dir, sizes, args.tasks)
     if args.extract_only:
@@ -243,7 +249,7 @@ def main(argv: list[str] | None = None) -> None:
     summaries = {}
     for standard in standards:
         t = time.time()
-        variants = tuple(v for v in DEFAULT_VARIANTS if not (args.raw_only and v.center_features))
+        variants = tuple(v for v in DEFAULT_VARIANTS if v.features in args.features)
         report = evaluate(pool, standard, specs, variants=variants, cache_dir=args.cache_dir)
         out = args.out / standard.id
         report.save(out, pools=pools)

@@ -15,8 +15,10 @@
   passes it spends on the task (ours: the baseline only, O(1); LogME: every candidate, O(m)).
 
 Named variants of our selector sit beside the faithful default (``faithful``) and never change
-it: ``center_features`` centres candidate and baseline features over the probe set before P
-(post-ReLU features share a large mean direction that dominates the cosine similarities), and
+it: ``features`` centres (``centred``) or standardises (``standardised``: centred, then each
+feature divided by its standard deviation) candidate and baseline features over the probe set
+before P (post-ReLU features share a large mean direction that dominates the cosine
+similarities, and a few high-variance features dominate the rest), and
 ``metric`` replaces the plain intersection by one of the normalised similarities of
 :data:`~hf_stdembed.core.metric.SIMILARITIES` (a low-dimensional candidate can only be
 equivalent to few baseline features, so the plain intersection favours wide models).
@@ -77,18 +79,24 @@ class Variant:
     """A named variant of our selector. ``Variant("faithful")`` is the paper's method."""
 
     name: str
-    center_features: bool = False  # centre candidate and baseline over the probe set before P
+    features: str = "raw"  # one of FEATURE_TRANSFORMS: applied to candidate and baseline before P
     metric: str = "intersection"  # one of hf_stdembed.core.metric.SIMILARITIES
 
     def __post_init__(self) -> None:
+        if self.features not in FEATURE_TRANSFORMS:
+            raise ValueError(
+                f"unknown features {self.features!r}; choose one of {', '.join(FEATURE_TRANSFORMS)}"
+            )
         if self.metric not in SIMILARITIES:
             raise ValueError(
                 f"unknown metric {self.metric!r}; choose one of {', '.join(SIMILARITIES)}"
             )
 
 
-FIDELITY_SELECTORS = {False: "fidelity", True: "centred fidelity"}
-"""Task-blind reference selectors: P's min(L_to, L_from) of each candidate (raw / centred)."""
+FEATURE_TRANSFORMS = ("raw", "centred", "standardised")
+"""What is done to candidate and baseline probe features before P (over the probe set)."""
+FIDELITY_SELECTORS = {f: "fidelity" if f == "raw" else f"{f} fidelity" for f in FEATURE_TRANSFORMS}
+"""Task-blind reference selectors: P's min(L_to, L_from) of each candidate, per transform."""
 TASK_BLIND_SELECTORS = ("random", "largest", *FIDELITY_SELECTORS.values())
 """Selectors that forward no model over the task's data."""
 
@@ -98,10 +106,11 @@ DEFAULT_VARIANTS = (
     Variant("normalised", metric="model-normalised"),
     Variant("cosine", metric="cosine"),
     Variant("jaccard", metric="jaccard"),
-    Variant("centred", center_features=True),
-    Variant("centred+normalised", center_features=True, metric="model-normalised"),
-    Variant("centred+cosine", center_features=True, metric="cosine"),
-    Variant("centred+jaccard", center_features=True, metric="jaccard"),
+    Variant("centred", features="centred"),
+    Variant("centred+normalised", features="centred", metric="model-normalised"),
+    Variant("centred+cosine", features="centred", metric="cosine"),
+    Variant("centred+jaccard", features="centred", metric="jaccard"),
+    Variant("standardised", features="standardised"),
 )
 
 
@@ -113,7 +122,7 @@ class CandidateInfo:
     name: str
     num_features: int
     num_parameters: int | None
-    # per P setting ("raw" / "centred"): |v| and min(L_to, L_from)
+    # per feature transform of P ("raw", "centred", "standardised"): |v| and min(L_to, L_from)
     mask_size: dict[str, float] = field(default_factory=dict)
     fidelity: dict[str, float] = field(default_factory=dict)
 
@@ -322,9 +331,9 @@ def evaluate(
     baseline = load_baseline(standard)
     probe = load_probe(standard)
     base_probe = extract_features(baseline, probe, **feats)
-    centrings = sorted({v.center_features for v in variants})
+    transforms = [f for f in FEATURE_TRANSFORMS if any(v.features == f for v in variants)]
     infos: list[CandidateInfo] = []
-    masks: dict[bool, list[torch.Tensor]] = {c: [] for c in centrings}
+    masks: dict[str, list[torch.Tensor]] = {f: [] for f in transforms}
     accuracies: dict[str, list[float]] = {t.name: [] for t in tasks}
     logmes: dict[str, list[float]] = {t.name: [] for t in tasks}
     for spec in candidates:
@@ -337,14 +346,13 @@ def evaluate(
             num_features=int(cand_probe.shape[1]),
             num_parameters=_num_parameters(extractor),
         )
-        for centre in centrings:
+        for transform in transforms:
             mask, fidelity = model_embedding(
-                extractor, cand_probe, base_probe, standard, centre=centre, cache_dir=cache_dir
+                extractor, cand_probe, base_probe, standard, features=transform, cache_dir=cache_dir
             )
-            key = "centred" if centre else "raw"
-            info.mask_size[key] = float(mask.sum())
-            info.fidelity[key] = fidelity
-            masks[centre].append(mask)
+            info.mask_size[transform] = float(mask.sum())
+            info.fidelity[transform] = fidelity
+            masks[transform].append(mask)
         for task in tasks:
             x_train = extract_features(extractor, task.train, **feats)
             x_test = extract_features(extractor, task.test, **feats)
@@ -410,13 +418,12 @@ def evaluate(
         )
         scores: dict[str, list[float]] = {}
         for v in variants:
-            models = stacked[v.center_features]
+            models = stacked[v.features]
             scores[v.name] = fuzzy_similarity(q.mask, models, v.metric).tolist()
         if with_logme:
             scores["logme"] = logmes[task.name]
-        for centre in centrings:
-            key = "centred" if centre else "raw"
-            scores[FIDELITY_SELECTORS[centre]] = [c.fidelity[key] for c in infos]
+        for transform in transforms:
+            scores[FIDELITY_SELECTORS[transform]] = [c.fidelity[transform] for c in infos]
         scores["largest"] = [
             float(c.num_parameters if c.num_parameters is not None else c.num_features)
             for c in infos
@@ -458,11 +465,12 @@ def model_embedding(
     baseline: torch.Tensor,
     standard: Standard,
     *,
-    centre: bool = False,
+    features: str = "raw",
     cache_dir: str | Path | None = None,
     device: str | torch.device | None = None,
 ) -> tuple[torch.Tensor, float]:
-    """P of one candidate on the probe features (centred first if asked): mask and fidelity.
+    """P of one candidate on the probe features, transformed first (``features``, one of
+    :data:`FEATURE_TRANSFORMS`): mask and fidelity.
 
     ``candidate`` and ``baseline`` must be the features of the standard's probe set: with
     ``cache_dir``, the result is kept under ``cache_dir/model-embeddings`` keyed by the model's
@@ -470,7 +478,7 @@ def model_embedding(
     tensors, so a re-run skips the optimisation.
     """
     key = json.dumps(
-        [extractor.name, extractor.revision, extractor.preprocessing, standard.hash, centre]
+        [extractor.name, extractor.revision, extractor.preprocessing, standard.hash, features]
     )
     path = None
     if cache_dir is not None:
@@ -480,8 +488,7 @@ def model_embedding(
         if saved is not None:
             tensors, scalars = saved
             return tensors["mask"], float(scalars["fidelity"])
-    if centre:
-        candidate, baseline = _centre(candidate), _centre(baseline)
+    candidate, baseline = _transform(candidate, features), _transform(baseline, features)
     result = embed_model(candidate, baseline, config=standard.model_embedding, device=device)
     if path is not None:
         _write_cached(path, key, {"mask": result.mask}, {"fidelity": result.fidelity})
@@ -609,8 +616,14 @@ def _write_cached(
         save_file({k: v.contiguous() for k, v in tensors.items()}, temp, metadata=metadata)
 
 
-def _centre(x: torch.Tensor) -> torch.Tensor:
-    return x - x.mean(dim=0, keepdim=True)
+def _transform(x: torch.Tensor, features: str) -> torch.Tensor:
+    """One of :data:`FEATURE_TRANSFORMS`, per feature over the rows (the probe set)."""
+    if features == "raw":
+        return x
+    x = x - x.mean(dim=0, keepdim=True)
+    if features == "standardised":
+        x = x / x.std(dim=0, keepdim=True).clamp_min(1e-6)  # constant features stay 0
+    return x
 
 
 def _num_parameters(extractor: FeatureExtractor) -> int | None:

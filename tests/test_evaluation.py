@@ -212,8 +212,10 @@ def test_evaluate_reports_every_selector_and_writes_outputs(tiny_pool, tmp_path)
     )
     (task,) = report.tasks
     references = {"logme", "largest", "random", "fidelity", "centred fidelity"}
+    references.add("standardised fidelity")
     assert set(task.scores) == {v.name for v in DEFAULT_VARIANTS} | references
     assert task.scores["centred fidelity"] == [c.fidelity["centred"] for c in report.candidates]
+    assert set(report.candidates[0].mask_size) == {"raw", "centred", "standardised"}
     # the noise model is the worst candidate and LogME knows it
     assert task.accuracies[2] < min(task.accuracies[:2])
     assert task.scores["logme"][2] < min(task.scores["logme"][:2])
@@ -241,7 +243,7 @@ def test_evaluate_rerun_from_cache_spends_no_forward_pass_and_no_optimisation(
     standard, specs, task_file, probe_config = tiny_pool
     data = load_image_dataset("parquet", data_files=str(task_file), split="train")
     tasks = [TaskSpec("colours", *stratified_split(data, test_fraction=0.3, seed=0))]
-    variants = (FAITHFUL, Variant("centred+jaccard", center_features=True, metric="jaccard"))
+    variants = (FAITHFUL, Variant("centred+jaccard", features="centred", metric="jaccard"))
     kwargs = {"variants": variants, "probe_config": probe_config, "progress": False}
     first = evaluate(specs, standard, tasks, cache_dir=tmp_path / "cache", **kwargs)
     cached = sorted((tmp_path / "cache").rglob("*.safetensors"))
@@ -283,6 +285,8 @@ def test_variant_refuses_an_unknown_metric():
 
     with pytest.raises(ValueError, match="unknown metric 'dice'.*jaccard"):
         Variant("x", metric="dice")
+    with pytest.raises(ValueError, match="unknown features 'whitened'.*standardised"):
+        Variant("x", features="whitened")
 
 
 def _hand_report():
