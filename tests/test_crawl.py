@@ -245,7 +245,7 @@ def test_rank_index_matches_the_definition(hub: FakeHub, tmp_path: Path):
             for r, v in zip(opened.rows(STANDARD.hash), opened.vectors(STANDARD.hash), strict=True)
         }
     expected = sorted(
-        repos, key=lambda r: -float(torch.minimum(task.vector, torch.as_tensor(vectors[r])).sum())
+        repos, key=lambda r: -float(torch.minimum(task.vector, torch.tensor(vectors[r])).sum())
     )
     assert [r.model_id for r in ranking.rows] == expected[:3]
     assert ranking.rows[0].score >= ranking.rows[1].score >= ranking.rows[2].score
