@@ -49,6 +49,7 @@ _LEGACY_REPO_ID_RE = re.compile(r"[A-Za-z0-9][\w.-]*")  # Hub repos without a na
 _RETRY_STATUSES = frozenset((429, 500, 502, 503, 504))
 _MAX_RETRY_AFTER = 60.0
 _DEFAULT_BRANCHES = (None, "main")
+INDEX_DATASET_FILE = "data/index.parquet"  # where `index push` puts the index in a dataset repo
 
 
 @dataclass(frozen=True)
@@ -286,8 +287,103 @@ class HubRegistry:
         _check_size(repo_id, path, local.stat().st_size, max_bytes)
         return local
 
-    def url(self, repo_id: str) -> str:
-        return f"{self.endpoint}/{repo_id}"
+    def url(self, repo_id: str, *, repo_type: str = "model") -> str:
+        prefix = "" if repo_type == "model" else f"{repo_type}s/"
+        return f"{self.endpoint}/{prefix}{repo_id}"
+
+    # -- dataset repos: the shared index -----------------------------------------------------
+
+    def push_index_dataset(
+        self,
+        repo_id: str,
+        parquet: Path,
+        *,
+        private: bool = False,
+        create_pr: bool = False,
+    ) -> CommitResult:
+        """Uploads an exported index (:meth:`EmbeddingIndex.export_parquet`) as a dataset repo.
+
+        Creates the dataset repo if needed (``private`` applies only then), then makes one
+        commit of ``data/index.parquet`` and a dataset card (``README.md``) whose metadata tags
+        it ``hf-stdembed`` and points ``datasets.load_dataset(repo_id)`` at the parquet. A 429
+        is retried, honouring ``Retry-After``.
+
+        Args:
+            repo_id (`str`): the dataset repo, ``org/name``.
+            parquet (`Path`): the exported index.
+            private (`bool`, defaults to False): create the repo private.
+            create_pr (`bool`, defaults to False): open a pull request instead of committing.
+
+        Returns:
+            `CommitResult`: the commit (or pull request) made.
+
+        Raises:
+            AuthError: no token, or no write access (the message suggests ``--create-pr``).
+            RepoNotFoundError: an invalid repo id.
+            RegistryError: the Hub cannot be reached, or offline mode is on.
+        """
+        from huggingface_hub import CommitOperationAdd
+
+        _check_repo_id(repo_id, namespaced=True)
+        self._require_token(repo_id)
+        card = index_dataset_card(parquet)
+        errors = {"writing": True, "create_pr": create_pr, "repo_type": "dataset"}
+        with self._errors(repo_id, **errors):
+            self.api.create_repo(
+                repo_id, repo_type="dataset", private=True if private else None, exist_ok=True
+            )
+        for attempt in range(1, self.max_attempts + 1):
+            operations = [  # recreated on each try: create_commit mutates them
+                CommitOperationAdd(INDEX_DATASET_FILE, str(parquet)),
+                CommitOperationAdd("README.md", card.encode()),
+            ]
+            try:
+                with self._errors(repo_id, **errors):
+                    info = self.api.create_commit(
+                        repo_id,
+                        operations,
+                        commit_message=f"Update the index ({LIBRARY_NAME} {__version__})",
+                        repo_type="dataset",
+                        create_pr=create_pr,
+                    )
+                return CommitResult(commit_url=info.commit_url, pr_url=info.pr_url, oid=info.oid)
+            except RegistryError as e:
+                if _status(e.__cause__) != 429 or attempt == self.max_attempts:
+                    raise
+                self._sleep(_retry_delay(e.__cause__, attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def download_index_dataset(self, repo_id: str, *, revision: str | None = None) -> Path:
+        """Downloads the index a dataset repo holds (pushed by :meth:`push_index_dataset`).
+
+        Args:
+            repo_id (`str`): the dataset repo, ``org/name``.
+            revision (`str`, *optional*): a branch, tag or commit; default the main branch.
+
+        Returns:
+            `Path`: the parquet file, in the Hub cache.
+
+        Raises:
+            RepoNotFoundError: no such dataset repo (or private and not visible).
+            RemoteFileNotFoundError: the repo holds no ``data/index.parquet``.
+            RepoRevisionNotFoundError, GatedRepoAccessError, RegistryError.
+        """
+        _check_repo_id(repo_id, namespaced=True)
+        try:
+            local = self._retrying(
+                repo_id,
+                lambda: self.api.hf_hub_download(
+                    repo_id, INDEX_DATASET_FILE, repo_type="dataset", revision=revision
+                ),
+                repo_type="dataset",
+            )
+        except RemoteFileNotFoundError as e:
+            raise RemoteFileNotFoundError(
+                f"dataset {repo_id} has no {INDEX_DATASET_FILE} at revision {revision or 'main'}: "
+                "push an index there with `hf-stdembed index push`",
+                repo_id=repo_id,
+            ) from e
+        return Path(local)
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -438,11 +534,11 @@ class HubRegistry:
             )
         return token
 
-    def _retrying(self, repo_id: str, call: Callable[[], T]) -> T:
+    def _retrying(self, repo_id: str, call: Callable[[], T], *, repo_type: str = "model") -> T:
         """``call`` with a bounded backoff on 429 / 5xx / connection errors (safe: reads only)."""
         for attempt in range(1, self.max_attempts + 1):
             try:
-                with self._errors(repo_id):
+                with self._errors(repo_id, repo_type=repo_type):
                     return call()
             except RegistryError as e:
                 status = _status(e.__cause__)
@@ -454,7 +550,12 @@ class HubRegistry:
 
     @contextlib.contextmanager
     def _errors(
-        self, repo_id: str | None, *, writing: bool = False, create_pr: bool = False
+        self,
+        repo_id: str | None,
+        *,
+        writing: bool = False,
+        create_pr: bool = False,
+        repo_type: str = "model",
     ) -> Iterator[None]:
         """Turns ``huggingface_hub`` and network errors into the project's."""
         import httpx2
@@ -468,7 +569,9 @@ class HubRegistry:
         try:
             yield
         except HfHubHTTPError as e:
-            raise self._translate(e, repo_id, writing=writing, create_pr=create_pr) from e
+            raise self._translate(
+                e, repo_id, writing=writing, create_pr=create_pr, repo_type=repo_type
+            ) from e
         except OfflineModeIsEnabled as e:
             raise RegistryError(
                 f"HF_HUB_OFFLINE is set, so {self.endpoint} cannot be reached: unset it, or use "
@@ -492,7 +595,13 @@ class HubRegistry:
             raise
 
     def _translate(
-        self, e: Exception, repo_id: str | None, *, writing: bool, create_pr: bool
+        self,
+        e: Exception,
+        repo_id: str | None,
+        *,
+        writing: bool,
+        create_pr: bool,
+        repo_type: str = "model",
     ) -> RegistryError:
         from huggingface_hub.errors import (
             GatedRepoError,
@@ -506,7 +615,8 @@ class HubRegistry:
         server = _server_message(e)
         if isinstance(e, GatedRepoError):
             return GatedRepoAccessError(
-                f"{where} is gated: accept its conditions at {self.url(where)}, then log in "
+                f"{where} is gated: accept its conditions at "
+                f"{self.url(where, repo_type=repo_type)}, then log in "
                 "with that account (`hf auth login`) or set HF_TOKEN",
                 repo_id=repo_id,
             )
@@ -531,6 +641,12 @@ class HubRegistry:
                         "no Hugging Face token: log in with `hf auth login` or set HF_TOKEN",
                         repo_id=repo_id,
                     )
+            if isinstance(e, RepositoryNotFoundError) and repo_type == "dataset":
+                return RepoNotFoundError(
+                    f"no dataset repo {where} on {self.endpoint} (if it is private, log in with "
+                    "an account that can see it: `hf auth login` or HF_TOKEN)",
+                    repo_id=repo_id,
+                )
             if isinstance(e, RepositoryNotFoundError):
                 return RepoNotFoundError(
                     f"no model repo {where} on {self.endpoint} (if it is private, log in with an "
@@ -557,6 +673,68 @@ class HubRegistry:
         return RegistryError(
             f"{self.endpoint} answered {status} for {where}: {server}", repo_id=repo_id
         )
+
+
+def open_hub(url: str | None = None) -> HubRegistry:
+    """The Hub a ``--registry`` value names, for commands that need dataset repos.
+
+    Raises:
+        RegistryError: if ``url`` names a local directory (it holds no dataset repos).
+    """
+    registry = open_registry(url)
+    if not isinstance(registry, HubRegistry):
+        raise RegistryError(
+            f"a directory registry ({registry.name}) holds no dataset repos: give a Hub URL "
+            "(--registry http://...) or leave --registry out, or move the index with "
+            "`index export` / `index import`"
+        )
+    return registry
+
+
+def index_dataset_card(parquet: Path) -> str:
+    """The dataset card (``README.md``) of an index pushed by ``index push``.
+
+    Its metadata tags it ``hf-stdembed`` and declares ``data/index.parquet`` as the default
+    config, so ``datasets.load_dataset(repo_id)`` reads it; the text counts the rows of each
+    standard.
+    """
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(parquet, columns=["standard_id", "standard_hash"])
+    counts: dict[tuple[str, str], int] = {}
+    ids, hashes = (table.column(name).to_pylist() for name in ("standard_id", "standard_hash"))
+    for pair in zip(ids, hashes, strict=True):
+        counts[pair] = counts.get(pair, 0) + 1
+    metadata = {
+        "tags": [LIBRARY_NAME],
+        "configs": [
+            {
+                "config_name": "default",
+                "data_files": [{"split": "train", "path": INDEX_DATASET_FILE}],
+            }
+        ],
+    }
+    lines = [
+        "---",
+        yaml.safe_dump(metadata, sort_keys=False).rstrip(),
+        "---",
+        "",
+        f"# {LIBRARY_NAME} index",
+        "",
+        f"Published standard embeddings of models, one row per (model repo, standard): the "
+        f"repo, the commit and file they were read from, the fidelities `l_to` / `l_from` and "
+        f"the vector (`embedding`). Written by {LIBRARY_NAME} {__version__} "
+        f"(`hf-stdembed index push`); read it into a local index with "
+        f"`hf-stdembed index pull REPO_ID`.",
+        "",
+        f"{table.num_rows} rows:",
+        "",
+        "| standard | hash | rows |",
+        "|---|---|---|",
+        *(f"| {sid} | `{sh}` | {n} |" for (sid, sh), n in sorted(counts.items())),
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def _status(e: BaseException | None) -> int | None:

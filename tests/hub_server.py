@@ -1,6 +1,8 @@
 """A fake Hugging Face Hub on 127.0.0.1 for tests: the real ``huggingface_hub`` client talks to it.
 
-The server speaks the subset of the Hub HTTP API that ``huggingface_hub`` 2.4 uses for model repos:
+The server speaks the subset of the Hub HTTP API that ``huggingface_hub`` 2.4 uses for model repos,
+and for dataset repos the same routes under their prefix (``repo_type="dataset"``:
+``/api/datasets/{repo}/...`` and ``/datasets/{repo}/resolve/...``; listing is for models only):
 
 =========================================  ==================================================
 Client call                                Endpoints
@@ -8,7 +10,7 @@ Client call                                Endpoints
 ``HfApi.whoami``                           ``GET /api/whoami-v2``
 ``HfApi.create_repo``                      ``POST /api/repos/create``
 ``HfApi.list_models``                      ``GET /api/models`` (``Link: <...>; rel="next"``)
-``HfApi.model_info`` / ``repo_info`` /     ``GET /api/models/{repo}[/revision/{rev}]``
+``HfApi.model_info`` / ``repo_info`` /     ``GET /api/{models,datasets}/{repo}[/revision/{rev}]``
 ``repo_exists``
 ``HfApi.list_repo_tree`` / ``list_repo_    ``GET /api/models/{repo}/tree/{rev}[/{path}]``
 files`` / ``snapshot_download``
@@ -109,10 +111,16 @@ class _Commit:
     date: datetime
 
 
+def _key(repo_type: str, repo_id: str) -> str:
+    """Where a repo is stored: its id for a model, ``datasets/{id}`` for a dataset (as in URLs)."""
+    return repo_id if repo_type == "model" else f"{repo_type}s/{repo_id}"
+
+
 @dataclass
 class _Repo:
     repo_id: str
     created_at: datetime
+    repo_type: str = "model"  # or "dataset"
     private: bool = False
     gated: bool = False
     extra_tags: tuple[str, ...] = ()
@@ -341,6 +349,7 @@ class FakeHub:
         repo_id: str,
         files: Mapping[str, bytes],
         *,
+        repo_type: str = "model",
         tags: Iterable[str] = (),
         gated: bool = False,
         private: bool = False,
@@ -352,19 +361,21 @@ class FakeHub:
         Raises:
             ValueError: if the repo already exists.
         """
+        key = _key(repo_type, repo_id)
         with self._lock:
-            if repo_id in self._repos:
+            if key in self._repos:
                 raise ValueError(f"Repo already exists: {repo_id}")
-            self._repos[repo_id] = _Repo(
+            self._repos[key] = _Repo(
                 repo_id,
                 created_at=datetime.now(timezone.utc),
+                repo_type=repo_type,
                 private=private,
                 gated=gated,
                 extra_tags=tuple(tags),
                 downloads=downloads,
                 likes=likes,
             )
-            return self._commit(repo_id, "main", None, dict(files), "initial commit")
+            return self._commit(key, "main", None, dict(files), "initial commit")
 
     def commit(
         self,
@@ -374,45 +385,49 @@ class FakeHub:
         *,
         revision: str = "main",
         message: str = "Commit by someone else",
+        repo_type: str = "model",
     ) -> str:
         """Commit to ``revision`` behind the client's back (a concurrent writer); return its sha."""
         with self._lock:
-            repo = self._repo(repo_id)
+            repo = self._repo(repo_id, repo_type)
             head = repo.refs[revision]
             tree = dict(repo.commits[head].files)
             for path in deletions:
                 tree.pop(path, None)
             tree.update(files or {})
-            return self._commit(repo_id, revision, head, tree, message)
+            return self._commit(_key(repo_type, repo_id), revision, head, tree, message)
 
     def grant_access(self, repo_id: str, user: str) -> None:
         """Let ``user`` download from gated ``repo_id``."""
         with self._lock:
             self._repo(repo_id).allowed.add(user)
 
-    def head(self, repo_id: str, revision: str = "main") -> str:
+    def head(self, repo_id: str, revision: str = "main", *, repo_type: str = "model") -> str:
         """The sha ``revision`` (branch or ``refs/pr/N``) points to."""
         with self._lock:
-            return self._repo(repo_id).refs[revision]
+            return self._repo(repo_id, repo_type).refs[revision]
 
-    def files(self, repo_id: str, revision: str = "main") -> dict[str, bytes]:
+    def files(
+        self, repo_id: str, revision: str = "main", *, repo_type: str = "model"
+    ) -> dict[str, bytes]:
         """The tree at ``revision``: path -> content."""
         with self._lock:
-            repo = self._repo(repo_id)
+            repo = self._repo(repo_id, repo_type)
             return dict(repo.commits[self._resolve(repo, revision)].files)
 
-    def _repo(self, repo_id: str) -> _Repo:
+    def _repo(self, repo_id: str, repo_type: str = "model") -> _Repo:
         try:
-            return self._repos[repo_id]
+            return self._repos[_key(repo_type, repo_id)]
         except KeyError:
-            raise KeyError(f"No such repo on the FakeHub: {repo_id}") from None
+            raise KeyError(f"No such {repo_type} repo on the FakeHub: {repo_id}") from None
 
     def _commit(
-        self, repo_id: str, ref: str, parent: str | None, tree: dict[str, bytes], message: str
+        self, key: str, ref: str, parent: str | None, tree: dict[str, bytes], message: str
     ) -> str:
-        """Record a commit whose whole tree is ``tree`` and point ``ref`` at it."""
-        repo = self._repos[repo_id]
-        seed = f"{repo_id}\0{parent}\0{message}\0{next(self._counter)}\0{os.getpid()}"
+        """Record a commit of the repo stored at ``key`` (see ``_key``) whose whole tree is
+        ``tree``, and point ``ref`` at it."""
+        repo = self._repos[key]
+        seed = f"{key}\0{parent}\0{message}\0{next(self._counter)}\0{os.getpid()}"
         sha = hashlib.sha1(seed.encode()).hexdigest()
         repo.commits[sha] = _Commit(sha, parent, tree, message, datetime.now(timezone.utc))
         repo.refs[ref] = sha
@@ -485,22 +500,28 @@ class FakeHub:
                 return self._create_repo(user, json.loads(body or b"{}"))
             if route == ("GET", "models") and len(parts) == 2:
                 return self._list_models(user, query)
-            if parts[1] == "models" and len(parts) > 2:
-                repo_id, rest = self._split_repo(parts[2:])
-                return self._repo_api(method, user, repo_id, rest, query, body)
+            if parts[1] in ("models", "datasets") and len(parts) > 2:
+                repo_type = parts[1][:-1]
+                repo_id, rest = self._split_repo(parts[2:], repo_type)
+                return self._repo_api(method, user, repo_type, repo_id, rest, query, body)
         elif "resolve" in parts and method in ("GET", "HEAD"):
+            repo_type = "dataset" if parts[0] == "datasets" else "model"
+            if repo_type != "model":
+                parts = parts[1:]
             at = parts.index("resolve")
             if 0 < at <= 2 and len(parts) > at + 2:
                 repo_id = "/".join(parts[:at])
                 revision, filename = parts[at + 1], "/".join(parts[at + 2 :])
-                return self._resolve_file(method, user, repo_id, revision, filename, headers)
+                return self._resolve_file(
+                    method, user, repo_type, repo_id, revision, filename, headers
+                )
         raise _HubError(501, f"FakeHub does not implement {method} {path}")
 
-    def _split_repo(self, parts: list[str]) -> tuple[str, list[str]]:
+    def _split_repo(self, parts: list[str], repo_type: str) -> tuple[str, list[str]]:
         """Split ``["ns", "name", "commit", "main"]`` into the repo id and the rest."""
-        if len(parts) >= 2 and "/".join(parts[:2]) in self._repos:
+        if len(parts) >= 2 and _key(repo_type, "/".join(parts[:2])) in self._repos:
             return "/".join(parts[:2]), parts[2:]
-        if parts[0] in self._repos:
+        if _key(repo_type, parts[0]) in self._repos:
             return parts[0], parts[1:]
         return "/".join(parts[:2]), parts[2:]
 
@@ -508,22 +529,24 @@ class FakeHub:
         self,
         method: str,
         user: HubUser | None,
+        repo_type: str,
         repo_id: str,
         rest: list[str],
         query: dict[str, list[str]],
         body: bytes,
     ) -> _Response:
         if method == "GET" and not rest:
-            return self._model_info(user, repo_id, "main", query)
+            return self._repo_info(user, repo_type, repo_id, "main", query)
         if method == "GET" and len(rest) == 2 and rest[0] == "revision":
-            return self._model_info(user, repo_id, rest[1], query)
+            return self._repo_info(user, repo_type, repo_id, rest[1], query)
         if method == "GET" and len(rest) >= 2 and rest[0] == "tree":
-            return self._tree(user, repo_id, rest[1], "/".join(rest[2:]), query)
+            return self._tree(user, repo_type, repo_id, rest[1], "/".join(rest[2:]), query)
         if method == "POST" and len(rest) == 2 and rest[0] == "preupload":
-            return self._preupload(user, repo_id, rest[1], json.loads(body or b"{}"))
+            payload = json.loads(body or b"{}")
+            return self._preupload(user, repo_type, repo_id, rest[1], payload)
         if method == "POST" and len(rest) == 2 and rest[0] == "commit":
-            return self._create_commit(user, repo_id, rest[1], query, body)
-        raise _HubError(501, f"FakeHub does not implement {method} /api/models/{repo_id}/...")
+            return self._create_commit(user, repo_type, repo_id, rest[1], query, body)
+        raise _HubError(501, f"FakeHub does not implement {method} /api/{repo_type}s/{repo_id}/...")
 
     # -- auth --------------------------------------------------------------------------------
 
@@ -536,19 +559,19 @@ class FakeHub:
             raise _HubError(401, _BAD_TOKEN)
         return self.tokens[token]
 
-    def _readable(self, user: HubUser | None, repo_id: str) -> _Repo:
+    def _readable(self, user: HubUser | None, repo_id: str, repo_type: str = "model") -> _Repo:
         """The repo, or the Hub's RepoNotFound answer (missing and private look the same)."""
-        repo = self._repos.get(repo_id)
+        repo = self._repos.get(_key(repo_type, repo_id))
         if repo is not None and (not repo.private or (user and user.can_write(repo_id))):
             return repo
         if user is None:
             raise _HubError(401, "Invalid username or password.", code="RepoNotFound")
         raise _HubError(404, "Repository not found", code="RepoNotFound")
 
-    def _writable(self, user: HubUser | None, repo_id: str) -> _Repo:
+    def _writable(self, user: HubUser | None, repo_id: str, repo_type: str = "model") -> _Repo:
         if user is None:
             raise _HubError(401, "Invalid username or password.", code="RepoNotFound")
-        repo = self._readable(user, repo_id)
+        repo = self._readable(user, repo_id, repo_type)
         if not user.can_write(repo_id):
             raise _HubError(403, "You don't have the rights to create a commit in this repo")
         return repo
@@ -574,27 +597,35 @@ class FakeHub:
     def _create_repo(self, user: HubUser | None, payload: dict[str, Any]) -> _Response:
         if user is None:
             raise _HubError(401, "You must be authenticated to create a repo")
-        if payload.get("type", "model") != "model":
-            raise _HubError(400, "FakeHub only serves model repos")
+        repo_type = payload.get("type") or "model"
+        if repo_type not in ("model", "dataset"):
+            raise _HubError(400, "FakeHub only serves model and dataset repos")
         name = payload.get("name") or ""
         namespace = payload.get("organization") or user.name
         repo_id = f"{namespace}/{name}"
         if not re.fullmatch(r"[\w.-]+", name) or not user.can_write(repo_id):
             raise _HubError(
                 403,
-                f'You don\'t have the rights to create a model under the namespace "{namespace}"',
+                f"You don't have the rights to create a {repo_type} under the namespace "
+                f'"{namespace}"',
             )
-        url = f"{self.endpoint}/{repo_id}"
-        if repo_id in self._repos:
-            return _json(409, {"error": "You already created this model repo", "url": url})
-        self._repos[repo_id] = _Repo(
+        url = self._url(repo_type, repo_id)
+        key = _key(repo_type, repo_id)
+        if key in self._repos:
+            return _json(409, {"error": f"You already created this {repo_type} repo", "url": url})
+        self._repos[key] = _Repo(
             repo_id,
             created_at=datetime.now(timezone.utc),
+            repo_type=repo_type,
             private=payload.get("visibility") == "private" or bool(payload.get("private")),
         )
         files = {".gitattributes": _GITATTRIBUTES.encode()}
-        self._commit(repo_id, "main", None, files, "initial commit")
+        self._commit(key, "main", None, files, "initial commit")
         return _json(200, {"url": url, "name": repo_id, "id": repo_id})
+
+    def _url(self, repo_type: str, repo_id: str) -> str:
+        """The repo's web page, as the Hub links it."""
+        return f"{self.endpoint}/{_key(repo_type, repo_id)}"
 
     def _info(self, repo: _Repo, sha: str, *, blobs: bool) -> dict[str, Any]:
         """Every property of the repo at commit ``sha``, named as the Hub names them."""
@@ -660,10 +691,15 @@ class FakeHub:
             keep = default
         return {k: v for k, v in info.items() if k in keep or k in ("_id", "id")}
 
-    def _model_info(
-        self, user: HubUser | None, repo_id: str, revision: str, query: dict[str, list[str]]
+    def _repo_info(
+        self,
+        user: HubUser | None,
+        repo_type: str,
+        repo_id: str,
+        revision: str,
+        query: dict[str, list[str]],
     ) -> _Response:
-        repo = self._readable(user, repo_id)
+        repo = self._readable(user, repo_id, repo_type)
         sha = self._resolve(repo, revision)
         info = self._info(repo, sha, blobs=_flag(query, "blobs"))
         return _json(200, self._select(info, query, default=set(info)))
@@ -675,6 +711,8 @@ class FakeHub:
         gated = (query.get("gated") or [None])[0]
         matches = []
         for repo in self._repos.values():
+            if repo.repo_type != "model":
+                continue
             if repo.private and not (user and user.can_write(repo.repo_id)):
                 continue
             info = self._info(repo, repo.refs["main"], blobs=False)
@@ -712,12 +750,13 @@ class FakeHub:
     def _tree(
         self,
         user: HubUser | None,
+        repo_type: str,
         repo_id: str,
         revision: str,
         folder: str,
         query: dict[str, list[str]],
     ) -> _Response:
-        repo = self._readable(user, repo_id)
+        repo = self._readable(user, repo_id, repo_type)
         files = repo.commits[self._resolve(repo, revision)].files
         prefix = f"{folder}/" if folder else ""
         recursive = _flag(query, "recursive")
@@ -754,12 +793,13 @@ class FakeHub:
         self,
         method: str,
         user: HubUser | None,
+        repo_type: str,
         repo_id: str,
         revision: str,
         filename: str,
         headers: Mapping[str, str],
     ) -> _Response:
-        repo = self._readable(user, repo_id)
+        repo = self._readable(user, repo_id, repo_type)
         if repo.gated and not (user and (user.can_write(repo_id) or user.name in repo.allowed)):
             if user is None:
                 message = (
@@ -769,7 +809,7 @@ class FakeHub:
                 raise _HubError(401, message, code="GatedRepo")
             message = (
                 f"Access to model {repo_id} is restricted and you are not in the authorized list."
-                f" Visit {self.endpoint}/{repo_id} to ask for access."
+                f" Visit {self._url(repo_type, repo_id)} to ask for access."
             )
             raise _HubError(403, message, code="GatedRepo")
         sha = self._resolve(repo, revision)
@@ -800,9 +840,14 @@ class FakeHub:
     # -- commits -----------------------------------------------------------------------------
 
     def _preupload(
-        self, user: HubUser | None, repo_id: str, revision: str, payload: dict[str, Any]
+        self,
+        user: HubUser | None,
+        repo_type: str,
+        repo_id: str,
+        revision: str,
+        payload: dict[str, Any],
     ) -> _Response:
-        repo = self._writable(user, repo_id)
+        repo = self._writable(user, repo_id, repo_type)
         tree = repo.commits[self._resolve(repo, revision)].files
         files = []
         for entry in payload.get("files", []):
@@ -821,12 +866,13 @@ class FakeHub:
     def _create_commit(
         self,
         user: HubUser | None,
+        repo_type: str,
         repo_id: str,
         revision: str,
         query: dict[str, list[str]],
         body: bytes,
     ) -> _Response:
-        repo = self._writable(user, repo_id)
+        repo = self._writable(user, repo_id, repo_type)
         lines = [json.loads(line) for line in body.splitlines() if line.strip()]
         header = next((line["value"] for line in lines if line["key"] == "header"), {})
         if revision not in repo.refs:
@@ -860,14 +906,13 @@ class FakeHub:
         if create_pr:
             repo.pull_requests += 1
             ref = f"refs/pr/{repo.pull_requests}"
-            payload["pullRequestUrl"] = (
-                f"{self.endpoint}/{repo_id}/discussions/{repo.pull_requests}"
-            )
+            url = self._url(repo_type, repo_id)
+            payload["pullRequestUrl"] = f"{url}/discussions/{repo.pull_requests}"
         else:
             ref = revision
-        sha = self._commit(repo_id, ref, base, tree, message)
+        sha = self._commit(_key(repo_type, repo_id), ref, base, tree, message)
         payload["commitOid"] = sha
-        payload["commitUrl"] = f"{self.endpoint}/{repo_id}/commit/{sha}"
+        payload["commitUrl"] = f"{self._url(repo_type, repo_id)}/commit/{sha}"
         return _json(200, payload)
 
     # -- cards -------------------------------------------------------------------------------

@@ -97,6 +97,31 @@ def test_create_commit_then_download(hub: FakeHub, api: HfApi) -> None:
     }
 
 
+def test_dataset_repos_live_beside_model_repos(hub: FakeHub, api: HfApi) -> None:
+    hub.add_repo("tester/same", {"README.md": README})  # a model of the same id
+    url = api.create_repo("tester/same", repo_type="dataset", private=True)
+    assert url.repo_type == "dataset" and url.repo_id == "tester/same"
+    assert api.create_repo("tester/same", repo_type="dataset", exist_ok=True).repo_id
+    info = api.create_commit(
+        "tester/same",
+        [CommitOperationAdd("data/x.parquet", b"rows")],
+        commit_message="Add data",
+        repo_type="dataset",
+    )
+    assert info.oid == hub.head("tester/same", repo_type="dataset") != hub.head("tester/same")
+    assert "/datasets/tester/same/commit/" in info.commit_url
+    assert api.dataset_info("tester/same").private
+    assert api.model_info("tester/same").sha == hub.head("tester/same")
+    path = hf_hub_download("tester/same", "data/x.parquet", repo_type="dataset", token=TOKEN)
+    assert Path(path).read_bytes() == b"rows"
+    assert hub.files("tester/same", repo_type="dataset")["data/x.parquet"] == b"rows"
+    assert [m.id for m in api.list_models()] == ["tester/same"]  # datasets are not listed
+    with pytest.raises(RepositoryNotFoundError):
+        api.dataset_info("tester/missing")
+    with pytest.raises(RepositoryNotFoundError):  # private: invisible without the token
+        api.dataset_info("tester/same", token=False)
+
+
 def test_unchanged_files_make_no_commit(hub: FakeHub, api: HfApi) -> None:
     sha = hub.add_repo("tester/same", {"a.txt": b"A"})
 

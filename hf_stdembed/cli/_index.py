@@ -12,9 +12,11 @@ from ._render import stderr, stdout
 
 if TYPE_CHECKING:
     from ..crawl import CrawlReport
-    from ..index import EmbeddingIndex
+    from ..index import EmbeddingIndex, ImportReport
 
-app = typer.Typer(help="The local index of published embeddings: update, list, export, import.")
+app = typer.Typer(
+    help="The local index of published embeddings: update, list, export, import, push, pull."
+)
 
 
 def run_crawl(
@@ -103,6 +105,60 @@ def import_(
 
     with EmbeddingIndex.open(index) as opened:
         report = opened.import_parquet(source)
+    print_import_report(report)
+
+
+@app.command("push")
+def push(
+    repo_id: Annotated[str, typer.Argument(help="Hub dataset repo to push to (org/name).")],
+    registry: RegistryOption = None,
+    index: IndexOption = None,
+    standard: Annotated[str | None, typer.Option(help="Only this standard (id or YAML).")] = None,
+    private: Annotated[
+        bool, typer.Option("--private", help="Create the dataset repo private.")
+    ] = False,
+    create_pr: Annotated[
+        bool, typer.Option("--create-pr", help="Open a pull request instead of committing.")
+    ] = False,
+) -> None:
+    """Share the index as a Hub dataset repo (parquet and a dataset card)."""
+    import tempfile
+
+    from ..index import EmbeddingIndex
+    from ..registry import open_hub
+    from ..standards import get_standard
+
+    hub = open_hub(registry)
+    standard_hash = get_standard(standard).hash if standard else None
+    with EmbeddingIndex.open(index) as opened, tempfile.TemporaryDirectory() as tmp:
+        parquet = opened.export_parquet(Path(tmp, "index.parquet"), standard_hash=standard_hash)
+        result = hub.push_index_dataset(repo_id, parquet, private=private, create_pr=create_pr)
+    what = "Opened a pull request on" if result.pr_url else "Pushed the index to"
+    stderr().print(f"{what} {hub.url(repo_id, repo_type='dataset')}.")
+    typer.echo(result.pr_url or result.commit_url or hub.url(repo_id, repo_type="dataset"))
+
+
+@app.command("pull")
+def pull(
+    repo_id: Annotated[str, typer.Argument(help="Hub dataset repo pushed by `index push`.")],
+    revision: Annotated[
+        str | None, typer.Option(help="Branch, tag or commit (default: main).")
+    ] = None,
+    registry: RegistryOption = None,
+    index: IndexOption = None,
+) -> None:
+    """Merge an index shared as a Hub dataset into the local one (every row is validated)."""
+    from ..index import EmbeddingIndex
+    from ..registry import open_hub
+
+    parquet = open_hub(registry).download_index_dataset(repo_id, revision=revision)
+    with EmbeddingIndex.open(index) as opened:
+        report = opened.import_parquet(parquet)
+    print_import_report(report)
+
+
+def print_import_report(report: ImportReport) -> None:
+    """The counts of an import, then each skipped row with its reason."""
     err = stderr()
     err.print(
         f"Imported {report.imported} rows, {report.unchanged} unchanged, "
