@@ -701,10 +701,10 @@ def index_dataset_card(parquet: Path) -> str:
     import pyarrow.parquet as pq
 
     table = pq.read_table(parquet, columns=["standard_id", "standard_hash"])
-    counts: dict[tuple[str, str], int] = {}
-    ids, hashes = (table.column(name).to_pylist() for name in ("standard_id", "standard_hash"))
-    for pair in zip(ids, hashes, strict=True):
-        counts[pair] = counts.get(pair, 0) + 1
+    grouped = table.group_by(["standard_id", "standard_hash"]).aggregate([([], "count_all")])
+    counts = {
+        (row["standard_id"], row["standard_hash"]): row["count_all"] for row in grouped.to_pylist()
+    }
     metadata = {
         "tags": [LIBRARY_NAME],
         "configs": [
