@@ -354,23 +354,7 @@ def evaluate(
             info.fidelity[transform] = fidelity
             masks[transform].append(mask)
         for task in tasks:
-            x_train = extract_features(extractor, task.train, **feats)
-            x_test = extract_features(extractor, task.test, **feats)
-            ident = [extractor.name, extractor.revision, extractor.preprocessing]
-            ident += [task.train.fingerprint, task.test.fingerprint]
-            acc = _memo(
-                cache_dir,
-                "linear-probe",
-                [*ident, asdict(probe_config)],
-                _probe_accuracy,
-                x_train,
-                task.train.labels(),
-                x_test,
-                task.test.labels(),
-                num_classes=task.train.num_classes,
-                config=probe_config,
-                device=device,
-            )
+            x_train, ident, acc = _ground_truth(extractor, task, probe_config, cache_dir, device)
             accuracies[task.name].append(acc)
             if with_logme:
                 score = _memo(
@@ -388,23 +372,8 @@ def evaluate(
     results = []
     for task in tasks:
         log(f"task {task.name}")
-        y_train, y_test = task.train.labels(), task.test.labels()
-        b_train = extract_features(baseline, task.train, **feats)
-        b_test = extract_features(baseline, task.test, **feats)
-        ident = [baseline.name, baseline.revision, baseline.preprocessing]
-        ident += [task.train.fingerprint, task.test.fingerprint]
-        baseline_acc = _memo(
-            cache_dir,
-            "linear-probe",
-            [*ident, asdict(probe_config)],
-            _probe_accuracy,
-            b_train,
-            y_train,
-            b_test,
-            y_test,
-            num_classes=task.train.num_classes,
-            config=probe_config,
-        )
+        b_train, _, baseline_acc = _ground_truth(baseline, task, probe_config, cache_dir, device)
+        y_train = task.train.labels()
         q = _memo(
             cache_dir,
             "task-embedding",
@@ -558,6 +527,35 @@ def plot_report(report: EvaluationReport, out: str | Path) -> list[Path]:
 
 def _probe_accuracy(*args: Any, **kwargs: Any) -> float:
     return linear_probe(*args, **kwargs).accuracy
+
+
+def _ground_truth(
+    extractor: FeatureExtractor,
+    task: TaskSpec,
+    config: LinearProbeConfig,
+    cache_dir: str | Path | None,
+    device: str | torch.device | None,
+) -> tuple[torch.Tensor, list[Any], float]:
+    """A model's train features on the task, their cache identity, and its linear-probe
+    test accuracy (memoised)."""
+    x_train = extract_features(extractor, task.train, cache_dir=cache_dir, progress=False)
+    x_test = extract_features(extractor, task.test, cache_dir=cache_dir, progress=False)
+    ident = [extractor.name, extractor.revision, extractor.preprocessing]
+    ident += [task.train.fingerprint, task.test.fingerprint]
+    accuracy = _memo(
+        cache_dir,
+        "linear-probe",
+        [*ident, asdict(config)],
+        _probe_accuracy,
+        x_train,
+        task.train.labels(),
+        x_test,
+        task.test.labels(),
+        num_classes=task.train.num_classes,
+        config=config,
+        device=device,
+    )
+    return x_train, ident, accuracy
 
 
 _MEMO_VERSION = 2

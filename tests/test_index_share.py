@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import test_index
 import yaml
 from hub_server import FakeHub
 from typer.testing import CliRunner
@@ -22,23 +22,9 @@ DIM = 16
 REPO = "tester/shared-index"
 
 
-def make_row(i: int, standard_hash: str, **changes: object) -> IndexRow:
-    row = IndexRow(
-        repo_id=f"org/model-{i}",
-        revision=f"{i:040x}",
-        standard_id=f"standard-{standard_hash[:4]}",
-        standard_hash=standard_hash,
-        file_path="stdembed/test-standard.safetensors",
-        file_sha256=f"{i:064x}",
-        model_id=f"org/model-{i}",
-        model_revision=None if i % 2 else f"{i:040x}",
-        l_to=0.5 + i / 1000,
-        l_from=0.9,
-        library_version="0.1.0",
-        created_at="2025-01-01T00:00:00+00:00",
-        indexed_at="2025-01-02T00:00:00+00:00",
-    )
-    return dataclasses.replace(row, **changes)
+def make_row(i: int, standard_hash: str) -> IndexRow:
+    """test_index's row, with one standard id per hash."""
+    return test_index.make_row(i, standard_hash, standard_id=f"standard-{standard_hash[:4]}")
 
 
 def fill(folder: Path, rows: list[tuple[int, str]], *, seed: int = 0) -> None:
