@@ -17,6 +17,8 @@ front matter::
           fidelity: 0.87            # min(l_to, l_from), for people reading the card
           model_revision: 5d2c...   # the commit embedded
           tool_version: 0.1.0
+          model: timm:org/name      # optional: the model spec embedded (loadable)
+          standard_file: stdembed/my-standard.yaml  # optional: a custom standard's YAML
 
 and a short human-readable section (``templates/stdembed_section.md``) between two HTML
 comment markers, so publishing again replaces it. Everything else in the card is kept. Cards
@@ -56,6 +58,8 @@ _STANDARD_HASH_RE = re.compile(r"[0-9a-f]{8,64}")
 # segments never start with ".": no "..", no hidden files
 _FILE_RE = re.compile(rf"{EMBEDDING_FOLDER}/(?:[A-Za-z0-9_+-][A-Za-z0-9._+-]*/)*"
                       r"[A-Za-z0-9_+-][A-Za-z0-9._+-]*\.safetensors")  # fmt: skip
+_STANDARD_FILE_RE = re.compile(rf"{EMBEDDING_FOLDER}/[A-Za-z0-9_+-][A-Za-z0-9._+-]*\.ya?ml")
+_MAX_MODEL_SPEC = 512
 _SECTION_RE = re.compile(re.escape(SECTION_START) + r".*?" + re.escape(SECTION_END), re.DOTALL)
 _COSINE_SLACK = 1e-3  # L_to / L_from are mean cosine similarities: [-1, 1] up to rounding
 
@@ -73,6 +77,8 @@ class CardEntry:
     l_from: float
     model_revision: str | None  # the model commit (or weights hash) embedded
     tool_version: str  # the hf-stdembed that wrote the entry
+    model: str | None = None  # the model spec embedded (timm:..., transformers:..., a repo)
+    standard_file: str | None = None  # a custom standard's YAML in the repo (stdembed/*.yaml)
 
     @property
     def fidelity(self) -> float:
@@ -95,7 +101,9 @@ class CardEntry:
         )
 
     def to_metadata(self) -> dict[str, Any]:
-        """The entry as card metadata (plain YAML types, in reading order)."""
+        """The entry as card metadata (plain YAML types, in reading order); the optional
+        ``model`` and ``standard_file`` only when set."""
+        optional = {"model": self.model, "standard_file": self.standard_file}
         return {
             "file": self.file,
             "sha256": self.sha256,
@@ -106,6 +114,7 @@ class CardEntry:
             "fidelity": float(self.fidelity),
             "model_revision": self.model_revision,
             "tool_version": self.tool_version,
+            **{k: v for k, v in optional.items() if v is not None},
         }
 
 
@@ -211,6 +220,19 @@ def _entry(standard_id: str, raw: Any) -> CardEntry:
         raise _Malformed("model_revision is empty or too long")
     if not 0 < len(tool_version) <= 64:
         raise _Malformed("tool_version is empty or too long")
+    model = raw.get("model")
+    if model is not None and (
+        not isinstance(model, str)
+        or not 0 < len(model) <= _MAX_MODEL_SPEC
+        or not model.isprintable()
+    ):
+        raise _Malformed(f"model is not a model spec (printable text of 1 to {_MAX_MODEL_SPEC} "
+                         "characters)")  # fmt: skip
+    standard_file = raw.get("standard_file")
+    if standard_file is not None and (
+        not isinstance(standard_file, str) or not _STANDARD_FILE_RE.fullmatch(standard_file)
+    ):
+        raise _Malformed(f"standard_file is not a .yaml path under {EMBEDDING_FOLDER}/")
     return CardEntry(
         standard_id=standard_id,
         standard_hash=matching("standard_hash", _STANDARD_HASH_RE, "a lowercase hex hash"),
@@ -219,6 +241,8 @@ def _entry(standard_id: str, raw: Any) -> CardEntry:
         dim=dim,
         model_revision=revision,
         tool_version=tool_version,
+        model=model,
+        standard_file=standard_file,
         **losses,
     )
 

@@ -24,6 +24,8 @@ import yaml
 from .core import ModelEmbeddingConfig, TaskEmbeddingConfig
 from .errors import InvalidStandardError, StandardNotFoundError
 
+MAX_STANDARD_BYTES = 1024 * 1024
+"""Largest standard YAML file read."""
 PREPROCESSING_RULES = ("model-default",)
 """``model-default``: each model (baseline and candidates) uses its own preprocessing config
 (timm's data config, transformers' image processor, or the entry point's transform)."""
@@ -96,11 +98,22 @@ class Standard:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-def standard_from_dict(data: dict[str, Any], *, source: str = "<dict>") -> Standard:
+def standard_from_dict(
+    data: dict[str, Any], *, source: str = "<dict>", trusted: bool = True
+) -> Standard:
     """Builds a :class:`Standard` from plain data, naming the bad field on error.
 
+    Args:
+        data: the standard as plain data (the YAML layout).
+        source: where it came from, for messages.
+        trusted: whether the standard comes from its user (a file they passed, a built-in
+            one). A baseline given as a Python entry point (``module:function``) runs code
+            when loaded, so an untrusted standard (found in a stranger's repo or index) with
+            one is refused.
+
     Raises:
-        InvalidStandardError: on an unknown or missing field or an invalid value.
+        InvalidStandardError: on an unknown or missing field or an invalid value, or an
+            entry-point baseline in an untrusted standard.
     """
     try:
         data = dict(data)
@@ -113,6 +126,12 @@ def standard_from_dict(data: dict[str, Any], *, source: str = "<dict>") -> Stand
         task = dict(data.pop("task_embedding", {}))
         if "gammas" in task:
             task["gammas"] = tuple(float(g) for g in task["gammas"])
+        if not trusted and _runs_code(baseline.model):
+            raise InvalidStandardError(
+                f"{source}: the baseline {baseline.model!r} is a Python entry point, which runs "
+                "code when loaded; a standard from someone else may not name one (download its "
+                "YAML, read it, and pass it with --standard FILE.yaml if you trust it)"
+            )
         return Standard(
             baseline=baseline,
             probe=ProbeSpec(**probe),
@@ -126,25 +145,61 @@ def standard_from_dict(data: dict[str, Any], *, source: str = "<dict>") -> Stand
         raise InvalidStandardError(f"{source}: invalid standard: {e}") from e
 
 
-def standard_from_yaml(path: str | Path) -> Standard:
+def standard_from_yaml(path: str | Path, *, trusted: bool = True) -> Standard:
     """Reads a standard from a YAML file.
+
+    Args:
+        path: the file.
+        trusted: as in :func:`standard_from_dict` (False for a file from a stranger).
 
     Raises:
         StandardNotFoundError: if the file does not exist.
-        InvalidStandardError: if it is not a valid standard.
+        InvalidStandardError: if it is not a valid standard (or not text, or too large).
     """
     path = Path(path)
     try:
-        text = path.read_text()
+        size = path.stat().st_size
+        if size > MAX_STANDARD_BYTES:
+            raise InvalidStandardError(
+                f"{path}: {size} bytes is too large for a standard (at most {MAX_STANDARD_BYTES})"
+            )
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError as e:
         raise StandardNotFoundError(f"no standard file at {path}") from e
+    except UnicodeDecodeError as e:
+        raise InvalidStandardError(f"{path}: not a YAML text file ({e.reason})") from e
+    except OSError as e:
+        raise InvalidStandardError(f"{path}: cannot read it ({e.strerror or e})") from e
+    return standard_from_text(text, source=str(path), trusted=trusted)
+
+
+def standard_from_text(text: str, *, source: str = "<text>", trusted: bool = True) -> Standard:
+    """Reads a standard from YAML text (see :func:`standard_from_yaml`).
+
+    Aliases are refused: a standard is a few dozen plain values, and an alias bomb of a
+    few hundred bytes expands to gigabytes.
+
+    Raises:
+        InvalidStandardError: if it is not a valid standard.
+    """
     try:
+        if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text)):
+            raise InvalidStandardError(f"{source}: YAML aliases (*name) are not allowed here")
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise InvalidStandardError(f"{path}: not valid YAML: {e}") from e
+        raise InvalidStandardError(f"{source}: not valid YAML: {e}") from e
     if not isinstance(data, dict):
-        raise InvalidStandardError(f"{path}: a standard is a YAML mapping")
-    return standard_from_dict(data, source=str(path))
+        raise InvalidStandardError(f"{source}: a standard is a YAML mapping")
+    return standard_from_dict(data, source=source, trusted=trusted)
+
+
+def _runs_code(model_spec: Any) -> bool:
+    """Whether a model spec names a Python entry point (loading it imports and runs code)."""
+    from .extractors import parse_spec
+
+    if not isinstance(model_spec, str) or not model_spec.strip():
+        return False
+    return parse_spec(model_spec)[0] == "entrypoint"
 
 
 def builtin_standards() -> dict[str, Standard]:
