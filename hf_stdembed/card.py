@@ -40,6 +40,7 @@ from importlib import resources
 from typing import Any
 
 from . import __version__
+from ._yaml import UnsafeYAMLError, load_plain_yaml
 from .embeddings import MAX_FILE_BYTES, ModelEmbedding
 from .errors import InvalidCardError, InvalidStandardError
 
@@ -245,6 +246,32 @@ def _entry(standard_id: str, raw: Any) -> CardEntry:
         standard_file=standard_file,
         **losses,
     )
+
+
+def read_front_matter(text: str) -> dict[str, Any]:
+    """A README's YAML front matter as a dict, read as a stranger's: ``{}`` when it has none.
+
+    A leading UTF-8 byte-order mark is ignored. The YAML is parsed without aliases and
+    within :data:`~hf_stdembed._yaml.MAX_YAML_BYTES` (see :mod:`hf_stdembed._yaml`).
+
+    Raises:
+        InvalidCardError: the front matter is too large, uses an alias, is not valid YAML,
+            or is not a mapping with text keys.
+    """
+    from huggingface_hub.repocard import REGEX_YAML_BLOCK
+
+    match = REGEX_YAML_BLOCK.search(text.removeprefix("\ufeff"))
+    if match is None:
+        return {}
+    try:
+        data = load_plain_yaml(match.group(2))
+    except UnsafeYAMLError as e:
+        raise InvalidCardError(f"the README's front matter cannot be read: {e}") from e
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        raise InvalidCardError("the README's front matter is not a mapping with text keys")
+    return data
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:

@@ -60,6 +60,7 @@ class RepoSummary:
     sha: str  # the commit (Hub) or content hash (directory) the card data belongs to
     last_modified: str | None  # ISO 8601, when known
     card_data: dict  # the README's YAML front matter, as found; {} if none
+    problem: str | None = None  # why the listing could not describe the repo (crawl records it)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from ._yaml import UnsafeYAMLError, load_plain_yaml
 from .core import ModelEmbeddingConfig, TaskEmbeddingConfig
 from .errors import InvalidStandardError, StandardNotFoundError
 
@@ -183,11 +184,9 @@ def standard_from_text(text: str, *, source: str = "<text>", trusted: bool = Tru
         InvalidStandardError: if it is not a valid standard.
     """
     try:
-        if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text)):
-            raise InvalidStandardError(f"{source}: YAML aliases (*name) are not allowed here")
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise InvalidStandardError(f"{source}: not valid YAML: {e}") from e
+        data = load_plain_yaml(text, max_bytes=MAX_STANDARD_BYTES)
+    except UnsafeYAMLError as e:
+        raise InvalidStandardError(f"{source}: {e}") from e
     if not isinstance(data, dict):
         raise InvalidStandardError(f"{source}: a standard is a YAML mapping")
     return standard_from_dict(data, source=source, trusted=trusted)

@@ -1,0 +1,37 @@
+"""YAML from strangers: parsed without aliases and within a size limit.
+
+``yaml.safe_load`` builds no objects but expands aliases: a few hundred bytes of nested
+aliases (a "billion laughs") expand to gigabytes. Cards and standards are small plain
+documents, so a text over the limit or with any alias is refused before it is built.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+MAX_YAML_BYTES = 1024 * 1024
+"""Largest YAML text parsed (a card's front matter, a standard)."""
+
+
+class UnsafeYAMLError(ValueError):
+    """The text is not plain YAML this project reads: too large, an alias, or invalid."""
+
+
+def load_plain_yaml(text: str, *, max_bytes: int = MAX_YAML_BYTES) -> Any:
+    """``yaml.safe_load(text)``, refusing texts over ``max_bytes`` and any alias.
+
+    Raises:
+        UnsafeYAMLError: the text is too large, uses an alias (``*name``), or is not valid
+            YAML (the message says which).
+    """
+    size = len(text.encode("utf-8", errors="surrogatepass"))
+    if size > max_bytes:
+        raise UnsafeYAMLError(f"{size} bytes of YAML, over the {max_bytes} byte limit")
+    try:
+        if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text)):
+            raise UnsafeYAMLError("YAML aliases (*name) are not allowed")
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise UnsafeYAMLError(f"not valid YAML: {e}") from e
