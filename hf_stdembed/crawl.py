@@ -35,7 +35,7 @@ from .errors import FileTooLargeError, RegistryError, StdEmbedError
 from .index import CrawlState, EmbeddingIndex, IndexRow, row_problem
 from .plausibility import entry_problem
 from .registry import Registry, RepoSummary
-from .standards import MAX_STANDARD_BYTES, Standard, builtin_standards, standard_from_yaml
+from .standards import MAX_STANDARD_BYTES, Standard, builtin_standards, standard_from_text
 
 RETRY_STATUSES = frozenset({"error", "pending"})
 """Crawl states read again at an unchanged commit: ``error`` (a transient failure) and
@@ -226,11 +226,14 @@ class _Crawl:
         file = entry.standard_file
         try:
             path = self.download(summary.repo_id, file, summary.sha, MAX_STANDARD_BYTES)
-            standard = standard_from_yaml(path, trusted=False)
+            text = path.read_bytes()[: MAX_STANDARD_BYTES + 1].decode("utf-8")
+            standard = standard_from_text(text, source=file, trusted=False)
+        except UnicodeDecodeError as e:
+            raise _Skip(f"its standard file {file} is not text", retry=True) from e
         except StdEmbedError as e:
             if _is_transient(e):
                 raise
-            raise _Skip(f"its standard file {file}: {e}", retry=True) from e
+            raise _Skip(str(e), retry=True) from e
         if standard.hash != entry.standard_hash:
             raise _Skip(
                 f"its standard file {file} has hash {standard.hash}, the card says "
