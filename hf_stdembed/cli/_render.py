@@ -43,7 +43,8 @@ def render_ranking(
 ) -> None:
     """Prints a ranking as a rich table or JSON (stdout); skipped candidates go to stderr.
 
-    Flagged rows get a short marker in the ``flags`` column and the legend on stderr.
+    Flagged rows get a short marker in the ``flags`` column and the legend on stderr (in
+    JSON, each row lists its flags by name).
     """
     from ..plausibility import FLAG_LEGEND, FLAG_MARKERS
 
@@ -84,8 +85,8 @@ def render_ranking(
             )
         stdout().print(table)
     err = stderr()
-    flagged = sorted({f for r in ranking.rows for f in r.flags})
-    for flag in flagged:
+    flagged = sorted({f for r in ranking.rows for f in r.flags}) if not as_json else []
+    for flag in flagged:  # JSON rows carry their flags by name
         err.print(warn(f"flag {FLAG_MARKERS.get(flag, '?')} ({flag}):", FLAG_LEGEND.get(flag, "")))
     for s in ranking.skipped:
         err.print(warn("skipped", f"{s.source}: {s.reason}"))
