@@ -56,16 +56,33 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from .errors import IndexBusyError, IndexCorruptError, InvalidEmbeddingError, StandardMismatchError
+from ._text import shorten
+from .errors import (
+    IndexBusyError,
+    IndexCorruptError,
+    InvalidEmbeddingError,
+    InvalidStandardError,
+    StandardMismatchError,
+)
+from .plausibility import fidelity_problem, row_flags
 
 if TYPE_CHECKING:
     import torch
 
     from .embeddings import ModelEmbedding
+    from .standards import Standard
 
 INDEX_ENV = "HF_STDEMBED_INDEX"
 """Environment variable that overrides the default index folder."""
-SCHEMA_VERSION = "2"  # 2: dead matrix positions (the ``dead`` table, ``matrices.dead``)
+SCHEMA_VERSION = "3"
+# 2: dead matrix positions (the ``dead`` table, ``matrices.dead``)
+# 3: provenance and flags of rows (``rows.source``, ``rows.flags``), custom standards
+#    (the ``standards`` table)
+SOURCE_CRAWL = "crawl"
+"""``IndexRow.source`` of a row the crawl read from the repo itself. Imported rows have
+``import:<file>`` or ``pull:<dataset repo>@<commit>``; rows of an index upgraded from
+schema 2 have ``legacy`` (unknown: treated as imported until the next crawl reads them)."""
+SOURCE_LEGACY = "legacy"
 PARQUET_FORMAT = "hf-stdembed/index"
 PARQUET_VERSION = "1"  # of the exported parquet files: independent of the database schema
 COMPACT_DEAD_FRACTION = 0.25
@@ -106,11 +123,23 @@ class IndexRow:
     library_version: str  # hf-stdembed version that computed the embedding
     created_at: str  # when the embedding was computed
     indexed_at: str = field(default_factory=_now)  # when it entered this index
+    source: str = SOURCE_CRAWL  # where the row came from: "crawl", "import:<file>", "pull:..."
+    flags: str = ""  # comma-separated plausibility flags (hf_stdembed.plausibility), set on upsert
 
     @property
     def fidelity(self) -> float:
         """``min(L_to, L_from)``."""
         return min(self.l_to, self.l_from)
+
+    @property
+    def flag_names(self) -> tuple[str, ...]:
+        """The plausibility flags, as names (see :data:`hf_stdembed.plausibility.FLAG_LEGEND`)."""
+        return tuple(f for f in self.flags.split(",") if f)
+
+    @property
+    def crawled(self) -> bool:
+        """Whether the crawl read this row from the repo itself (not an import)."""
+        return self.source == SOURCE_CRAWL
 
     @classmethod
     def from_embedding(
@@ -121,6 +150,7 @@ class IndexRow:
         revision: str,
         file_path: str,
         file_sha256: str,
+        source: str = SOURCE_CRAWL,
     ) -> IndexRow:
         """The row of a model embedding file read from a Hub repo.
 
@@ -130,6 +160,7 @@ class IndexRow:
             revision: the commit sha it was read at.
             file_path: its path in the repo.
             file_sha256: sha256 of its bytes.
+            source: where the row comes from (default: the crawl).
 
         Returns:
             The row; ``indexed_at`` is now.
@@ -147,6 +178,7 @@ class IndexRow:
             l_from=embedding.l_from,
             library_version=embedding.library_version,
             created_at=embedding.created_at,
+            source=source,
         )
 
 
@@ -163,6 +195,34 @@ class CrawlState:
     status: str  # e.g. "indexed", "no-embedding", "invalid", "error"
     reason: str | None  # why, for any status but success
     updated_at: str
+
+
+@dataclass(frozen=True)
+class StoredStandard:
+    """A custom standard the index has seen, kept so that its id resolves."""
+
+    standard_hash: str
+    standard_id: str
+    yaml: str  # the definition, as :meth:`hf_stdembed.standards.Standard.to_yaml` writes it
+    trusted: bool  # given by the index's user; False: fetched from a stranger's repo or index
+    origin: str  # where it came from: "user", "repo:<repo>@<sha>/<path>", "import:<file>"...
+    added_at: str
+
+    def load(self) -> Standard:
+        """The standard (an untrusted one loaded with ``trusted=False``: no entry points).
+
+        Raises:
+            InvalidStandardError: if the stored text is not the standard of its hash.
+        """
+        from .standards import standard_from_text
+
+        where = f"standard {self.standard_id!r} stored in the index (from {self.origin})"
+        standard = standard_from_text(self.yaml, source=where, trusted=self.trusted)
+        if standard.hash != self.standard_hash:
+            raise InvalidStandardError(
+                f"{where} has hash {standard.hash}, stored as {self.standard_hash}"
+            )
+        return standard
 
 
 @dataclass(frozen=True)
@@ -245,23 +305,48 @@ def _vector_problem(vector: np.ndarray, dim: int | None) -> str | None:
     return None
 
 
+_MAX_FIELD_CHARS = {"file_path": 1024, "model_id": 1024, "source": 1024, "flags": 256}
+"""Longest text field believed (others: :data:`_MAX_TEXT_CHARS`); a shared index is a
+stranger's file, and a field of megabytes would be stored and printed."""
+_MAX_TEXT_CHARS = 256
+_FREE_FIELDS = ("model_revision", "flags")  # may be empty (model_revision: None)
+
+
 def _row_problem(row: IndexRow) -> str | None:
     """Why ``row``'s metadata cannot be indexed, or None."""
     for name in ROW_FIELDS:
         value = getattr(row, name)
         if name in ("l_to", "l_from"):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                return f"{name} is not a number: {value!r}"
+                return f"{name} is not a number: {shorten(repr(value), 80)}"
             if not math.isfinite(value):
                 return f"{name} is not finite: {value!r}"
-        elif name == "model_revision":
-            if value is not None and not isinstance(value, str):
-                return f"model_revision is not a string: {value!r}"
-        elif not isinstance(value, str) or not value:
-            return f"{name} is missing or not a string: {value!r}"
+            continue
+        if value is None and name == "model_revision":
+            continue
+        if not isinstance(value, str) or (not value and name not in _FREE_FIELDS):
+            return f"{name} is missing or not a string: {shorten(repr(value), 80)}"
+        limit = _MAX_FIELD_CHARS.get(name, _MAX_TEXT_CHARS)
+        if len(value) > limit:
+            return f"{name} is {len(value)} characters long, more than {limit}"
+        if not value.isprintable():
+            return f"{name} holds control characters: {shorten(repr(value), 80)}"
     if not _HASH_RE.fullmatch(row.standard_hash):
         return f"standard_hash {row.standard_hash!r} is not 8 to 64 lowercase hex digits"
     return None
+
+
+def row_problem(row: IndexRow, vector: np.ndarray, *, dim: int | None = None) -> str | None:
+    """Why a row and its vector cannot be indexed, or None: what
+    :meth:`IndexTransaction.upsert` would refuse, so that a crawler can refuse one repo
+    instead of failing a whole batch.
+
+    Args:
+        row: the metadata.
+        vector: the embedding (float32 ``(N,)`` in [0, 1]).
+        dim: the standard's N, when known.
+    """
+    return _row_problem(row) or _vector_problem(np.asarray(vector), dim)
 
 
 def _as_array(vector: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -407,6 +492,21 @@ _DEAD_TABLE = """CREATE TABLE IF NOT EXISTS dead (
     PRIMARY KEY (standard_hash, pos)
 ) WITHOUT ROWID"""
 """The dead positions of every live matrix (schema 2; created by the 1 -> 2 upgrade too)."""
+_STANDARDS_TABLE = """CREATE TABLE IF NOT EXISTS standards (
+    standard_hash TEXT PRIMARY KEY,
+    standard_id TEXT NOT NULL,
+    yaml TEXT NOT NULL,
+    trusted INTEGER NOT NULL,
+    origin TEXT NOT NULL,
+    added_at TEXT NOT NULL
+)"""
+"""Custom standards seen by this index (schema 3), so that their ids resolve: ``trusted`` 1
+for one its user gave (``--standard FILE``), 0 for one fetched from a stranger's repo or
+index (never allowed to run code: see :func:`hf_stdembed.standards.standard_from_dict`)."""
+_SCHEMA_3_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS rows_repo ON rows (repo_id)",
+    "CREATE INDEX IF NOT EXISTS rows_sha ON rows (file_sha256)",
+)
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS matrices (
@@ -432,9 +532,14 @@ CREATE TABLE IF NOT EXISTS rows (
     library_version TEXT NOT NULL,
     created_at TEXT NOT NULL,
     indexed_at TEXT NOT NULL,
+    source TEXT NOT NULL,
+    flags TEXT NOT NULL,
     PRIMARY KEY (standard_hash, repo_id)
 );
 CREATE INDEX IF NOT EXISTS rows_pos ON rows (standard_hash, pos);
+{_SCHEMA_3_INDEXES[0]};
+{_SCHEMA_3_INDEXES[1]};
+{_STANDARDS_TABLE};
 CREATE TABLE IF NOT EXISTS crawl (
     repo_id TEXT PRIMARY KEY,
     sha TEXT,
@@ -548,6 +653,22 @@ class EmbeddingIndex:
         )
         found = cur.fetchone()
         return CrawlState(*found) if found else None
+
+    def rows_of_repo(self, repo_id: str) -> list[IndexRow]:
+        """Every row of a repo (one per standard it is indexed under)."""
+        cur = self._conn.execute(
+            f"SELECT {_ROW_COLUMNS} FROM rows WHERE repo_id = ? ORDER BY standard_hash",
+            (repo_id,),
+        )
+        return [IndexRow(*found) for found in cur]
+
+    def standards(self) -> list[StoredStandard]:
+        """The custom standards this index has seen, by id then hash."""
+        cur = self._conn.execute(
+            "SELECT standard_hash, standard_id, yaml, trusted, origin, added_at FROM standards "
+            "ORDER BY standard_id, standard_hash"
+        )
+        return [StoredStandard(h, i, y, bool(t), o, a) for h, i, y, t, o, a in cur]
 
     def vectors(self, standard_hash: str) -> np.ndarray:
         """The float32 vectors of a standard, aligned with :meth:`rows` of that standard.
@@ -795,7 +916,8 @@ class EmbeddingIndex:
 
         Columns: every :class:`IndexRow` field and ``embedding`` (``list<float32>``), so
         ``datasets.load_dataset("parquet", data_files=path)`` reads it and it can be pushed
-        as a Hub dataset.
+        as a Hub dataset. The definitions of the custom standards of the rows written travel
+        in the file's metadata (an import remembers them as untrusted).
 
         Args:
             path: the file to write.
@@ -812,7 +934,12 @@ class EmbeddingIndex:
         tmp = path.with_name(f".{path.name}.tmp")
 
         def run() -> None:
-            with pq.ParquetWriter(tmp, _parquet_schema()) as writer:
+            wanted = {x.standard_hash for x in self._all_live()} & (
+                {standard_hash} if standard_hash else {x.standard_hash for x in self._all_live()}
+            )
+            standards = {s.standard_hash: s.yaml for s in self.standards()}
+            carried = {h: standards[h] for h in sorted(wanted) if h in standards}
+            with pq.ParquetWriter(tmp, _parquet_schema(carried)) as writer:
                 for live in self._all_live():
                     if standard_hash in (None, live.standard_hash):
                         for batch in self._record_batches(live, batch_rows):
@@ -826,17 +953,26 @@ class EmbeddingIndex:
             tmp.unlink(missing_ok=True)
         return path
 
-    def import_parquet(self, path: str | Path, *, batch_rows: int = 65536) -> ImportReport:
+    def import_parquet(
+        self, path: str | Path, *, batch_rows: int = 65536, source: str | None = None
+    ) -> ImportReport:
         """Merges the rows of a parquet file written by :meth:`export_parquet`.
 
-        Every row is checked (metadata; vector float32, of the standard's length N, in
-        [0, 1], no NaN); a bad row is skipped with its reason and never imported. A good row
-        replaces the index's row of the same repo and standard. Each batch of
-        ``batch_rows`` rows is one transaction; importing again is harmless.
+        Every row is checked (metadata; fidelities in [-1, 1]; vector float32, of the
+        standard's length N, in [0, 1], no NaN); a bad row is skipped with its reason and
+        never imported. Provenance: every imported row gets ``source`` (whatever the file
+        says), and flags computed here. An imported row never shadows a crawled one: a row
+        of a repo and standard that the crawl read from the repo itself is kept (the import's
+        is skipped, unless identical), and a row whose vector differs from the crawled one of
+        the same ``file_sha256`` is refused. Otherwise a good row replaces the index's row of
+        the same repo and standard. Custom standards the file carries are remembered as
+        untrusted. Each batch of ``batch_rows`` rows is one transaction; importing again is
+        harmless.
 
         Args:
             path: the parquet file.
             batch_rows: rows per transaction.
+            source: the provenance recorded on each row (default ``import:<path>``).
 
         Returns:
             Counts of imported and unchanged rows, and the skipped rows with reasons.
@@ -846,13 +982,19 @@ class EmbeddingIndex:
             InvalidEmbeddingError: if the file lacks a column or its ``embedding`` column
                 is not a list of float32.
         """
+        source = shorten(source or f"import:{path}", _MAX_FIELD_CHARS["source"])
         imported = unchanged = 0
         skipped: list[SkippedRow] = []
         known_dims: dict[str, int] = {}
         seen: dict[tuple[str, str], int] = {}
-        for batch in _read_parquet_batches(Path(path), batch_rows):
+        standards, batches = _read_parquet(Path(path), batch_rows)
+        if standards:
             with self.update() as tx:
-                added, same = tx._import_batch(batch, known_dims, seen, skipped)
+                for standard in standards:
+                    tx.remember_standard(standard, trusted=False, origin=source)
+        for batch in batches:
+            with self.update() as tx:
+                added, same = tx._import_batch(batch, known_dims, seen, skipped, source)
             imported, unchanged = imported + added, unchanged + same
         return ImportReport(imported, unchanged, skipped)
 
@@ -1084,6 +1226,8 @@ def _init_schema(conn: sqlite3.Connection, root: Path, timeout: float) -> None:
         found = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     if found[0] == "1":
         found = _migrate_from_1(conn, root, timeout)
+    if found[0] == "2":
+        found = _migrate_from_2(conn, root, timeout)
     if found[0] != SCHEMA_VERSION:
         raise IndexCorruptError(
             f"index schema version {found[0]!r}; this hf-stdembed reads version "
@@ -1097,13 +1241,43 @@ def _migrate_from_1(conn: sqlite3.Connection, root: Path, timeout: float) -> tup
     with _schema_change(conn, root, timeout, upgrade=True):
         (version,) = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if version == "1":  # not already migrated by another process meanwhile
-            conn.execute("ALTER TABLE matrices ADD COLUMN dead INTEGER NOT NULL DEFAULT 0")
+            if "dead" not in _columns(conn, "matrices"):
+                conn.execute("ALTER TABLE matrices ADD COLUMN dead INTEGER NOT NULL DEFAULT 0")
             conn.execute(_DEAD_TABLE)
+            conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+            version = "2"
+    return (version,)
+
+
+def _migrate_from_2(conn: sqlite3.Connection, root: Path, timeout: float) -> tuple[str]:
+    """Schema 2 to 3 (in place, one transaction): rows get a source and flags, the index a
+    table of custom standards.
+
+    Whether a version 2 row was crawled or imported is unknown, so its source is ``legacy``:
+    the next crawl reads its repo again (even at an unchanged commit) and replaces it with
+    what the repo holds. Flags start empty (the rows were ranked unflagged before).
+    """
+    with _schema_change(conn, root, timeout, upgrade=True):
+        (version,) = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if version == "2":  # not already migrated by another process meanwhile
+            columns = _columns(conn, "rows")
+            if "source" not in columns:
+                conn.execute(
+                    f"ALTER TABLE rows ADD COLUMN source TEXT NOT NULL DEFAULT '{SOURCE_LEGACY}'"
+                )
+            if "flags" not in columns:
+                conn.execute("ALTER TABLE rows ADD COLUMN flags TEXT NOT NULL DEFAULT ''")
+            for statement in (*_SCHEMA_3_INDEXES, _STANDARDS_TABLE):
+                conn.execute(statement)
             conn.execute(
                 "UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,)
             )
             version = SCHEMA_VERSION
     return (version,)
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {found[1] for found in conn.execute(f"PRAGMA table_info({table})")}
 
 
 @contextmanager
@@ -1173,15 +1347,50 @@ def _fsync_dir(path: Path) -> None:
 # =========================================================================================
 
 
-def _parquet_schema() -> Any:
-    """Every :class:`IndexRow` field, then ``embedding`` as ``list<float32>``."""
+_PARQUET_STANDARDS_KEY = "hf-stdembed-standards"
+_OPTIONAL_COLUMNS = {"source": SOURCE_CRAWL, "flags": ""}  # absent from older exports
+_MAX_CARRIED_STANDARDS = 256
+
+
+def _parquet_schema(standards: dict[str, str] | None = None) -> Any:
+    """Every :class:`IndexRow` field, then ``embedding`` as ``list<float32>``; ``standards``
+    (hash: YAML) in the metadata."""
     import pyarrow as pa
 
     numbers = {"l_to": pa.float64(), "l_from": pa.float64()}
     columns = [pa.field(name, numbers.get(name, pa.string())) for name in ROW_FIELDS]
     columns.append(pa.field("embedding", pa.list_(pa.float32())))
     meta = {"hf-stdembed": json.dumps({"format": PARQUET_FORMAT, "version": PARQUET_VERSION})}
+    if standards:
+        meta[_PARQUET_STANDARDS_KEY] = json.dumps(standards)
     return pa.schema(columns, metadata=meta)
+
+
+def _carried_standards(metadata: dict[bytes, bytes] | None) -> list[Standard]:
+    """The custom standards a parquet file carries, read as a stranger's (untrusted); an
+    entry that is not the standard of its hash is ignored."""
+    from .standards import MAX_STANDARD_BYTES, standard_from_text
+
+    raw = (metadata or {}).get(_PARQUET_STANDARDS_KEY.encode())
+    if not raw or len(raw) > _MAX_CARRIED_STANDARDS * MAX_STANDARD_BYTES:
+        return []
+    try:
+        carried = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return []
+    if not isinstance(carried, dict):
+        return []
+    found = []
+    for standard_hash, text in list(carried.items())[:_MAX_CARRIED_STANDARDS]:
+        if not isinstance(text, str):
+            continue
+        try:
+            standard = standard_from_text(text, source="a standard in the file", trusted=False)
+        except InvalidStandardError:
+            continue
+        if standard.hash == standard_hash:
+            found.append(standard)
+    return found
 
 
 def _record_batch(rows: list[IndexRow], block: np.ndarray) -> Any:
@@ -1200,8 +1409,9 @@ def _record_batch(rows: list[IndexRow], block: np.ndarray) -> Any:
 _ParsedRow = tuple[int, IndexRow, "np.ndarray | None", "str | None"]
 
 
-def _read_parquet_batches(path: Path, batch_rows: int) -> Iterator[list[_ParsedRow]]:
-    """The rows of a parquet file as ``(number, row, vector or None, problem or None)``.
+def _read_parquet(path: Path, batch_rows: int) -> tuple[list[Standard], Iterator[list[_ParsedRow]]]:
+    """The standards a parquet file carries, and its rows as
+    ``(number, row, vector or None, problem or None)``.
 
     Raises:
         FileNotFoundError: if there is no such file.
@@ -1218,7 +1428,8 @@ def _read_parquet_batches(path: Path, batch_rows: int) -> Iterator[list[_ParsedR
     except (pa.ArrowException, OSError) as e:
         raise InvalidEmbeddingError(f"not a readable parquet file ({e})", path=str(path)) from e
     schema = file.schema_arrow
-    missing = [name for name in (*ROW_FIELDS, "embedding") if name not in schema.names]
+    required = [name for name in ROW_FIELDS if name not in _OPTIONAL_COLUMNS]
+    missing = [name for name in (*required, "embedding") if name not in schema.names]
     if missing:
         raise InvalidEmbeddingError(f"missing columns {missing}", path=str(path))
     kind = schema.field("embedding").type
@@ -1227,9 +1438,30 @@ def _read_parquet_batches(path: Path, batch_rows: int) -> Iterator[list[_ParsedR
         raise InvalidEmbeddingError(
             f"column 'embedding' is {kind}, expected list<float32>", path=str(path)
         )
+    present = [name for name in ROW_FIELDS if name in schema.names]
+    return _carried_standards(schema.metadata), _parsed_batches(file, present, batch_rows)
+
+
+def _parsed_batches(file: Any, present: list[str], batch_rows: int) -> Iterator[list[_ParsedRow]]:
+    """The rows of an open parquet file (see :func:`_read_parquet`).
+
+    Raises:
+        InvalidEmbeddingError: if a row group cannot be read (a damaged file).
+    """
+    import pyarrow as pa
+
+    batches = file.iter_batches(batch_size=batch_rows, columns=[*present, "embedding"])
     number = 0
-    for batch in file.iter_batches(batch_size=batch_rows, columns=[*ROW_FIELDS, "embedding"]):
-        meta = {name: batch.column(name).to_pylist() for name in ROW_FIELDS}
+    while True:
+        try:
+            batch = next(batches, None)
+        except (pa.ArrowException, OSError) as e:
+            raise InvalidEmbeddingError(f"a row group cannot be read ({shorten(str(e))})") from e
+        if batch is None:
+            return
+        meta = {name: batch.column(name).to_pylist() for name in present}
+        for name, default in _OPTIONAL_COLUMNS.items():
+            meta.setdefault(name, [default] * batch.num_rows)
         vectors = batch.column("embedding").cast(pa.large_list(pa.float32()))
         offsets = vectors.offsets.to_numpy()
         values = vectors.values.to_numpy(zero_copy_only=False)  # null values become NaN
@@ -1312,6 +1544,7 @@ class IndexTransaction:
         self._index = index
         self._ops: dict[tuple[str, str], tuple[IndexRow, np.ndarray] | None] = {}
         self._crawl: dict[str, CrawlState] = {}
+        self._standards: dict[str, tuple[Standard, bool, str]] = {}
         self._dims: dict[str, int] = {}
         self._new_files: list[Path] = []
         self._old_files: list[Path] = []
@@ -1320,6 +1553,9 @@ class IndexTransaction:
 
     def upsert(self, row: IndexRow, vector: torch.Tensor | np.ndarray) -> None:
         """Adds a row, or replaces the row of the same repo and standard.
+
+        The row's ``flags`` are computed here from the vector and fidelities
+        (:func:`hf_stdembed.plausibility.row_flags`); the ones given are ignored.
 
         Args:
             row: the metadata.
@@ -1335,12 +1571,31 @@ class IndexTransaction:
         if problem:
             raise InvalidEmbeddingError(problem, path=f"{row.repo_id}/{row.file_path}")
         self._dims.setdefault(row.standard_hash, vector.shape[0])
+        flags = row_flags(vector, l_to=row.l_to, l_from=row.l_from)
+        row = replace(row, flags=",".join(flags))
         self._ops[(row.standard_hash, row.repo_id)] = (row, vector)
 
     def remove(self, repo_id: str, standard_hash: str) -> None:
         """Removes the row of a repo under a standard (nothing if there is none)."""
         self._check_open()
         self._ops[(standard_hash, repo_id)] = None
+
+    def remember_standard(self, standard: Standard, *, trusted: bool, origin: str) -> None:
+        """Keeps a custom standard's definition, so that its id resolves later.
+
+        A trusted copy (given by the user) replaces an untrusted one of the same hash; an
+        untrusted copy never replaces anything.
+
+        Args:
+            standard: the standard.
+            trusted: whether the index's user gave it (else: fetched from a stranger).
+            origin: where it came from, for display (``user``, ``repo:...``, ``import:...``).
+        """
+        self._check_open()
+        key = standard.hash
+        if key in self._standards and self._standards[key][1] >= trusted:
+            return
+        self._standards[key] = (standard, trusted, shorten(origin, 1024))
 
     def record_crawl(
         self, repo_id: str, sha: str | None, status: str, reason: str | None = None
@@ -1351,9 +1606,11 @@ class IndexTransaction:
             repo_id: the repo.
             sha: the commit seen (None if the repo could not be read).
             status: e.g. ``"indexed"``, ``"no-embedding"``, ``"invalid"``, ``"error"``.
-            reason: why, for an invalid repo or an error.
+            reason: why, for an invalid repo or an error (shortened to
+                :data:`hf_stdembed._text.MAX_REASON_CHARS`).
         """
         self._check_open()
+        reason = shorten(reason) if reason is not None else None
         self._crawl[repo_id] = CrawlState(repo_id, sha, status, reason, _now())
 
     # ---- internals ----------------------------------------------------------------------
@@ -1398,6 +1655,15 @@ class IndexTransaction:
         conn.executemany(
             "INSERT OR REPLACE INTO crawl VALUES (?, ?, ?, ?, ?)",
             [(c.repo_id, c.sha, c.status, c.reason, c.updated_at) for c in self._crawl.values()],
+        )
+        conn.executemany(  # a trusted copy wins; an untrusted one never replaces anything
+            "INSERT INTO standards VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (standard_hash) DO "
+            "UPDATE SET yaml = excluded.yaml, trusted = 1, origin = excluded.origin, "
+            "added_at = excluded.added_at WHERE excluded.trusted = 1 AND trusted = 0",
+            [
+                (h, std.id, std.to_yaml(), int(trusted), origin, _now())
+                for h, (std, trusted, origin) in self._standards.items()
+            ],
         )
         if self._last_generation is not None:
             conn.execute(
@@ -1553,19 +1819,36 @@ class IndexTransaction:
         known_dims: dict[str, int],
         seen: dict[tuple[str, str], int],
         skipped: list[SkippedRow],
+        source: str,
     ) -> tuple[int, int]:
         """Checks and upserts parsed parquet rows; returns (imported, unchanged)."""
         imported = unchanged = 0
         for number, row, vector, problem in batch:
             if problem is None and vector is not None:
                 problem = self._import_problem(number, row, vector, known_dims, seen)
+            if problem is None and vector is not None:
+                row = replace(row, source=source)
+                existing = self._index.get(row.repo_id, row.standard_hash)
+                same = existing is not None and self._same_vector(row, vector)
+                if same and _same_content(existing, row):
+                    unchanged += 1
+                    continue
+                if existing is not None and existing.crawled:
+                    problem = (
+                        "the index holds this repo's embedding as the crawl read it from the "
+                        f"repo itself (revision {existing.revision}); an import never replaces it"
+                    )
+                else:
+                    problem = self._crawled_disagreement(row, vector)
             if problem is not None or vector is None:
-                skipped.append(SkippedRow(number, row.repo_id, row.standard_hash, str(problem)))
-                continue
-            if self._index.get(row.repo_id, row.standard_hash) == row and self._same_vector(
-                row, vector
-            ):
-                unchanged += 1
+                skipped.append(
+                    SkippedRow(
+                        number,
+                        _short_or_none(row.repo_id),
+                        _short_or_none(row.standard_hash),
+                        shorten(str(problem)),
+                    )
+                )
                 continue
             self.upsert(row, vector)
             imported += 1
@@ -1579,7 +1862,7 @@ class IndexTransaction:
         known_dims: dict[str, int],
         seen: dict[tuple[str, str], int],
     ) -> str | None:
-        problem = _row_problem(row)
+        problem = _row_problem(row) or fidelity_problem(row.l_to, row.l_from)
         if problem:
             return problem
         key = (row.standard_hash, row.repo_id)
@@ -1593,6 +1876,28 @@ class IndexTransaction:
             return problem
         known_dims.setdefault(row.standard_hash, vector.shape[0])
         seen[key] = number
+        return None
+
+    def _crawled_disagreement(self, row: IndexRow, vector: np.ndarray) -> str | None:
+        """Why an imported row contradicts a crawled one of the same file, or None: a
+        ``file_sha256`` names one file, hence one standard and one vector."""
+        cur = self._index._conn.execute(
+            "SELECT repo_id, standard_hash, pos FROM rows WHERE file_sha256 = ? "
+            f"AND source = '{SOURCE_CRAWL}' LIMIT 16",
+            (row.file_sha256,),
+        )
+        for repo_id, standard_hash, pos in cur.fetchall():
+            live = self._index._live(standard_hash)
+            same = (
+                standard_hash == row.standard_hash
+                and live is not None
+                and np.array_equal(self._index._matrix(live, "f32")[pos], vector)
+            )
+            if not same:
+                return (
+                    f"its vector disagrees with the file of sha256 {row.file_sha256} as the "
+                    f"crawl read it from {repo_id}"
+                )
         return None
 
     def _same_vector(self, row: IndexRow, vector: np.ndarray) -> bool:
@@ -1618,6 +1923,16 @@ class IndexTransaction:
         for path in self._old_files:
             with suppress(OSError):  # e.g. mapped on Windows: the next update removes it
                 path.unlink(missing_ok=True)
+
+
+def _same_content(a: IndexRow, b: IndexRow) -> bool:
+    """Whether two rows say the same, whenever and wherever they were indexed."""
+    ignored = {"indexed_at": "", "source": "", "flags": ""}
+    return replace(a, **ignored) == replace(b, **ignored)
+
+
+def _short_or_none(value: object) -> str | None:
+    return shorten(value, 200) if isinstance(value, str) else None
 
 
 def _changed_block(

@@ -10,6 +10,7 @@ import torch
 from .core import fuzzy_intersection
 from .embeddings import ModelEmbedding, TaskEmbedding
 from .index import EmbeddingIndex
+from .plausibility import row_flags
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,8 @@ class RankedModel:
     model_revision: str | None
     score: float  # fuzzy intersection with the task embedding
     fidelity: float  # min(L_to, L_from) of the model embedding
-    source: str  # where the embedding came from (file path, repo...)
+    source: str  # where the embedding came from (a file path; in an index: "crawl", "import:...")
+    flags: tuple[str, ...] = ()  # plausibility flags (hf_stdembed.plausibility.FLAG_LEGEND)
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,11 @@ def rank_embeddings(
             score=float(scores[i]),
             fidelity=kept[i][0].fidelity,
             source=kept[i][1],
+            flags=row_flags(
+                kept[i][0].vector.detach().cpu().numpy(),
+                l_to=kept[i][0].l_to,
+                l_from=kept[i][0].l_from,
+            ),
         )
         for rank, i in enumerate(order, 1)
     ]
@@ -102,7 +109,9 @@ def rank_index(task: TaskEmbedding, index: EmbeddingIndex, *, top: int | None = 
     """Ranks every model of the task's standard in the local index: one sweep.
 
     Models indexed under other standards are not compared; each other standard appears once
-    in ``skipped`` with the number of its models.
+    in ``skipped`` with the number of its models. Each row says where it came from
+    (``source``: ``crawl``, ``import:<file>``, ``pull:<repo>@<commit>``) and carries its
+    plausibility flags: flagged rows are ranked, never silently.
     """
     standards = index.stats().standards
     mine = standards.get(task.standard_hash)
@@ -117,7 +126,8 @@ def rank_index(task: TaskEmbedding, index: EmbeddingIndex, *, top: int | None = 
             model_revision=row.revision,
             score=score,
             fidelity=row.fidelity,
-            source=row.repo_id,
+            source=row.source,
+            flags=row.flag_names,
         )
         for rank, (row, score) in enumerate(found, 1)
     ]

@@ -26,7 +26,7 @@ from hf_stdembed.errors import (
     StandardMismatchError,
     StdEmbedError,
 )
-from hf_stdembed.index import EmbeddingIndex, IndexRow, default_index_path
+from hf_stdembed.index import SCHEMA_VERSION, EmbeddingIndex, IndexRow, default_index_path
 
 H = "0123456789abcdef"  # a standard hash
 H2 = "fedcba9876543210"
@@ -429,7 +429,7 @@ def test_upgrades_a_version_1_index(tmp_path: Path):
     make_version_1(path)
     assert schema_version(path) == "1"
     with EmbeddingIndex.open(path) as index:
-        assert schema_version(path) == "2"
+        assert schema_version(path) == SCHEMA_VERSION
         with index.update() as tx:
             tx.upsert(make_row(4), vectors(1, seed=2)[0])
         assert index.stats().standards[H].dead == 1
@@ -447,7 +447,7 @@ def test_upgrades_a_version_1_index(tmp_path: Path):
             assert index.stats().standards[H].dead == 1
     finally:
         blocker.close()
-    assert schema_version(path) == "2"
+    assert schema_version(path) == SCHEMA_VERSION
 
 
 def test_upgrade_waiting_for_another_writer_is_busy(tmp_path: Path):
@@ -469,7 +469,7 @@ def test_upgrade_waiting_for_another_writer_is_busy(tmp_path: Path):
             index.check()
     finally:
         blocker.close()
-    assert schema_version(path) == "2"
+    assert schema_version(path) == SCHEMA_VERSION
 
 
 def test_upgrade_of_a_read_only_index_says_so(tmp_path: Path, monkeypatch):
@@ -716,7 +716,9 @@ def test_parquet_round_trip_is_exact(index: EmbeddingIndex, tmp_path: Path):
         assert (report.imported, report.unchanged, report.skipped) == (35, 0, [])
         for standard_hash in (H, H2):
             rows, vecs = state(copy, standard_hash)
-            assert rows == index.rows(standard_hash)
+            source = f"import:{exported}"  # provenance: what was imported, from where
+            expected = [dataclasses.replace(r, source=source) for r in index.rows(standard_hash)]
+            assert rows == expected
             np.testing.assert_array_equal(vecs, index.vectors(standard_hash))
         assert copy.import_parquet(exported).unchanged == 35
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -65,7 +66,8 @@ def test_push_then_pull_round_trips(hub: FakeHub, source: Path, tmp_path: Path):
     pulled, original = contents(tmp_path / "copy"), contents(source)
     for standard_hash in (H, H2):
         rows, vectors = pulled[standard_hash]
-        assert rows == original[standard_hash][0]
+        source = f"pull:{REPO}@{head}"  # provenance: the dataset repo and its commit
+        assert rows == [dataclasses.replace(r, source=source) for r in original[standard_hash][0]]
         assert np.array_equal(vectors, original[standard_hash][1])
     assert len(pulled[H][0]) == 3 and len(pulled[H2][0]) == 2
 

@@ -8,11 +8,30 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ._options import IndexOption, RegistryOption, StandardsOption
-from ._render import stderr, stdout
+from ._render import stderr, stdout, warn
 
 if TYPE_CHECKING:
     from ..crawl import CrawlReport
     from ..index import EmbeddingIndex, ImportReport
+
+CrawlSecondsOption = Annotated[
+    float,
+    typer.Option(
+        "--crawl-seconds",
+        help="Time budget of the crawl, in seconds (0: none); repos not reached are crawled "
+        "next time.",
+    ),
+]
+CrawlMegabytesOption = Annotated[
+    float,
+    typer.Option(
+        "--crawl-mb",
+        help="Download budget of the crawl, in MB (0: none); repos not reached are crawled "
+        "next time.",
+    ),
+]
+DEFAULT_CRAWL_SECONDS = 1800.0  # half an hour: a first crawl of a few thousand repos
+DEFAULT_CRAWL_MB = 2048.0  # 2 GB: about 500,000 embeddings of N = 512 (4 KB each)
 
 app = typer.Typer(
     help="The local index of published embeddings: update, list, export, import, push, pull."
@@ -20,27 +39,47 @@ app = typer.Typer(
 
 
 def run_crawl(
-    registry: str | None, index: EmbeddingIndex, standards: list[str] | None, *, quiet: bool
+    registry: str | None,
+    index: EmbeddingIndex,
+    standards: list[str] | None,
+    *,
+    quiet: bool,
+    seconds: float = DEFAULT_CRAWL_SECONDS,
+    megabytes: float = DEFAULT_CRAWL_MB,
 ) -> CrawlReport:
-    """Crawls a registry into the index with a progress bar, and prints a summary."""
+    """Crawls a registry into the index with a progress bar, and prints a summary.
+
+    ``standards``: YAML files the user gives (trusted); ``seconds`` and ``megabytes``: the
+    crawl's budget (0: none).
+    """
     from tqdm.auto import tqdm
 
-    from ..crawl import crawl
+    from ..crawl import CrawlBudget, crawl
     from ..registry import open_registry
-    from ..standards import get_standard
+    from ..resolve import resolve_standard
 
     source = open_registry(registry)
-    custom = [get_standard(s) for s in standards or []]
+    custom = [resolve_standard(s, index=index) for s in standards or []]
+    budget = CrawlBudget(
+        seconds=seconds if seconds > 0 else None,
+        bytes=int(megabytes * 1e6) if megabytes > 0 else None,
+    )
     with tqdm(desc=f"crawling {source.name}", unit="repo", disable=quiet) as bar:
-        report = crawl(source, index, standards=custom, on_repo=lambda _: bar.update())
+        report = crawl(
+            source, index, standards=custom, on_repo=lambda _: bar.update(), budget=budget
+        )
     err = stderr()
     err.print(
         f"{report.listed} repos listed, {report.unchanged} unchanged, {report.downloaded} "
         f"files downloaded, {len(report.indexed)} indexed, {len(report.removed)} removed, "
-        f"{len(report.problems)} problems"
+        f"{len(report.problems)} problems, {report.pending} to read again next time"
     )
+    for standard_id in report.standards:
+        err.print(warn("learnt", f"standard {standard_id!r} from a repo (untrusted)"))
     for repo, reason in report.problems:
-        err.print(f"[yellow]skipped[/] {repo}: {reason}")
+        err.print(warn("skipped", f"{repo}: {reason}"))
+    if report.stopped:
+        err.print(warn("stopped", report.stopped))
     return report
 
 
@@ -50,12 +89,16 @@ def update(
     index: IndexOption = None,
     standard: StandardsOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    crawl_seconds: CrawlSecondsOption = DEFAULT_CRAWL_SECONDS,
+    crawl_mb: CrawlMegabytesOption = DEFAULT_CRAWL_MB,
 ) -> None:
     """Crawl the registry: download embeddings of new or changed repos only."""
     from ..index import EmbeddingIndex
 
     with EmbeddingIndex.open(index) as opened:
-        run_crawl(registry, opened, standard, quiet=quiet)
+        run_crawl(
+            registry, opened, standard, quiet=quiet, seconds=crawl_seconds, megabytes=crawl_mb
+        )
 
 
 @app.command("list")
@@ -67,14 +110,22 @@ def list_rows(
     from rich.table import Table
 
     from ..index import EmbeddingIndex
-    from ..standards import get_standard
+    from ..plausibility import FLAG_MARKERS
+    from ..resolve import resolve_standard
 
     with EmbeddingIndex.open(index) as opened:
-        rows = opened.rows(get_standard(standard).hash if standard else None)
-    table = Table("repo", "standard", "fidelity", "revision", "indexed at")
+        rows = opened.rows(resolve_standard(standard, index=opened).hash if standard else None)
+    table = Table("repo", "standard", "fidelity", "flags", "source", "revision", "indexed at")
     for row in rows:
+        marks = "".join(FLAG_MARKERS.get(f, "?") for f in row.flag_names)
         table.add_row(
-            row.repo_id, row.standard_id, f"{row.fidelity:.4f}", row.revision, row.indexed_at
+            row.repo_id,
+            row.standard_id,
+            f"{row.fidelity:.4f}",
+            marks,
+            row.source,
+            row.revision,
+            row.indexed_at,
         )
     stdout().print(table)
     stderr().print(f"{len(rows)} embeddings")
@@ -88,10 +139,11 @@ def export(
 ) -> None:
     """Export the index to parquet (push it as a Hub dataset to share it)."""
     from ..index import EmbeddingIndex
-    from ..standards import get_standard
+    from ..resolve import resolve_standard
 
     with EmbeddingIndex.open(index) as opened:
-        opened.export_parquet(out, standard_hash=get_standard(standard).hash if standard else None)
+        wanted = resolve_standard(standard, index=opened).hash if standard else None
+        opened.export_parquet(out, standard_hash=wanted)
     stderr().print(f"Wrote {out}")
 
 
@@ -104,7 +156,7 @@ def import_(
     from ..index import EmbeddingIndex
 
     with EmbeddingIndex.open(index) as opened:
-        report = opened.import_parquet(source)
+        report = opened.import_parquet(source, source=f"import:{source}")
     print_import_report(report)
 
 
@@ -126,11 +178,11 @@ def push(
 
     from ..index import EmbeddingIndex
     from ..registry import open_hub
-    from ..standards import get_standard
+    from ..resolve import resolve_standard
 
     hub = open_hub(registry)
-    standard_hash = get_standard(standard).hash if standard else None
     with EmbeddingIndex.open(index) as opened, tempfile.TemporaryDirectory() as tmp:
+        standard_hash = resolve_standard(standard, index=opened).hash if standard else None
         parquet = opened.export_parquet(Path(tmp, "index.parquet"), standard_hash=standard_hash)
         result = hub.push_index_dataset(repo_id, parquet, private=private, create_pr=create_pr)
     what = "Opened a pull request on" if result.pr_url else "Pushed the index to"
@@ -153,8 +205,20 @@ def pull(
 
     parquet = open_hub(registry).download_index_dataset(repo_id, revision=revision)
     with EmbeddingIndex.open(index) as opened:
-        report = opened.import_parquet(parquet)
+        commit = _commit_of(parquet) or revision or "main"
+        report = opened.import_parquet(parquet, source=f"pull:{repo_id}@{commit}")
     print_import_report(report)
+
+
+def _commit_of(cached: Path) -> str | None:
+    """The commit a file of the Hub cache was downloaded at: its snapshot folder's name
+    (``.../snapshots/<commit>/data/index.parquet``), else None."""
+    import re
+
+    for parent in cached.parents:
+        if parent.parent.name == "snapshots" and re.fullmatch(r"[0-9a-f]{40}", parent.name):
+            return parent.name
+    return None
 
 
 def print_import_report(report: ImportReport) -> None:
@@ -165,4 +229,4 @@ def print_import_report(report: ImportReport) -> None:
         f"{len(report.skipped)} skipped"
     )
     for s in report.skipped:
-        err.print(f"[yellow]skipped[/] row {s.row_number} ({s.repo_id}): {s.reason}")
+        err.print(warn("skipped", f"row {s.row_number} ({s.repo_id}): {s.reason}"))

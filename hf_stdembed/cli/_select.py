@@ -6,7 +6,13 @@ from typing import Annotated
 
 import typer
 
-from ._index import run_crawl
+from ._index import (
+    DEFAULT_CRAWL_MB,
+    DEFAULT_CRAWL_SECONDS,
+    CrawlMegabytesOption,
+    CrawlSecondsOption,
+    run_crawl,
+)
 from ._options import DEFAULT_STANDARD, IndexOption, RegistryOption
 from ._render import quiet_libraries, render_ranking, stderr
 
@@ -17,7 +23,12 @@ def select(
     ],
     split: Annotated[str, typer.Option(help="Dataset split to learn the task from.")] = "train",
     standard: Annotated[
-        str, typer.Option("--standard", "-s", help="Built-in standard id or a YAML file.")
+        str,
+        typer.Option(
+            "--standard",
+            "-s",
+            help="Standard id (built-in, or seen by the index) or a YAML file.",
+        ),
     ] = DEFAULT_STANDARD,
     top: Annotated[int, typer.Option(help="How many models to show.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
@@ -30,27 +41,41 @@ def select(
     label_column: Annotated[str | None, typer.Option(help="Label column (detected).")] = None,
     device: Annotated[str | None, typer.Option(help="torch device (default: best).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    crawl_seconds: CrawlSecondsOption = DEFAULT_CRAWL_SECONDS,
+    crawl_mb: CrawlMegabytesOption = DEFAULT_CRAWL_MB,
 ) -> None:
     """Rank every published model for a dataset: one task embedding, one sweep."""
     from huggingface_hub import constants
 
+    from ..errors import StandardNotFoundError
     from ..index import EmbeddingIndex
     from ..pipeline import compute_task_embedding
     from ..registry import HubRegistry, open_registry
+    from ..resolve import is_standard_file, resolve_standard
     from ..selection import rank_index
-    from ..standards import get_standard
 
     if quiet:
         quiet_libraries()
-    std = get_standard(standard)
+    given = is_standard_file(standard)
+    std = resolve_standard(standard) if given else None  # a bad file fails before the crawl
     links = open_registry(registry)
     if refresh and isinstance(links, HubRegistry) and constants.HF_HUB_OFFLINE:
         stderr().print("HF_HUB_OFFLINE is set: ranking the local index as it is (no crawl).")
         refresh = False
     with EmbeddingIndex.open(index) as opened:
+        if std is None:
+            try:
+                std = resolve_standard(standard, index=opened)
+            except StandardNotFoundError:
+                if not refresh:
+                    raise  # else the crawl may learn it from a repo's standard file
         if refresh:
-            custom = [standard] if standard.endswith((".yaml", ".yml")) else None
-            run_crawl(registry, opened, custom, quiet=quiet)
+            custom = [standard] if given else None
+            run_crawl(
+                registry, opened, custom, quiet=quiet, seconds=crawl_seconds, megabytes=crawl_mb
+            )
+        if std is None:
+            std = resolve_standard(standard, index=opened)
         task = compute_task_embedding(
             dataset,
             std,
