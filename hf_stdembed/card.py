@@ -86,8 +86,17 @@ class CardEntry:
         return min(self.l_to, self.l_from)
 
     @classmethod
-    def from_embedding(cls, embedding: ModelEmbedding, data: bytes, *, sha256: str) -> CardEntry:
-        """The entry for an embedding whose file holds ``data`` (with digest ``sha256``)."""
+    def from_embedding(
+        cls,
+        embedding: ModelEmbedding,
+        data: bytes,
+        *,
+        sha256: str,
+        standard_file: str | None = None,
+    ) -> CardEntry:
+        """The entry for an embedding whose file holds ``data`` (with digest ``sha256``); the
+        model spec is the one the embedding records (None when others cannot load it), and
+        ``standard_file`` the path of a custom standard's YAML published beside it."""
         return cls(
             standard_id=embedding.standard_id,
             standard_hash=embedding.standard_hash,
@@ -98,6 +107,8 @@ class CardEntry:
             l_from=float(embedding.l_from),
             model_revision=embedding.model_revision,
             tool_version=__version__,
+            model=embedding.model_spec,
+            standard_file=standard_file,
         )
 
     def to_metadata(self) -> dict[str, Any]:
@@ -133,6 +144,16 @@ def embedding_path(standard_id: str) -> str:
             "'.', '_', '+' and '-', starting with a letter or digit (at most 128 characters)"
         )
     return f"{EMBEDDING_FOLDER}/{standard_id}.safetensors"
+
+
+def standard_path(standard_id: str) -> str:
+    """Where a custom standard's YAML is published in a repo: ``stdembed/<standard_id>.yaml``.
+
+    Raises:
+        InvalidStandardError: as :func:`embedding_path`.
+    """
+    embedding_path(standard_id)
+    return f"{EMBEDDING_FOLDER}/{standard_id}.yaml"
 
 
 def card_entries(card_data: Any) -> tuple[dict[str, CardEntry], list[str]]:
