@@ -95,8 +95,20 @@ def save_embedding(embedding: Embedding, path: str | Path) -> Path:
     Returns:
         The path written.
     """
+    return atomic_write(path, embedding_bytes(embedding))
+
+
+def embedding_bytes(embedding: Embedding) -> bytes:
+    """The bytes of an embedding's file: the same embedding always gives the same bytes
+    (safetensors writes the metadata in a random order; the header is written sorted), so a
+    dry run's sha256 is the published file's."""
     tensors, metadata = _to_file(embedding)
-    return atomic_write(path, save_safetensors_bytes(tensors, metadata=metadata))
+    data = save_safetensors_bytes(tensors, metadata=metadata)
+    (length,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + length])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)  # the tensor data stays 8-byte aligned
+    return struct.pack("<Q", len(text)) + text + data[8 + length :]
 
 
 def load_embedding(

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import torch
 
 from .card import CardEntry, embedding_path, standard_path, update_card
-from .embeddings import ModelEmbedding, load_embedding, save_embedding
+from .embeddings import ModelEmbedding, embedding_bytes, load_embedding
 from .errors import (
     ConcurrentUpdateError,
     InvalidEmbeddingError,
@@ -308,7 +307,7 @@ def _compute(
     results = []
     for standard in standards:
         embedding = compute_model_embedding(extractor, standard, **options)
-        results.append((embedding, _file_bytes(embedding)))
+        results.append((embedding, embedding_bytes(embedding)))
     return results
 
 
@@ -330,11 +329,6 @@ def _repo_model(
                 repo_id=repo_id,
             )
     return repo_id, parent if revision is None else registry.head(repo_id, revision=revision)
-
-
-def _file_bytes(embedding: ModelEmbedding) -> bytes:
-    with tempfile.TemporaryDirectory(prefix="hf-stdembed-") as folder:
-        return save_embedding(embedding, Path(folder) / "embedding.safetensors").read_bytes()
 
 
 def _load_files(

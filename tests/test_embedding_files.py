@@ -110,6 +110,14 @@ def test_the_model_spec_is_recorded_and_old_files_still_load(tmp_path: Path) -> 
     assert loaded.model_spec is None and loaded.model_id == "timm:org/model"
 
 
+def test_the_same_embedding_always_gives_the_same_bytes(tmp_path: Path) -> None:
+    original = embedding()
+    files = [save_embedding(original, tmp_path / f"{i}.safetensors") for i in range(6)]
+
+    assert len({f.read_bytes() for f in files}) == 1
+    assert torch.equal(load_embedding(files[0]).vector, original.vector)
+
+
 # -- property-based: any header is a reason, never a crash -------------------------------
 
 _GOOD_TENSORS, _GOOD_META = _to_file(embedding())
