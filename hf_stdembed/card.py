@@ -418,12 +418,26 @@ def _split_card(text: str, newline: str) -> tuple[str, str, str, str]:
 
 def _dump(key: str, value: Any, newline: str) -> str:
     """``key: value`` as block YAML, without a final line break."""
+    return _dump_all({key: value}, newline)
+
+
+def _dump_all(data: dict[str, Any], newline: str) -> str:
+    """``data`` as block YAML, without a final line break: readable Unicode unless a
+    character would not read back as written (PyYAML writes a raw NEL, read as a break)."""
     import yaml
 
-    text = yaml.safe_dump(
-        {key: value}, sort_keys=False, allow_unicode=True, default_flow_style=False, width=4096
-    )
+    text = ""
+    for readable in (True, False):
+        text = yaml.safe_dump(data, sort_keys=False, allow_unicode=readable, width=4096)
+        if readable and _same_yaml(yaml.safe_load(text), data):
+            break
     return text.rstrip("\n").replace("\n", newline)
+
+
+def _same_yaml(a: Any, b: Any) -> bool:
+    import yaml
+
+    return yaml.safe_dump(a, sort_keys=True) == yaml.safe_dump(b, sort_keys=True)
 
 
 def _edit_front_matter(
@@ -443,16 +457,9 @@ def _edit_front_matter(
             reread = read_front_matter(f"---\n{edited}\n---\n")
         except InvalidCardError:
             reread = None
-        if reread == {**data, **edits}:
+        if reread is not None and _same_yaml(reread, {**data, **edits}):
             return edited
     return _dump_all({**data, **edits}, newline)
-
-
-def _dump_all(data: dict[str, Any], newline: str) -> str:
-    import yaml
-
-    text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=4096)
-    return text.rstrip("\n").replace("\n", newline)
 
 
 class _Unusual(Exception):
