@@ -21,9 +21,10 @@ front matter::
           standard_file: stdembed/my-standard.yaml  # optional: a custom standard's YAML
 
 and a short human-readable section (``templates/stdembed_section.md``) between two HTML
-comment markers, so publishing again replaces it. Everything else in the card is kept. Cards
-are parsed and written with ``huggingface_hub``'s :class:`~huggingface_hub.ModelCard`; a new
-card comes from ``templates/modelcard.md``.
+comment markers, each alone on its own line, so publishing again replaces it. An existing card
+is edited as text (:func:`update_card`): every other front matter line, comments included,
+and all of the owner's prose are kept byte for byte. A new card comes from
+``templates/modelcard.md`` through ``huggingface_hub``'s :class:`~huggingface_hub.ModelCard`.
 
 Cards of other people's repos are read by crawlers, so :func:`card_entries` trusts no type:
 a malformed entry becomes a reason, never an exception.
