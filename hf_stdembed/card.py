@@ -21,9 +21,10 @@ front matter::
           standard_file: stdembed/my-standard.yaml  # optional: a custom standard's YAML
 
 and a short human-readable section (``templates/stdembed_section.md``) between two HTML
-comment markers, so publishing again replaces it. Everything else in the card is kept. Cards
-are parsed and written with ``huggingface_hub``'s :class:`~huggingface_hub.ModelCard`; a new
-card comes from ``templates/modelcard.md``.
+comment markers, each alone on its own line, so publishing again replaces it. An existing card
+is edited as text (:func:`update_card`): every other front matter line, comments included,
+and all of the owner's prose are kept byte for byte. A new card comes from
+``templates/modelcard.md`` through ``huggingface_hub``'s :class:`~huggingface_hub.ModelCard`.
 
 Cards of other people's repos are read by crawlers, so :func:`card_entries` trusts no type:
 a malformed entry becomes a reason, never an exception.
@@ -34,7 +35,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -61,7 +62,6 @@ _FILE_RE = re.compile(rf"{EMBEDDING_FOLDER}/(?:[A-Za-z0-9_+-][A-Za-z0-9._+-]*/)*
                       r"[A-Za-z0-9_+-][A-Za-z0-9._+-]*\.safetensors")  # fmt: skip
 _STANDARD_FILE_RE = re.compile(rf"{EMBEDDING_FOLDER}/[A-Za-z0-9_+-][A-Za-z0-9._+-]*\.ya?ml")
 _MAX_MODEL_SPEC = 512
-_SECTION_RE = re.compile(re.escape(SECTION_START) + r".*?" + re.escape(SECTION_END), re.DOTALL)
 _COSINE_SLACK = 1e-3  # L_to / L_from are mean cosine similarities: [-1, 1] up to rounding
 
 
@@ -87,8 +87,17 @@ class CardEntry:
         return min(self.l_to, self.l_from)
 
     @classmethod
-    def from_embedding(cls, embedding: ModelEmbedding, data: bytes, *, sha256: str) -> CardEntry:
-        """The entry for an embedding whose file holds ``data`` (with digest ``sha256``)."""
+    def from_embedding(
+        cls,
+        embedding: ModelEmbedding,
+        data: bytes,
+        *,
+        sha256: str,
+        standard_file: str | None = None,
+    ) -> CardEntry:
+        """The entry for an embedding whose file holds ``data`` (with digest ``sha256``); the
+        model spec is the one the embedding records (None when others cannot load it), and
+        ``standard_file`` the path of a custom standard's YAML published beside it."""
         return cls(
             standard_id=embedding.standard_id,
             standard_hash=embedding.standard_hash,
@@ -99,6 +108,8 @@ class CardEntry:
             l_from=float(embedding.l_from),
             model_revision=embedding.model_revision,
             tool_version=__version__,
+            model=embedding.model_spec,
+            standard_file=standard_file,
         )
 
     def to_metadata(self) -> dict[str, Any]:
@@ -134,6 +145,16 @@ def embedding_path(standard_id: str) -> str:
             "'.', '_', '+' and '-', starting with a letter or digit (at most 128 characters)"
         )
     return f"{EMBEDDING_FOLDER}/{standard_id}.safetensors"
+
+
+def standard_path(standard_id: str) -> str:
+    """Where a custom standard's YAML is published in a repo: ``stdembed/<standard_id>.yaml``.
+
+    Raises:
+        InvalidStandardError: as :func:`embedding_path`.
+    """
+    embedding_path(standard_id)
+    return f"{EMBEDDING_FOLDER}/{standard_id}.yaml"
 
 
 def card_entries(card_data: Any) -> tuple[dict[str, CardEntry], list[str]]:
@@ -267,6 +288,8 @@ def read_front_matter(text: str) -> dict[str, Any]:
         data = load_plain_yaml(match.group(2))
     except UnsafeYAMLError as e:
         raise InvalidCardError(f"the README's front matter cannot be read: {e}") from e
+    except RecursionError as e:  # nesting deeper than the parser's recursion allows
+        raise InvalidCardError("the README's front matter is nested too deeply") from e
     if data is None:
         return {}
     if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
@@ -288,27 +311,33 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
 def update_card(readme: str | None, entries: list[CardEntry], *, repo_id: str) -> str:
     """The README with ``entries`` recorded: tag, metadata and the rendered section.
 
-    Entries of other standards already in the card are kept (entries of the same standard
-    are replaced); every other metadata key and the body text are kept; the section between
-    the markers is re-rendered (a card without one gets it appended). A missing or blank
-    README becomes a new card from ``templates/modelcard.md``.
+    The card is edited in place, as text: only the ``tags`` list (which gains
+    ``hf-stdembed``), the ``hf_stdembed`` block and the marked section change. Every other
+    front matter line (comments, ``~``, quoting, key order) and every word of the body are
+    kept. Entries of other standards already in the card are kept (entries of the same
+    standard are replaced). The section is the text between the two markers, each alone on
+    its own line outside code blocks (markers quoted in prose or code are text, never a
+    section); a card without one gets it appended. A leading byte-order mark is dropped (the
+    Hub would not see the front matter behind it). A missing or blank README becomes a new
+    card from ``templates/modelcard.md``. Publishing the same entries twice gives the same
+    README.
 
     Args:
         readme (`str`, *optional*): the current README.md, or None when the repo has none.
         entries (`list[CardEntry]`): the embeddings being published.
-        repo_id (`str`): the repo, for a new card's title.
+        repo_id (`str`): the repo, for a new card's title and the section's instructions.
 
     Returns:
         `str`: the new README.md.
 
     Raises:
-        InvalidCardError: if the README's front matter is not valid YAML, not a mapping, or
-            has ``tags`` that are not a list.
+        InvalidCardError: if the README's front matter cannot be read (invalid YAML, an alias,
+            too large, not a mapping) or has ``tags`` that are not a list.
 
     Example:
         ```py
         >>> text = update_card("# My model\\n", [entry], repo_id="me/model")
-        >>> ModelCard(text).data.tags
+        >>> read_front_matter(text)["tags"]
         ['hf-stdembed']
         ```
     """
@@ -316,7 +345,8 @@ def update_card(readme: str | None, entries: list[CardEntry], *, repo_id: str) -
 
     if not entries:
         raise ValueError("Invalid entries value: [] (need at least one embedding to record)")
-    if readme is None or not readme.strip():
+    text = (readme or "").removeprefix("\ufeff")
+    if not text.strip():
         block = _merged_block(None, entries)
         data = ModelCardData(tags=[CARD_TAG])
         data[METADATA_KEY] = block
@@ -325,28 +355,33 @@ def update_card(readme: str | None, entries: list[CardEntry], *, repo_id: str) -
                 data,
                 template_path=str(template),
                 repo_id=repo_id,
-                stdembed_section=_section(block),
+                stdembed_section=_section(block, repo_id),
             )
         return str(card)
 
-    card = _parse(readme, repo_id)
-    tags = card.data.get("tags")
+    try:
+        data = read_front_matter(text)
+    except InvalidCardError as e:
+        raise InvalidCardError(f"{e}; fix it, then publish again", repo_id=repo_id) from e
+    tags = data.get("tags")
     if tags is None:
         tags = []
     elif isinstance(tags, str):
         tags = [tags]
     elif not isinstance(tags, list):
         raise InvalidCardError(
-            f"the card's 'tags' is a {type(tags).__name__}; make it a list, then publish again",
+            f"the README's front matter cannot be read: its 'tags' is a {type(tags).__name__}; "
+            "make it a list, then publish again",
             repo_id=repo_id,
         )
-    if CARD_TAG not in tags:
-        tags = [*tags, CARD_TAG]
-    card.data["tags"] = tags
-    block = _merged_block(card.data.get(METADATA_KEY), entries)
-    card.data[METADATA_KEY] = block
-    card.text = _replace_section(card.text, _section(block))
-    return str(card)
+    block = _merged_block(data.get(METADATA_KEY), entries)
+    newline = "\r\n" if "\r\n" in text else "\n"
+    head, front, tail, body = _split_card(text, newline)
+    edits: dict[str, Any] = {} if CARD_TAG in tags else {"tags": [*tags, CARD_TAG]}
+    edits[METADATA_KEY] = block
+    front = _edit_front_matter(front, data, edits, newline)
+    body = _replace_section(body, _section(block, repo_id), newline)
+    return f"{head}{front}{tail}{body}"
 
 
 def _merged_block(existing: Any, entries: list[CardEntry]) -> dict[str, Any]:
@@ -365,53 +400,143 @@ def _merged_block(existing: Any, entries: list[CardEntry]) -> dict[str, Any]:
     return {"schema_version": SCHEMA_VERSION, "embeddings": ordered}
 
 
-def _parse(readme: str, repo_id: str):
-    """A ModelCard of ``readme``; its data as written when ModelCardData would alter it."""
-    import yaml
-    from huggingface_hub import ModelCard
+_EMPTY_FRONT_RE = re.compile(r"^(\s*---(?:\r\n|\r|\n))(---[ \t]*(?:\r\n|\n|$))")
+
+
+def _split_card(text: str, newline: str) -> tuple[str, str, str, str]:
+    """``(opening, front matter YAML, closing, body)`` of a README; a README without front
+    matter gets empty delimiters to fill."""
     from huggingface_hub.repocard import REGEX_YAML_BLOCK
-    from huggingface_hub.repocard_data import CardData
 
-    def invalid(e: Exception) -> InvalidCardError:
-        return InvalidCardError(
-            f"the README's YAML front matter cannot be read ({e}); fix it, then publish again",
-            repo_id=repo_id,
-        )
+    empty = _EMPTY_FRONT_RE.match(text)
+    if empty is not None:
+        return empty.group(1), "", newline + empty.group(2), text[empty.end() :]
+    match = REGEX_YAML_BLOCK.search(text)
+    if match is None:
+        return f"---{newline}", "", f"{newline}---{newline}", text
+    return match.group(1), match.group(2), match.group(3), text[match.end() :]
 
-    match = REGEX_YAML_BLOCK.search(readme)
+
+def _dump(key: str, value: Any, newline: str) -> str:
+    """``key: value`` as block YAML, without a final line break."""
+    return _dump_all({key: value}, newline)
+
+
+def _dump_all(data: dict[str, Any], newline: str) -> str:
+    """``data`` as block YAML, without a final line break: readable Unicode unless a
+    character would not read back as written (PyYAML writes a raw NEL, read as a break)."""
+    import yaml
+
+    text = ""
+    for readable in (True, False):
+        text = yaml.safe_dump(data, sort_keys=False, allow_unicode=readable, width=4096)
+        if readable and _same_yaml(yaml.safe_load(text), data):
+            break
+    return text.rstrip("\n").replace("\n", newline)
+
+
+def _same_yaml(a: Any, b: Any) -> bool:
+    import yaml
+
+    return yaml.safe_dump(a, sort_keys=True) == yaml.safe_dump(b, sort_keys=True)
+
+
+def _edit_front_matter(
+    front: str, data: dict[str, Any], edits: dict[str, Any], newline: str
+) -> str:
+    """The front matter with each key of ``edits`` set, as text: the entry of a key we own
+    is replaced where it stands (``tags`` in block style only gains a line), a missing key is
+    appended, and nothing else changes. Where a layout is too unusual to edit in place (a
+    flow mapping, explicit keys), or the edit would not read back as intended, the front
+    matter is written anew from its data (comments then lost, values kept)."""
     try:
-        raw = (yaml.safe_load(match.group(2)) if match else None) or {}
-    except yaml.YAMLError as e:
-        raise invalid(e) from e
-    if not isinstance(raw, dict) or not all(isinstance(k, str) for k in raw):
-        raise invalid(ValueError("it is not a mapping with text keys"))
-    with _quiet_repocard():
+        edited = _edit_in_place(front, edits, newline)
+    except _Unusual:
+        edited = None
+    if edited is not None:
         try:
-            card = ModelCard(readme, ignore_metadata_errors=True)
-        except (ValueError, TypeError) as e:  # e.g. `tags: 5`
-            raise invalid(e) from e
-    kept = {k: v for k, v in raw.items() if v is not None}
-    if "model-index" in raw or card.data.to_dict() != kept:
-        # ModelCardData would rewrite or move something (it re-derives model-index)
-        card.data = CardData(**raw)
-    return card
+            reread = read_front_matter(f"---\n{edited}\n---\n")
+        except InvalidCardError:
+            reread = None
+        if reread is not None and _same_yaml(reread, {**data, **edits}):
+            return edited
+    return _dump_all({**data, **edits}, newline)
 
 
-@contextlib.contextmanager
-def _quiet_repocard() -> Iterator[None]:
-    """Silence huggingface_hub's 'metadata block was not found' warning for plain READMEs."""
-    from huggingface_hub.utils import logging
-
-    logger = logging.get_logger("huggingface_hub.repocard")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
+class _Unusual(Exception):
+    pass
 
 
-def _section(block: Mapping[str, Any]) -> str:
+def _edit_in_place(front: str, edits: dict[str, Any], newline: str) -> str:
+    import yaml
+
+    root = yaml.compose(front, Loader=yaml.SafeLoader)  # nodes only: builds no object
+    pairs = []
+    if root is not None:
+        if not isinstance(root, yaml.MappingNode) or root.flow_style:
+            raise _Unusual
+        pairs = root.value
+    spans: dict[str, list[tuple[int, int, yaml.Node]]] = {}
+    for key, value in pairs:
+        if key.start_mark.column != 0:
+            raise _Unusual  # an explicit key (? key) or an indented mapping
+        if isinstance(key, yaml.ScalarNode) and key.value in edits:
+            start = key.start_mark.index
+            spans.setdefault(key.value, []).append((start, _entry_end(front, value), value))
+    replacements: list[tuple[int, int, str]] = []
+    appended: list[str] = []
+    for name, value in edits.items():
+        found = spans.get(name, [])
+        for start, end, _ in found[:-1]:  # duplicate keys: the last one is the one read
+            replacements.append((start, _next_line(front, end), ""))
+        if not found:
+            appended.append(_dump(name, value, newline))
+            continue
+        start, end, node = found[-1]
+        if (
+            name == "tags"
+            and isinstance(node, yaml.SequenceNode)
+            and not node.flow_style
+            and node.value
+        ):  # a block list of tags gains one line, in the list's own indentation
+            item = " " * node.start_mark.column + "- " + CARD_TAG
+            replacements.append((end, end, newline + item))
+        else:
+            replacements.append((start, end, _dump(name, value, newline)))
+    for start, end, new in sorted(replacements, reverse=True):
+        front = front[:start] + new + front[end:]
+    if appended:
+        kept = front.rstrip("\r\n")
+        front = newline.join(([kept] if kept.strip() else []) + appended)
+    return front
+
+
+def _entry_end(text: str, node: Any) -> int:
+    """Where a top-level value ends: the end of the line of its last character (so a comment
+    on that line goes with it; comments on the lines after stay)."""
+    import yaml
+
+    while isinstance(node, (yaml.SequenceNode, yaml.MappingNode)) and not node.flow_style:
+        if not node.value:
+            break
+        last = node.value[-1]
+        node = last[1] if isinstance(node, yaml.MappingNode) else last
+    end = node.end_mark.index
+    while end > 0 and text[end - 1] in " \t\r\n":
+        end -= 1
+    line_end = text.find("\n", end)
+    if line_end == -1:
+        return len(text)
+    return line_end - 1 if text[line_end - 1] == "\r" else line_end
+
+
+def _next_line(text: str, end: int) -> int:
+    """The start of the line after the one ``end`` lies on."""
+    line_end = text.find("\n", end)
+    return len(text) if line_end == -1 else line_end + 1
+
+
+def _section(block: Mapping[str, Any], repo_id: str) -> str:
     """The human-readable section for a metadata block, between the markers."""
     import jinja2
 
@@ -421,27 +546,79 @@ def _section(block: Mapping[str, Any]) -> str:
     environment = jinja2.Environment(
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, autoescape=False
     )
-    rendered = environment.from_string(source).render(entries=list(entries.values()))
+    environment.filters["code"] = _inline_code
+    rendered = environment.from_string(source).render(
+        entries=list(entries.values()), repo_id=repo_id
+    )
     return f"{SECTION_START}\n{rendered.strip()}\n{SECTION_END}"
 
 
-def _replace_section(text: str, section: str) -> str:
-    """``text`` with its first marked section replaced by ``section`` (further marked
-    sections and stray markers removed); the section is appended when there is none."""
-    spans = [m.span() for m in _SECTION_RE.finditer(text)]
+def _inline_code(value: object) -> str:
+    """``value`` as Markdown inline code that no backtick or ``|`` inside can break out of
+    (a table cell)."""
+    text = str(value).replace("|", "\\|").replace("\n", " ")
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+_FENCE_RE = re.compile(r" {0,3}(`{3,}|~{3,})")
+
+
+def _sections(lines: list[str]) -> tuple[list[tuple[int, int]], str | None]:
+    """The sections the tool wrote, as ``(start line, end line)`` pairs: a start marker and
+    the next end marker, each alone on its own line (from column 0) outside fenced code, with
+    no other start marker between. Also the fence the text ends inside, if any."""
+    found: list[tuple[int, int]] = []
+    fence: str | None = None
+    start: int | None = None
+    for i, line in enumerate(lines):
+        bare = line.rstrip("\r\n")
+        opening = _FENCE_RE.match(bare)
+        if fence is not None:
+            if (
+                opening
+                and opening.group(1)[0] == fence[0]
+                and len(opening.group(1)) >= len(fence)
+                and not bare[opening.end() :].strip()
+            ):
+                fence = None
+            continue
+        if opening:
+            fence = opening.group(1)
+            continue
+        if bare.rstrip(" \t") == SECTION_START:
+            start = i
+        elif bare.rstrip(" \t") == SECTION_END and start is not None:
+            found.append((start, i))
+            start = None
+    return found, fence
+
+
+def _replace_section(text: str, section: str, newline: str) -> str:
+    """``text`` with the first section the tool wrote replaced by ``section`` (further such
+    sections removed: they are stale copies); the section is appended when there is none.
+    Markers anywhere else are the owner's text and stay."""
+    section = section.replace("\n", newline)
+    lines = text.splitlines(keepends=True)
+    spans, open_fence = _sections(lines)
     if not spans:
-        body = _strip_markers(text).rstrip()
-        return f"{body}\n\n{section}\n" if body else f"\n{section}\n"
-    pieces, last = [], 0
-    for i, (start, end) in enumerate(spans):
-        pieces += [_strip_markers(text[last:start]), section if i == 0 else ""]
-        last = end
-    pieces.append(_strip_markers(text[last:]))
+        body = text.rstrip()
+        if open_fence:  # close the owner's unterminated code block, or the section is code
+            body += newline + open_fence
+        if not body:
+            return f"{newline}{section}{newline}"
+        return f"{body}{newline}{newline}{section}{newline}"
+    pieces: list[str] = []
+    last = 0
+    for n, (start, end) in enumerate(spans):
+        pieces += lines[last:start]
+        if n == 0:
+            ending = lines[end][len(lines[end].rstrip("\r\n")) :]
+            pieces.append(section + ending)
+        last = end + 1
+    pieces += lines[last:]
     return "".join(pieces)
-
-
-def _strip_markers(text: str) -> str:
-    return text.replace(SECTION_START, "").replace(SECTION_END, "")
 
 
 @contextlib.contextmanager

@@ -1,15 +1,18 @@
 """Embedding artefacts: model and task embeddings as validated safetensors files.
 
 A file holds the vector as the float32 tensor ``embedding`` (task files also hold the gamma
-sweep) and string metadata: format, schema version, standard id and hash, what was embedded,
-its fidelity or gamma, the library version and the creation time. Loading checks all of it,
-so a file that loads is safe to compare. Files may come from strangers: they are parsed with
-safetensors only (never pickle), after a size check.
+sweep) and string metadata: format, schema version, standard id and hash, what was embedded
+(for a model: its name, revision and, when others can load it, its spec), its fidelity or
+gamma, the library version and the creation time. Loading checks all of it, so a file that
+loads is safe to compare. Files may come from strangers: they are parsed with safetensors only
+(never pickle), after checks of the file size, the header size, and the header's tensors.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import struct
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,6 +31,14 @@ TASK_FORMAT = "hf-stdembed/task-embedding"
 SCHEMA_VERSION = "1"
 MAX_FILE_BYTES = 64 * 1024 * 1024
 """Largest embedding file read (an N = 10^6 float32 vector is 4 MB)."""
+MAX_HEADER_BYTES = 64 * 1024
+"""Largest safetensors header read (ours is under 2 KB): refused before it is parsed."""
+MAX_METADATA_CHARS = 1024
+"""Longest metadata string kept (a model spec, a path, a version)."""
+COSINE_SLACK = 1e-3
+"""L_to / L_from are mean cosine similarities: in [-1, 1] up to this rounding."""
+_TENSORS = ("embedding", "sweep.gammas", "sweep.accuracies", "sweep.mask_sizes")
+_DTYPES = frozenset({"F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "BOOL"})
 
 
 def _now() -> str:
@@ -47,6 +58,9 @@ class ModelEmbedding:
     l_from: float
     library_version: str = __version__
     created_at: str = field(default_factory=_now)
+    # the spec others can load the model with (timm:org/name, transformers:org/name, a repo
+    # id); None when unknown or not loadable by others (a local directory, an entry point)
+    model_spec: str | None = None
 
     @property
     def fidelity(self) -> float:
@@ -81,8 +95,20 @@ def save_embedding(embedding: Embedding, path: str | Path) -> Path:
     Returns:
         The path written.
     """
+    return atomic_write(path, embedding_bytes(embedding))
+
+
+def embedding_bytes(embedding: Embedding) -> bytes:
+    """The bytes of an embedding's file: the same embedding always gives the same bytes
+    (safetensors writes the metadata in a random order; the header is written sorted), so a
+    dry run's sha256 is the published file's."""
     tensors, metadata = _to_file(embedding)
-    return atomic_write(path, save_safetensors_bytes(tensors, metadata=metadata))
+    data = save_safetensors_bytes(tensors, metadata=metadata)
+    (length,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + length])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)  # the tensor data stays 8-byte aligned
+    return struct.pack("<Q", len(text)) + text + data[8 + length :]
 
 
 def load_embedding(
@@ -104,24 +130,63 @@ def load_embedding(
 
     Raises:
         FileNotFoundError: if there is no such file.
-        InvalidEmbeddingError: on a file that is too large, not safetensors, of an unknown
-            format or schema, or whose vector has a wrong shape, dtype or values.
+        InvalidEmbeddingError: on a file that is too large, not safetensors (or with a header
+            over :data:`MAX_HEADER_BYTES`, or a tensor of an unknown dtype), of an unknown
+            format or schema, with a metadata string over :data:`MAX_METADATA_CHARS`, with
+            fidelities that are not cosine similarities, or whose vector has a wrong shape,
+            dtype or values.
         StandardNotFoundError: if no standard was given and the file's is not built in.
-        StandardMismatchError: if the file belongs to another standard (hash differs).
+        StandardMismatchError: if the file belongs to another standard (its id or hash
+            differs).
     """
     path = Path(path)
     size = path.stat().st_size
     if size > max_bytes:
         raise InvalidEmbeddingError(f"file is {size} bytes, over the {max_bytes} limit", path=path)
+    _check_header(path, size)
     try:
         with safe_open(path, framework="pt") as f:
             metadata = f.metadata() or {}
-            tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118
-    except (SafetensorError, ValueError, OSError) as e:
+            names = set(f.keys())
+            tensors = {key: f.get_tensor(key) for key in _TENSORS if key in names}
+    except (SafetensorError, ValueError, OSError, TypeError, RuntimeError) as e:
+        # a stranger's file: whatever the parser rejects is a bad file, never a crash
         raise InvalidEmbeddingError(f"not a readable safetensors file ({e})", path=path) from e
     embedding = _from_file(tensors, metadata, str(path))
     _check_standard(embedding, standard, str(path))
     return embedding
+
+
+def _check_header(path: Path, size: int) -> None:
+    """Reads the header's length before safetensors does: a header over
+    :data:`MAX_HEADER_BYTES` is refused unparsed; the header must be a JSON object whose
+    tensors have a known dtype (torch cannot hold every safetensors dtype)."""
+
+    def bad(message: str) -> InvalidEmbeddingError:
+        return InvalidEmbeddingError(f"not a readable safetensors file ({message})", path=path)
+
+    with open(path, "rb") as f:
+        prefix = f.read(8)
+        if len(prefix) < 8:
+            raise bad(f"{size} bytes, too short for a header")
+        (length,) = struct.unpack("<Q", prefix)
+        if length > MAX_HEADER_BYTES:
+            raise bad(f"a header of {length} bytes, over the {MAX_HEADER_BYTES} limit")
+        if 8 + length > size:
+            raise bad(f"a header of {length} bytes in a file of {size}")
+        raw = f.read(length)
+    try:
+        header = json.loads(raw)
+    except (ValueError, RecursionError) as e:
+        raise bad(f"the header is not JSON: {e}") from e
+    if not isinstance(header, dict):
+        raise bad("the header is not a JSON object")
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        dtype = info.get("dtype") if isinstance(info, dict) else None
+        if dtype not in _DTYPES:
+            raise bad(f"tensor {name[:64]!r} has dtype {str(dtype)[:16]!r}")
 
 
 def _to_file(embedding: Embedding) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -138,6 +203,7 @@ def _to_file(embedding: Embedding) -> tuple[dict[str, torch.Tensor], dict[str, s
             "format": MODEL_FORMAT,
             "model_id": embedding.model_id,
             "model_revision": embedding.model_revision or "",
+            "model_spec": embedding.model_spec or "",
             "l_to": repr(float(embedding.l_to)),
             "l_from": repr(float(embedding.l_from)),
         }
@@ -171,6 +237,13 @@ def _from_file(tensors: dict[str, torch.Tensor], meta: dict[str, str], source: s
         raise bad("no 'embedding' tensor")
     _check_vector(vector, bad)
 
+    for key, value in meta.items():
+        if len(value) > MAX_METADATA_CHARS:
+            raise bad(
+                f"metadata {key[:64]!r} is {len(value)} characters, over the "
+                f"{MAX_METADATA_CHARS} limit"
+            )
+
     def text(key: str) -> str:
         if key not in meta:
             raise bad(f"metadata lacks {key!r}")
@@ -185,6 +258,12 @@ def _from_file(tensors: dict[str, torch.Tensor], meta: dict[str, str], source: s
             raise bad(f"metadata {key!r} is not finite: {meta[key]!r}")
         return value
 
+    def cosine(key: str) -> float:
+        value = number(key)
+        if abs(value) > 1 + COSINE_SLACK:
+            raise bad(f"metadata {key!r} is {meta[key]!r}, not a cosine similarity in [-1, 1]")
+        return value
+
     common = {
         "vector": vector,
         "standard_id": text("standard_id"),
@@ -197,8 +276,9 @@ def _from_file(tensors: dict[str, torch.Tensor], meta: dict[str, str], source: s
             **common,
             model_id=text("model_id"),
             model_revision=text("model_revision") or None,
-            l_to=number("l_to"),
-            l_from=number("l_from"),
+            model_spec=meta.get("model_spec") or None,  # absent from files of 0.1
+            l_to=cosine("l_to"),
+            l_from=cosine("l_from"),
         )
     sweep = {}
     for name in ("gammas", "accuracies", "mask_sizes"):
@@ -241,7 +321,7 @@ def _check_standard(embedding: Embedding, standard: Standard | None, source: str
                 "(--standard FILE.yaml) to read this embedding"
             )
         standard = known[embedding.standard_id]
-    if embedding.standard_hash != standard.hash:
+    if embedding.standard_id != standard.id or embedding.standard_hash != standard.hash:
         raise StandardMismatchError(
             f"{source}: embedding of standard {embedding.standard_id!r} (hash "
             f"{embedding.standard_hash}) does not belong to standard {standard.id!r} "

@@ -3,14 +3,24 @@
 This is the shell around :mod:`hf_stdembed.core`: it resolves a standard's baseline and probe
 set, gets features through the on-disk cache and turns the core's results into
 :class:`~hf_stdembed.embeddings.ModelEmbedding` / :class:`~hf_stdembed.embeddings.TaskEmbedding`.
+
+Embeddings are cached too, as embedding files beside the feature cache
+(``<cache_dir>/embeddings/``): keyed like the features (model name, revision and
+preprocessing, dataset fingerprint) plus the standard's hash, the protocol and any gamma
+override, so ``publish --dry-run`` then ``publish``, or a second ``select``, compute nothing
+again. A model without a stable revision (``revision`` None) is never cached.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from tqdm.auto import tqdm
@@ -22,14 +32,36 @@ from .core import (
     embed_task,
 )
 from .data import ImageDataset, load_image_dataset, select_subset
-from .embeddings import ModelEmbedding, TaskEmbedding
-from .errors import StandardMismatchError
+from .embeddings import Embedding, ModelEmbedding, TaskEmbedding, load_embedding, save_embedding
+from .errors import StandardMismatchError, StdEmbedError
 from .extractors import FeatureExtractor, load_extractor, parse_spec
-from .features import batch_features, extract_features
+from .features import batch_features, default_cache_dir, extract_features
 from .standards import Standard
+
+logger = logging.getLogger(__name__)
 
 Protocol = Literal["cached", "per-step"]
 UNPINNED_REVISIONS = (None, "main")
+EMBEDDING_CACHE_VERSION = 1
+"""Version of the embedding cache keys; bumping it invalidates every cached embedding."""
+_HUB_TARGET_RE = re.compile(r"[A-Za-z0-9][\w.-]*(?:/[\w.-]+)?")
+
+
+def loadable_spec(name: str) -> str | None:
+    """The spec others can load a model with, from a feature extractor's name.
+
+    Args:
+        name (`str`): :attr:`FeatureExtractor.name` (``timm:org/name``, ``timm:/abs/dir``...).
+
+    Returns:
+        `str` or `None`: the name when it names a Hub repo (``timm:org/name``,
+        ``transformers:org/name``, ``org/name``); None for a local directory or an entry
+        point, which others cannot load by name.
+    """
+    source, target = parse_spec(name)
+    if source == "entrypoint" or not _HUB_TARGET_RE.fullmatch(target):
+        return None
+    return name
 
 
 def load_baseline(standard: Standard) -> FeatureExtractor:
@@ -76,6 +108,7 @@ def compute_model_embedding(
     batch_size: int = 64,
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    cache: bool = True,
 ) -> ModelEmbedding:
     """Embeds one model under a standard (P): an O(1) update, run by the model's owner.
 
@@ -89,17 +122,35 @@ def compute_model_embedding(
             same result, one forward pass per step).
         device: where to run models and optimisation (default: best available).
         batch_size: forward-pass batch size.
-        cache_dir: feature cache folder (default: under the Hugging Face cache).
+        cache_dir: feature cache folder (default: under the Hugging Face cache); embeddings
+            are cached in its ``embeddings/`` subfolder.
         progress: show progress bars on stderr.
+        cache: reuse (and write) the cached embedding of the same model revision, probe set,
+            standard and protocol. A model whose revision is None is never cached.
 
     Returns:
-        The model embedding, with its fidelity.
+        The model embedding, with its fidelity and the spec others can load the model with
+        (:func:`loadable_spec`).
     """
     extractor = (
         model if isinstance(model, FeatureExtractor) else load_extractor(model, revision=revision)
     )
     baseline = load_baseline(standard)
     probe = load_probe(standard)
+    key = None
+    if cache and extractor.revision is not None and baseline.revision is not None:
+        key = {
+            "kind": "model",
+            **_model_key("model", extractor),
+            **_model_key("baseline", baseline),
+            "probe": probe.fingerprint,
+            "probe_image_column": probe.image_column,
+            "standard": standard.hash,
+            "protocol": protocol,
+        }
+        cached = _read_cached(key, standard, cache_dir)
+        if isinstance(cached, ModelEmbedding):
+            return cached
     features = {"batch_size": batch_size, "device": device, "cache_dir": cache_dir}
     base = extract_features(baseline, probe, progress=progress, **features)
     _check_dim(base.shape[1], standard)
@@ -122,7 +173,7 @@ def compute_model_embedding(
             )
         else:
             raise ValueError(f"Invalid protocol value: {protocol!r} (cached or per-step)")
-    return ModelEmbedding(
+    embedding = ModelEmbedding(
         vector=result.mask,
         standard_id=standard.id,
         standard_hash=standard.hash,
@@ -130,7 +181,11 @@ def compute_model_embedding(
         model_revision=extractor.revision,
         l_to=result.l_to,
         l_from=result.l_from,
+        model_spec=loadable_spec(extractor.name),
     )
+    if key is not None:
+        _write_cached(key, embedding, cache_dir)
+    return embedding
 
 
 def compute_task_embedding(
@@ -148,6 +203,7 @@ def compute_task_embedding(
     batch_size: int = 64,
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    cache: bool = True,
 ) -> TaskEmbedding:
     """Embeds a labelled downstream dataset under a standard (Q): O(1) model operations.
 
@@ -159,7 +215,8 @@ def compute_task_embedding(
         image_column, label_column: override the detected columns.
         gammas: override the standard's gamma grid (the standard's hash is unaffected: task
             embeddings of any gamma compare with the same model embeddings).
-        device, batch_size, cache_dir, progress: as in :func:`compute_model_embedding`.
+        device, batch_size, cache_dir, progress, cache: as in :func:`compute_model_embedding`
+            (the task embedding is cached by dataset fingerprint, standard and gammas).
 
     Returns:
         The task embedding at the gamma chosen by the 3-point rule, with the sweep.
@@ -177,6 +234,23 @@ def compute_task_embedding(
             label_column=label_column,
         )
     baseline = load_baseline(standard)
+    key = None
+    if cache and baseline.revision is not None:
+        key = {
+            "kind": "task",
+            **_model_key("baseline", baseline),
+            "dataset": data.fingerprint,
+            "source": data.source,
+            "split": split,
+            "image_column": data.image_column,
+            "label_column": data.label_column,
+            "num_classes": data.num_classes,
+            "standard": standard.hash,
+            "gammas": None if gammas is None else sorted(float(g) for g in gammas),
+        }
+        cached = _read_cached(key, standard, cache_dir)
+        if isinstance(cached, TaskEmbedding):
+            return cached
     features = extract_features(
         baseline, data, batch_size=batch_size, device=device, cache_dir=cache_dir, progress=progress
     )
@@ -194,7 +268,7 @@ def compute_task_embedding(
             device=device,
             on_step=on_step,
         )
-    return TaskEmbedding(
+    embedding = TaskEmbedding(
         vector=result.mask,
         standard_id=standard.id,
         standard_hash=standard.hash,
@@ -206,6 +280,69 @@ def compute_task_embedding(
         accuracies=result.accuracies,
         mask_sizes=result.mask_sizes,
     )
+    if key is not None:
+        _write_cached(key, embedding, cache_dir)
+    return embedding
+
+
+# --- the embedding cache ----------------------------------------------------------------
+
+
+def _model_key(role: str, extractor: FeatureExtractor) -> dict[str, Any]:
+    return {
+        role: extractor.name,
+        f"{role}_revision": extractor.revision,
+        f"{role}_preprocessing": extractor.preprocessing,
+    }
+
+
+def embedding_cache_path(key: dict[str, Any], *, cache_dir: str | Path | None = None) -> Path:
+    """The cache file of an embedding: ``<cache_dir>/embeddings/<kind>-<digest>.safetensors``,
+    the digest being the first 32 hex chars of the sha256 of the key's canonical JSON (with
+    :data:`EMBEDDING_CACHE_VERSION`)."""
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    text = json.dumps(
+        {**key, "version": EMBEDDING_CACHE_VERSION}, sort_keys=True, separators=(",", ":")
+    )
+    digest = hashlib.sha256(text.encode()).hexdigest()[:32]
+    return folder / "embeddings" / f"{key['kind']}-{digest}.safetensors"
+
+
+def _read_cached(
+    key: dict[str, Any], standard: Standard, cache_dir: str | Path | None
+) -> Embedding | None:
+    """The cached embedding of ``key``; None when there is none or it cannot be used."""
+    path = embedding_cache_path(key, cache_dir=cache_dir)
+    if not path.is_file():
+        return None
+    try:
+        embedding = load_embedding(path, standard=standard)
+    except (StdEmbedError, OSError) as e:  # a torn or foreign file is recomputed, not fatal
+        logger.warning("ignoring unusable embedding cache %s: %s", path, e)
+        return None
+    if key["kind"] == "model":
+        fits = isinstance(embedding, ModelEmbedding) and (
+            embedding.model_id,
+            embedding.model_revision,
+        ) == (key["model"], key["model_revision"])
+    else:
+        fits = isinstance(embedding, TaskEmbedding) and (
+            embedding.dataset_id,
+            embedding.dataset_split,
+        ) == (key["source"], key["split"])
+    if not fits:
+        logger.warning("ignoring stale embedding cache %s", path)
+        return None
+    logger.info("embedding read from the cache: %s", path)
+    return embedding
+
+
+def _write_cached(key: dict[str, Any], embedding: Embedding, cache_dir: str | Path | None) -> None:
+    path = embedding_cache_path(key, cache_dir=cache_dir)
+    try:
+        save_embedding(embedding, path)
+    except OSError as e:  # a read-only cache costs time, not the result
+        logger.warning("cannot write the embedding cache %s: %s", path, e)
 
 
 def _check_dim(dim: int, standard: Standard) -> None:

@@ -4,7 +4,8 @@
 embedding for each standard and renders the new card; :func:`diff_plan` shows the plan
 (``--dry-run``); :func:`publish` commits it, pinned to the revision read, and re-renders the
 card on top of a concurrent change. Embedding files go under ``stdembed/``, never at the
-repo root (timm loads every root ``*.safetensors`` as weights).
+repo root (timm loads every root ``*.safetensors`` as weights); so does the YAML of a standard
+that is not built in (``stdembed/<id>.yaml``), so that readers of the card can use it.
 """
 
 from __future__ import annotations
@@ -12,15 +13,14 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from .card import CardEntry, embedding_path, update_card
-from .embeddings import ModelEmbedding, load_embedding, save_embedding
+from .card import CardEntry, embedding_path, standard_path, update_card
+from .embeddings import ModelEmbedding, embedding_bytes, load_embedding
 from .errors import (
     ConcurrentUpdateError,
     InvalidEmbeddingError,
@@ -29,7 +29,7 @@ from .errors import (
     StandardMismatchError,
 )
 from .registry import CommitResult, DirectoryRegistry, HubRegistry, Registry
-from .standards import Standard
+from .standards import Standard, builtin_standards
 
 README = "README.md"
 
@@ -40,13 +40,14 @@ class PublishPlan:
 
     repo_id: str
     parent_commit: str | None  # the revision read: the commit is made on top of it
-    files: dict[str, bytes]  # embedding files: path in the repo -> bytes
+    files: dict[str, bytes]  # embedding files (and custom standards' YAML): path -> bytes
     readme_before: str | None  # None: the repo has no README.md
     readme_after: str
     entries: tuple[CardEntry, ...]  # what the card records, one per standard
 
     def commit_files(self) -> dict[str, bytes]:
-        """The embedding files and the new README.md: what the commit holds."""
+        """The embedding files, custom standards' YAML and the new README.md: what the commit
+        holds."""
         return {**self.files, README: self.readme_after.encode("utf-8")}
 
 
@@ -82,6 +83,10 @@ def plan_publish(
     resolved to a sha (default: the head of ``main``). For a directory registry it is the
     repo folder. ``model`` embeds another spec instead (``revision`` then applies to it), and
     ``embeddings`` publishes precomputed files (one per standard, matched by standard hash).
+    The card records the model spec others can load (the repo's own on the Hub, ``model``
+    when it names a Hub repo; None for a local directory, an entry point, or a directory
+    registry). A standard that is not built in is committed too, as ``stdembed/<id>.yaml``,
+    and the card points to it.
 
     Args:
         registry (`Registry`): where the repo lives.
@@ -144,14 +149,23 @@ def plan_publish(
                 "cache_dir": cache_dir,
             },
         )
+    custom = _custom_standards(standards)
     entries = tuple(
-        CardEntry.from_embedding(emb, data, sha256=hashlib.sha256(data).hexdigest())
+        CardEntry.from_embedding(
+            emb,
+            data,
+            sha256=hashlib.sha256(data).hexdigest(),
+            standard_file=standard_path(emb.standard_id) if emb.standard_id in custom else None,
+        )
         for emb, data in computed
     )
+    files = {entry.file: data for entry, (_, data) in zip(entries, computed, strict=True)}
+    for standard_id, text in custom.items():
+        files[standard_path(standard_id)] = text.encode("utf-8")
     return PublishPlan(
         repo_id=repo_id,
         parent_commit=parent,
-        files={entry.file: data for entry, (_, data) in zip(entries, computed, strict=True)},
+        files=files,
         readme_before=readme,
         readme_after=update_card(readme, list(entries), repo_id=repo_id),
         entries=entries,
@@ -243,13 +257,28 @@ def diff_plan(plan: PublishPlan) -> str:
         lines.append(
             f"  standard {entry.standard_id} ({entry.standard_hash}): {entry.dim} features, "
             f"fidelity {entry.fidelity:.4f} (L_to {entry.l_to:.4f}, L_from {entry.l_from:.4f}), "
-            f"model revision {entry.model_revision or 'unknown'}"
+            f"model {entry.model or '(no spec others can load)'} at revision "
+            f"{entry.model_revision or 'unknown'}"
+            + (
+                f"; the standard's YAML goes to {entry.standard_file}"
+                if entry.standard_file
+                else ""
+            )
         )
     before = _lines(plan.readme_before or "")
     after = _lines(plan.readme_after)
     source = "a/README.md" if plan.readme_before is not None else "/dev/null"
     diff = "".join(difflib.unified_diff(before, after, fromfile=source, tofile="b/README.md"))
     return "\n".join(lines) + "\n\n" + (diff or "README.md: no change\n")
+
+
+def _custom_standards(standards: Sequence[Standard]) -> dict[str, str]:
+    """The YAML of each standard that is not built in (by id): readers need it to use the
+    embedding."""
+    builtin = builtin_standards()
+    return {
+        s.id: s.to_yaml() for s in standards if s.id not in builtin or builtin[s.id].hash != s.hash
+    }
 
 
 def _lines(text: str) -> list[str]:
@@ -278,7 +307,7 @@ def _compute(
     results = []
     for standard in standards:
         embedding = compute_model_embedding(extractor, standard, **options)
-        results.append((embedding, _file_bytes(embedding)))
+        results.append((embedding, embedding_bytes(embedding)))
     return results
 
 
@@ -300,11 +329,6 @@ def _repo_model(
                 repo_id=repo_id,
             )
     return repo_id, parent if revision is None else registry.head(repo_id, revision=revision)
-
-
-def _file_bytes(embedding: ModelEmbedding) -> bytes:
-    with tempfile.TemporaryDirectory(prefix="hf-stdembed-") as folder:
-        return save_embedding(embedding, Path(folder) / "embedding.safetensors").read_bytes()
 
 
 def _load_files(

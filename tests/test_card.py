@@ -144,8 +144,9 @@ def test_stray_and_duplicate_markers_leave_one_section() -> None:
 
     text = update_card(readme, [ENTRY], repo_id="me/model")
 
-    assert text.count(SECTION_START) == 1 and text.count(SECTION_END) == 1
-    assert "kept text" in text and "tail" in text
+    # the marker quoted in the owner's prose ("tail <marker>") is their text: it stays
+    assert text.count(SECTION_START) == 1 and text.count(f"\n{SECTION_END}\n") == 1
+    assert "kept text" in text and f"tail {SECTION_END}\n" in text
     assert "old\n" not in text and "older" not in text
     assert text.index("# T") < text.index(SECTION_START) < text.index("kept text")
 

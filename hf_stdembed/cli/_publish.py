@@ -21,7 +21,10 @@ def publish(
     repo_id: Annotated[str, typer.Argument(help="The model repo to publish to (org/name).")],
     model: Annotated[
         str | None,
-        typer.Option(help="Embed this model spec instead of the repo's own model."),
+        typer.Option(
+            help="Embed this model spec instead of the repo's own model (the card records it "
+            "when it names a Hub repo; a local directory is recorded as not loadable)."
+        ),
     ] = None,
     embedding: Annotated[
         list[Path] | None,
