@@ -23,8 +23,8 @@ def load_plain_yaml(text: str, *, max_bytes: int = MAX_YAML_BYTES) -> Any:
     """``yaml.safe_load(text)``, refusing texts over ``max_bytes`` and any alias.
 
     Raises:
-        UnsafeYAMLError: the text is too large, uses an alias (``*name``), or is not valid
-            YAML (the message says which).
+        UnsafeYAMLError: the text is too large, uses an alias (``*name``), is nested too
+            deeply, or is not valid YAML (the message says which).
     """
     size = len(text.encode("utf-8", errors="surrogatepass"))
     if size > max_bytes:
@@ -34,4 +34,15 @@ def load_plain_yaml(text: str, *, max_bytes: int = MAX_YAML_BYTES) -> Any:
             raise UnsafeYAMLError("YAML aliases (*name) are not allowed")
         return yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise UnsafeYAMLError(f"not valid YAML: {e}") from e
+        raise UnsafeYAMLError(f"not valid YAML: {_one_line(e)}") from e
+    except RecursionError as e:  # nesting deeper than the parser's recursion allows
+        raise UnsafeYAMLError("YAML nested too deeply") from e
+
+
+def _one_line(error: yaml.YAMLError) -> str:
+    """A YAML error as one line: the problem and where (PyYAML's text spans several lines)."""
+    problem = getattr(error, "problem", None)
+    mark = getattr(error, "problem_mark", None)
+    if problem and mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(str(error).split())

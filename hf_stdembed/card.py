@@ -288,8 +288,6 @@ def read_front_matter(text: str) -> dict[str, Any]:
         data = load_plain_yaml(match.group(2))
     except UnsafeYAMLError as e:
         raise InvalidCardError(f"the README's front matter cannot be read: {e}") from e
-    except RecursionError as e:  # nesting deeper than the parser's recursion allows
-        raise InvalidCardError("the README's front matter is nested too deeply") from e
     if data is None:
         return {}
     if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
