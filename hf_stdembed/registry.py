@@ -7,7 +7,7 @@ Every Hub interaction of hf-stdembed goes through a :class:`Registry`. Two imple
   ``HF_TOKEN`` and ``HF_HUB_OFFLINE``.
 - :class:`DirectoryRegistry`: a local folder laid out like Hub repos
   (``DIR/<org>/<name>/README.md``, ``DIR/<org>/<name>/stdembed/...``) for air-gapped use. A
-  repo's "revision" is a content hash of its files; commits write each file atomically.
+  repo's "revision" is a hash of its files (see the class); commits write each file atomically.
 
 Errors are the project's (:class:`~hf_stdembed.errors.RegistryError` and subclasses), each
 carrying the repo id and saying how to fix the problem.
@@ -15,26 +15,31 @@ carrying the repo id and saying how to fix the problem.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import hashlib
+import logging
 import os
 import re
+import stat
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import Any, Protocol, TypeVar
+from typing import Any, BinaryIO, Protocol, TypeVar
 
 import yaml
 
 from . import __version__
-from ._files import atomic_write, file_sha256
+from ._files import atomic_write
+from ._yaml import MAX_YAML_BYTES
 from .errors import (
     AuthError,
     ConcurrentUpdateError,
     FileTooLargeError,
     GatedRepoAccessError,
+    InvalidCardError,
     RegistryError,
     RemoteFileNotFoundError,
     RepoNotFoundError,
@@ -44,8 +49,9 @@ from .errors import (
 T = TypeVar("T")
 
 LIBRARY_NAME = "hf-stdembed"
-_REPO_ID_RE = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
-_LEGACY_REPO_ID_RE = re.compile(r"[A-Za-z0-9][\w.-]*")  # Hub repos without a namespace ("gpt2")
+logger = logging.getLogger(__name__)
+_REPO_ID_RE = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", re.ASCII)
+_LEGACY_REPO_ID_RE = re.compile(r"[A-Za-z0-9][\w.-]*", re.ASCII)  # no namespace ("gpt2")
 _RETRY_STATUSES = frozenset((429, 500, 502, 503, 504))
 _MAX_RETRY_AFTER = 60.0
 _DEFAULT_BRANCHES = (None, "main")
@@ -777,14 +783,29 @@ def _check_size(repo_id: str, path: str, size: int, max_bytes: int) -> None:
 
 
 def _check_repo_id(repo_id: str, *, namespaced: bool) -> None:
+    """Refuses what is not ``org/name`` here or what ``huggingface_hub`` would refuse (ASCII
+    only, at most 96 characters a part, no ``--`` or ``..``, no ``.git`` ending).
+
+    Raises:
+        RepoNotFoundError: the id is invalid (the message names it).
+    """
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
     ok = _REPO_ID_RE.fullmatch(repo_id) or (
         not namespaced and _LEGACY_REPO_ID_RE.fullmatch(repo_id)
     )
-    if not ok or ".." in repo_id:
-        raise RepoNotFoundError(
-            f"invalid repo id {repo_id!r}: expected 'org/name' (letters, digits, '-', '_', '.')",
-            repo_id=repo_id,
-        )
+    if ok and ".." not in repo_id:
+        try:
+            validate_repo_id(repo_id)
+            return
+        except HFValidationError:
+            pass
+    raise RepoNotFoundError(
+        f"invalid repo id {repo_id!r}: expected 'org/name' (ASCII letters, digits, '-', '_', "
+        "'.'; at most 96 characters each)",
+        repo_id=repo_id,
+    )
 
 
 # =========================================================================================
@@ -796,9 +817,30 @@ class DirectoryRegistry:
     """A folder of repos laid out like the Hub's, for air-gapped use.
 
     ``root/<org>/<name>/`` is a repo: ``README.md`` is its card, ``stdembed/`` its embedding
-    files. A repo's revision is a content hash of its files (hidden files excluded); a commit
-    writes each file atomically (temporary file + ``os.replace``) under an exclusive lock on
-    the repo folder, after checking the revision is still ``parent_commit``.
+    files. A commit writes each file atomically (temporary file + ``os.replace``) under an
+    exclusive lock on the repo folder, after checking the revision is still ``parent_commit``.
+
+    **Revision.** A repo's revision is a sha256 (first 40 hex digits) over its visible files'
+    relative paths, each with a key that changes when the file changes:
+
+    - the card (``README.md``) and the embedding files (under ``stdembed/``) up to
+      :data:`CARD_FILE_HASH_MAX_BYTES`, and any other file up to
+      :data:`SMALL_FILE_HASH_MAX_BYTES`: the sha256 of the content;
+    - larger files (weights): ``(size, mtime_ns, inode)``. Rewriting one changes its mtime,
+      replacing it its inode, so the revision still moves, without reading gigabytes of
+      weights at every listing. Restoring the mtime of an in-place rewrite of a large file
+      by hand would go unnoticed; copying the registry elsewhere changes the revisions once
+      (inodes), and the next crawl re-reads each repo.
+
+    **What it trusts.** Only regular files count. Hidden names (``.x``) are skipped; a
+    device, FIFO or socket is skipped by the revision and refused (with the reason) by
+    :meth:`read_text`, :meth:`file_size` and :meth:`download`; a symlink (to a file or a
+    folder) is followed only when it resolves inside the registry root, so a repo cannot
+    make the crawl read, or record the digest of, a file elsewhere. A card's front matter is
+    read as a stranger's (:func:`~hf_stdembed.card.read_front_matter`: no YAML aliases,
+    at most :data:`~hf_stdembed._yaml.MAX_YAML_BYTES`); a card it refuses is listed with a
+    :attr:`RepoSummary.problem` when its text mentions the tag. These checks bind
+    authors of repos, not someone racing the crawl with write access to the folder.
 
     Args:
         root (`Path`): the registry folder; it must exist.
@@ -822,6 +864,7 @@ class DirectoryRegistry:
             )
         self.root = root
         self.name = str(root)
+        self._real_root = root.resolve()
         self._digests: dict[tuple[str, int, int, int], str] = {}
 
     def __repr__(self) -> str:
@@ -831,11 +874,12 @@ class DirectoryRegistry:
         """The repo's folder.
 
         Raises:
-            RepoNotFoundError: if the id is not ``org/name`` or the folder does not exist.
+            RepoNotFoundError: if the id is not ``org/name``, the folder does not exist, or it
+                is a link out of the registry.
         """
         _check_repo_id(repo_id, namespaced=True)
         path = self.root / repo_id
-        if not path.is_dir():
+        if not path.is_dir() or not self._inside(path):
             raise RepoNotFoundError(
                 f"no repo {repo_id} in {self.root} (expected a folder {path})", repo_id=repo_id
             )
@@ -844,57 +888,92 @@ class DirectoryRegistry:
     # -- reading -----------------------------------------------------------------------------
 
     def list_tagged(self, tag: str) -> Iterator[RepoSummary]:
-        """Repos whose README front matter lists ``tag`` in ``tags``, in name order."""
+        """Repos whose README front matter lists ``tag`` in ``tags``, in name order.
+
+        A README that cannot be read as a card (YAML aliases, over the size limit, not a
+        mapping) is listed with ``problem`` set and no card data when its text
+        mentions ``tag``; a README that is not a regular file is not listed.
+        """
         for readme in sorted(self.root.glob("*/*/README.md")):
             repo_id = f"{readme.parent.parent.name}/{readme.parent.name}"
-            if not _REPO_ID_RE.fullmatch(repo_id):
+            if not _valid_repo_id(repo_id) or not self._inside(readme):
                 continue
             try:
-                card_data = _front_matter(readme.read_text(encoding="utf-8"))
-                tags = card_data.get("tags")
-                tags = [tags] if isinstance(tags, str) else tags
-                if not isinstance(tags, list) or tag not in tags:
+                card_data, problem, mentioned = _card_of(_read_card_text(readme, repo_id), tag)
+                if problem is None:
+                    tags = card_data.get("tags")
+                    tags = [tags] if isinstance(tags, str) else tags
+                    if not isinstance(tags, list) or tag not in tags:
+                        continue
+                elif not mentioned:
                     continue
                 sha, modified = self._content_hash(readme.parent)
-            except (OSError, UnicodeDecodeError):
+            except RemoteFileNotFoundError as e:
+                logger.warning("not listing %s: %s", repo_id, e)
+                continue
+            except OSError:
                 continue  # changed or unreadable while listing
-            yield RepoSummary(repo_id, sha, modified, card_data)
+            yield RepoSummary(repo_id, sha, modified, card_data, problem)
 
     def head(self, repo_id: str, *, revision: str | None = None) -> str:
-        """The content hash of the repo's files.
+        """The repo's revision (see the class: a hash of its files).
 
         Raises:
             RepoNotFoundError: no such repo folder.
             RepoRevisionNotFoundError: ``revision`` is neither None, ``main`` nor the current
-                content hash (a directory keeps only its current files).
+                revision (a directory keeps only its current files).
         """
         sha = self._content_hash(self.repo_path(repo_id))[0]
         self._check_revision(repo_id, revision, sha)
         return sha
 
     def read_text(self, repo_id: str, path: str, *, revision: str | None) -> str | None:
-        file = self._file(repo_id, path, revision)
-        try:
-            return file.read_text(encoding="utf-8")
-        except (FileNotFoundError, IsADirectoryError):
-            return None
-
-    def file_size(self, repo_id: str, path: str, *, revision: str | None) -> int | None:
-        file = self._file(repo_id, path, revision)
-        return file.stat().st_size if file.is_file() else None
-
-    def download(self, repo_id: str, path: str, *, revision: str | None, max_bytes: int) -> Path:
-        """The file's own path (nothing is copied: commits replace files, never rewrite them).
+        """A text file of the repo; None when it does not exist.
 
         Raises:
-            RemoteFileNotFoundError, FileTooLargeError, RepoNotFoundError,
-            RepoRevisionNotFoundError.
+            RemoteFileNotFoundError: the path is not a regular file (a device, a FIFO) or is a
+                link out of the registry.
+            FileTooLargeError: the file is over :data:`MAX_TEXT_BYTES`.
+            RegistryError: the file is not UTF-8 text.
         """
         file = self._file(repo_id, path, revision)
-        if not file.is_file():
+        if self._stat(repo_id, path, file) is None:
+            return None
+        with _open_regular(file, repo_id, path) as f:
+            data = f.read(MAX_TEXT_BYTES + 1)
+        _check_size(repo_id, path, len(data), MAX_TEXT_BYTES)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise RegistryError(
+                f"{repo_id}/{path} is not UTF-8 text ({e}): save it as UTF-8", repo_id=repo_id
+            ) from e
+
+    def file_size(self, repo_id: str, path: str, *, revision: str | None) -> int | None:
+        """The file's size; None when it does not exist.
+
+        Raises:
+            RemoteFileNotFoundError: not a regular file, or a link out of the registry.
+        """
+        file = self._file(repo_id, path, revision)
+        found = self._stat(repo_id, path, file)
+        return None if found is None else found.st_size
+
+    def download(self, repo_id: str, path: str, *, revision: str | None, max_bytes: int) -> Path:
+        """The file's own path, links resolved (nothing is copied: commits replace files,
+        never rewrite them).
+
+        Raises:
+            RemoteFileNotFoundError: no such file, not a regular file, or a link out of the
+                registry.
+            FileTooLargeError, RepoNotFoundError, RepoRevisionNotFoundError.
+        """
+        file = self._file(repo_id, path, revision)
+        found = self._stat(repo_id, path, file)
+        if found is None:
             raise RemoteFileNotFoundError(f"{repo_id} has no file {path}", repo_id=repo_id)
-        _check_size(repo_id, path, file.stat().st_size, max_bytes)
-        return file
+        _check_size(repo_id, path, found.st_size, max_bytes)
+        return file.resolve()
 
     def url(self, repo_id: str) -> str:
         return (self.root / repo_id).resolve().as_uri()
@@ -960,6 +1039,34 @@ class DirectoryRegistry:
             self._check_revision(repo_id, revision, self._content_hash(repo)[0])
         return target
 
+    def _inside(self, path: Path) -> bool:
+        """Whether ``path``, every link resolved, lies inside the registry root."""
+        try:
+            return path.resolve().is_relative_to(self._real_root)
+        except (OSError, RuntimeError):  # a link loop
+            return False
+
+    def _stat(self, repo_id: str, path: str, file: Path) -> os.stat_result | None:
+        """The regular file's stat; None when there is none (or a folder is there).
+
+        Raises:
+            RemoteFileNotFoundError: a link out of the registry, or a special file.
+        """
+        if not self._inside(file):
+            raise RemoteFileNotFoundError(
+                f"{repo_id}/{path} resolves outside the registry ({self.root}): links out of "
+                "it are not followed",
+                repo_id=repo_id,
+            )
+        try:
+            found = file.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if stat.S_ISDIR(found.st_mode):
+            return None
+        _check_regular(found, repo_id, path)
+        return found
+
     @staticmethod
     def _target(repo: Path, repo_id: str, path: str) -> Path:
         parts = PurePosixPath(path).parts
@@ -983,17 +1090,25 @@ class DirectoryRegistry:
         )
 
     def _content_hash(self, repo: Path) -> tuple[str, str | None]:
-        """(sha256 over the sorted paths and contents of the visible files, newest mtime)."""
+        """(the revision: see the class docstring, the newest mtime as ISO 8601)."""
         digest = hashlib.sha256()
         newest = None
-        for file in sorted(_visible_files(repo)):
-            stat = file.stat()
-            key = (str(file), stat.st_size, stat.st_mtime_ns, stat.st_ino)
-            if key not in self._digests:
-                self._digests[key] = file_sha256(file)
-            relative = file.relative_to(repo).as_posix()
-            digest.update(relative.encode() + b"\0" + self._digests[key].encode() + b"\n")
-            newest = max(newest or stat.st_mtime, stat.st_mtime)
+        for relative, file, found in self._visible_files(repo):
+            limit = (
+                CARD_FILE_HASH_MAX_BYTES
+                if relative == "README.md" or relative.startswith("stdembed/")
+                else SMALL_FILE_HASH_MAX_BYTES
+            )
+            if found.st_size > limit:
+                key = f"stat:{found.st_size}:{found.st_mtime_ns}:{found.st_ino}"
+            else:
+                cached = (str(file), found.st_size, found.st_mtime_ns, found.st_ino)
+                if cached not in self._digests:
+                    self._digests[cached] = _file_digest(file, relative)
+                key = f"sha256:{self._digests[cached]}"
+            digest.update(relative.encode("utf-8", "surrogateescape") + b"\0" + key.encode())
+            digest.update(b"\n")
+            newest = max(newest or found.st_mtime, found.st_mtime)
         modified = (
             datetime.fromtimestamp(newest, timezone.utc).isoformat(timespec="seconds")
             if newest is not None
@@ -1001,27 +1116,127 @@ class DirectoryRegistry:
         )
         return digest.hexdigest()[:40], modified
 
+    def _visible_files(self, repo: Path) -> Iterator[tuple[str, Path, os.stat_result]]:
+        """(relative path, path, stat) of the repo's regular files, in path order.
 
-def _visible_files(repo: Path) -> Iterator[Path]:
-    for folder, dirs, names in os.walk(repo):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in names:
-            if not name.startswith("."):
-                yield Path(folder, name)
+        Hidden names are skipped, and so are devices, FIFOs, sockets, dangling links and links
+        resolving outside the registry; links to folders inside it are walked once each.
+        """
+        walked: set[tuple[int, int]] = set()
+
+        def walk(folder: Path, prefix: str) -> Iterator[tuple[str, Path, os.stat_result]]:
+            try:
+                found = folder.stat()
+                if (found.st_dev, found.st_ino) in walked:
+                    return  # a link back to a folder already walked
+                walked.add((found.st_dev, found.st_ino))
+                entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            except OSError:
+                return
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                path = Path(entry.path)
+                try:
+                    if entry.is_symlink() and not self._inside(path):
+                        logger.debug("not following %s: it resolves outside %s", path, self.root)
+                        continue
+                    found = path.stat()
+                except OSError:
+                    continue  # a dangling link, or removed meanwhile
+                if stat.S_ISDIR(found.st_mode):
+                    yield from walk(path, f"{prefix}{entry.name}/")
+                elif stat.S_ISREG(found.st_mode):
+                    yield f"{prefix}{entry.name}", path, found
+
+        yield from walk(repo, "")
 
 
-def _front_matter(text: str) -> dict[str, Any]:
-    """A README's YAML front matter as a dict; {} when absent or not a valid mapping."""
+SMALL_FILE_HASH_MAX_BYTES = 1024 * 1024
+"""A directory repo's files up to this size count in its revision by content (larger: stat)."""
+CARD_FILE_HASH_MAX_BYTES = 64 * 1024 * 1024
+"""The card and embedding files count by content up to this size (the crawl's file limit)."""
+MAX_TEXT_BYTES = 16 * 1024 * 1024
+"""Largest text file :meth:`DirectoryRegistry.read_text` reads (a README)."""
+_CARD_TEXT_BYTES = MAX_YAML_BYTES + 64 * 1024  # the front matter and a margin, while listing
+
+
+def _valid_repo_id(repo_id: str) -> bool:
+    try:
+        _check_repo_id(repo_id, namespaced=True)
+    except RepoNotFoundError:
+        return False
+    return True
+
+
+def _check_regular(found: os.stat_result, repo_id: str, path: str) -> None:
+    """Refuses anything but a regular file: reading a device or a FIFO may never end."""
+    if stat.S_ISREG(found.st_mode):
+        return
+    kinds = {stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device"}
+    kinds |= {stat.S_ISFIFO: "a FIFO", stat.S_ISSOCK: "a socket", stat.S_ISDIR: "a folder"}
+    kind = next((name for test, name in kinds.items() if test(found.st_mode)), "special")
+    raise RemoteFileNotFoundError(
+        f"{repo_id}/{path} is not a regular file ({kind}): a directory registry serves "
+        "regular files only",
+        repo_id=repo_id,
+    )
+
+
+@contextlib.contextmanager
+def _open_regular(path: Path, repo_id: str, name: str) -> Iterator[BinaryIO]:
+    """``path`` opened for reading, refused unless it is a regular file when opened.
+
+    Opened non-blocking and checked with ``fstat``, so a FIFO swapped in after a ``stat``
+    neither blocks the ``open`` nor is read.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        _check_regular(os.fstat(fd), repo_id, name)
+        f = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with f:
+        yield f
+
+
+def _file_digest(path: Path, name: str) -> str:
+    """The sha256 of a regular file's bytes (refusing anything else)."""
+    with _open_regular(path, "", name) as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _read_card_text(readme: Path, repo_id: str) -> tuple[str, bool]:
+    """(the README's first :data:`_CARD_TEXT_BYTES` decoded, whether there was more).
+
+    Bytes that are not UTF-8 are replaced (U+FFFD).
+
+    Raises:
+        RemoteFileNotFoundError: the README is not a regular file.
+    """
+    with _open_regular(readme, repo_id, "README.md") as f:
+        data = f.read(_CARD_TEXT_BYTES + 1)
+    truncated = len(data) > _CARD_TEXT_BYTES
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    return decoder.decode(data[:_CARD_TEXT_BYTES], final=not truncated), truncated
+
+
+def _card_of(read: tuple[str, bool], tag: str) -> tuple[dict[str, Any], str | None, bool]:
+    """(card data, why it cannot be read or None, whether the text mentions ``tag``)."""
     from huggingface_hub.repocard import REGEX_YAML_BLOCK
 
-    match = REGEX_YAML_BLOCK.search(text)
-    if match is None:
-        return {}
+    from .card import read_front_matter
+
+    text, truncated = read
+    mentioned = tag in text
+    body = text.removeprefix("\ufeff")
+    if truncated and REGEX_YAML_BLOCK.search(body) is None and body.lstrip().startswith("---"):
+        return {}, f"README.md: its front matter is over the {MAX_YAML_BYTES} byte limit", mentioned
     try:
-        data = yaml.safe_load(match.group(2))
-    except yaml.YAMLError:
-        return {}
-    return data if isinstance(data, dict) else {}
+        return read_front_matter(text), None, mentioned
+    except InvalidCardError as e:
+        return {}, f"README.md: {e}", mentioned
 
 
 @contextlib.contextmanager
