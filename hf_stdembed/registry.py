@@ -18,6 +18,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import re
@@ -54,6 +55,16 @@ _REPO_ID_RE = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", re.ASCII)
 _LEGACY_REPO_ID_RE = re.compile(r"[A-Za-z0-9][\w.-]*", re.ASCII)  # no namespace ("gpt2")
 _RETRY_STATUSES = frozenset((429, 500, 502, 503, 504))
 _MAX_RETRY_AFTER = 60.0
+_SHA_RE = re.compile(r"[0-9a-f]{40}")
+_MAX_LISTED_ID_CHARS = 200  # longer listed ids are skipped, not recorded
+LISTING_TIMEOUT_ENV = "HF_STDEMBED_LISTING_TIMEOUT"
+DEFAULT_LISTING_TIMEOUT = 60.0
+"""Seconds one page of a Hub listing may take, whole (``$HF_STDEMBED_LISTING_TIMEOUT``)."""
+MAX_LISTING_PAGE_BYTES = 256 * 1024 * 1024
+"""Largest page of a Hub listing read."""
+MAX_LISTED_CARD_DATA_CHARS = 2 * MAX_YAML_BYTES
+"""Largest card metadata kept from a listing item, as compact JSON (a card's YAML is read up
+to :data:`~hf_stdembed._yaml.MAX_YAML_BYTES`; its JSON can be somewhat longer)."""
 _DEFAULT_BRANCHES = (None, "main")
 INDEX_DATASET_FILE = "data/index.parquet"  # where `index push` puts the index in a dataset repo
 
@@ -163,8 +174,15 @@ class HubRegistry:
             ``https://huggingface.co``).
         token (`str`, *optional*): the token; defaults to ``HF_TOKEN`` or the saved login.
         max_attempts (`int`, defaults to 3): tries of a request the client does not retry
-            itself (``model_info``, the commit) on 429 / 5xx / connection errors.
+            itself (``model_info``, the commit, a listing page) on 429 / 5xx / connection
+            errors.
         sleep (`Callable[[float], None]`, defaults to `time.sleep`): the backoff's sleep.
+        listing_timeout (`float`, *optional*): seconds one page of :meth:`list_tagged` may
+            take, whole; defaults to ``$HF_STDEMBED_LISTING_TIMEOUT``, else
+            :data:`DEFAULT_LISTING_TIMEOUT`.
+
+    Raises:
+        RegistryError: ``$HF_STDEMBED_LISTING_TIMEOUT`` is not a positive number.
 
     Example:
         ```py
@@ -182,6 +200,7 @@ class HubRegistry:
         *,
         max_attempts: int = 3,
         sleep: Callable[[float], None] = time.sleep,
+        listing_timeout: float | None = None,
     ) -> None:
         from huggingface_hub import HfApi, constants
 
@@ -191,6 +210,7 @@ class HubRegistry:
         self.name = self.endpoint
         self.token = token
         self.max_attempts = max_attempts
+        self.listing_timeout = _listing_timeout(listing_timeout)
         self._sleep = sleep
         self.api = HfApi(
             endpoint=self.endpoint,
@@ -209,30 +229,110 @@ class HubRegistry:
 
         Pages are read raw rather than through ``HfApi.list_models``: that builds a
         ``ModelCardData`` from every card, and one stranger's malformed card (``tags: 5``)
-        raises inside the generator and ends the whole listing.
+        raises inside the generator and ends the whole listing. They are not read through
+        ``huggingface_hub.utils.paginate`` either: its ``http_backoff`` has no timeout (the
+        shared client's is None), retries a refused connection 5 times over ~24 s, and
+        sleeps whatever ``Retry-After`` asks (3600 s five times over).
+
+        Each page is one request bounded in time (:attr:`listing_timeout`, for the whole
+        page, checked as its body arrives, and for each network read) and in size
+        (:data:`MAX_LISTING_PAGE_BYTES`). A 429 or 5xx is retried up to ``max_attempts``
+        times, sleeping ``Retry-After`` (at most :data:`_MAX_RETRY_AFTER` s: a longer wait
+        fails at once, saying so) or 1, 2, 4... s; a connection dropped mid-answer is retried
+        likewise. A refused connection, a timeout or a stalled page fails at once.
+
+        An item whose id the rest of the code would refuse, or whose card metadata is over
+        :data:`MAX_LISTED_CARD_DATA_CHARS` of JSON, is yielded with ``problem`` set and no card
+        data; an item without a commit sha, or with an id too long to record, is skipped with
+        a logged warning.
 
         Raises:
-            RegistryError: if the endpoint cannot be reached or refuses the listing.
+            RegistryError: the endpoint cannot be reached (the message names ``--no-refresh``
+                and ``HF_HUB_OFFLINE=1``), is too slow, rate-limits for too long, or refuses
+                the listing.
         """
-        from huggingface_hub.utils import build_hf_headers, paginate
+        from huggingface_hub.utils import build_hf_headers
 
-        params = {"filter": [tag], "expand": ["sha", "lastModified", "cardData"]}
+        url: str | None = f"{self.endpoint}/api/models"
+        params: dict[str, Any] | None = {
+            "filter": [tag],
+            "expand": ["sha", "lastModified", "cardData"],
+        }
         headers = build_hf_headers(
             token=self.token, library_name=LIBRARY_NAME, library_version=__version__
         )
-        with self._errors(None):
-            for item in paginate(f"{self.endpoint}/api/models", params=params, headers=headers):
-                repo_id, sha = item.get("id"), item.get("sha")
-                if not isinstance(repo_id, str) or not isinstance(sha, str):
-                    continue  # not a model the API describes fully: nothing to read at a revision
-                card_data = item.get("cardData")
-                modified = item.get("lastModified")
-                yield RepoSummary(
-                    repo_id=repo_id,
-                    sha=sha,
-                    last_modified=modified if isinstance(modified, str) else None,
-                    card_data=card_data if isinstance(card_data, dict) else {},
+        while url is not None:
+            page, url = self._listing_page(url, params, headers)
+            params = None  # the next page's URL holds the query
+            for item in page:
+                summary = _listed_summary(item)
+                if summary is not None:
+                    yield summary
+
+    def _listing_page(
+        self, url: str, params: dict[str, Any] | None, headers: dict[str, str]
+    ) -> tuple[list, str | None]:
+        """(one page of the listing, the next page's URL or None); see :meth:`list_tagged`."""
+        import httpx2
+        from huggingface_hub.errors import OfflineModeIsEnabled
+        from huggingface_hub.utils import get_session, hf_raise_for_status
+
+        offline_hint = (
+            "to rank the local index without listing, pass --no-refresh to select, or set "
+            "HF_HUB_OFFLINE=1"
+        )
+        for attempt in range(1, self.max_attempts + 1):
+            last = attempt == self.max_attempts
+            try:
+                response = _read_page(
+                    get_session(), url, params, headers, timeout=self.listing_timeout
                 )
+            except OfflineModeIsEnabled as e:  # raised by the client's request hook
+                raise self._offline_error(None) from e
+            except (_PageStalledError, httpx2.ReadTimeout, httpx2.WriteTimeout) as e:
+                reason = _first_line(e) or f"nothing arrived for {self.listing_timeout:g} s"
+                raise RegistryError(
+                    f"{self.endpoint} took over {self.listing_timeout:g} s to send one page of "
+                    f"the listing ({reason}): try again later, allow more time with "
+                    f"{LISTING_TIMEOUT_ENV}=SECONDS, or {offline_hint}"
+                ) from e
+            except (httpx2.ConnectError, httpx2.TimeoutException) as e:
+                reason = _first_line(e) or type(e).__name__
+                raise RegistryError(
+                    f"cannot reach {self.endpoint} ({reason}): check the network and the "
+                    f"endpoint (HF_ENDPOINT or --registry); {offline_hint}"
+                ) from e
+            except httpx2.TransportError as e:  # connected, then dropped: worth another try
+                if last:
+                    raise RegistryError(
+                        f"cannot reach {self.endpoint} ({_first_line(e)}): the connection "
+                        f"broke {attempt} times; try again later, or {offline_hint}"
+                    ) from e
+                self._sleep(_retry_delay(e, attempt))
+                continue
+            if response.status_code in _RETRY_STATUSES:
+                wanted = _retry_after(response)
+                if wanted is not None and wanted > _MAX_RETRY_AFTER:
+                    raise RegistryError(
+                        f"{self.endpoint} rate-limits the listing and asks to wait {wanted:g} s "
+                        f"(over the {_MAX_RETRY_AFTER:g} s this waits): try again later, or "
+                        f"{offline_hint}"
+                    )
+                if not last:
+                    self._sleep(_retry_delay(response, attempt))
+                    continue
+            with self._errors(None):
+                hf_raise_for_status(response)
+            try:
+                page = json.loads(response.content)
+            except (ValueError, RecursionError) as e:
+                raise RegistryError(
+                    f"{self.endpoint} sent a listing page that is not JSON ({_first_line(e)})"
+                ) from e
+            if not isinstance(page, list):
+                raise RegistryError(f"{self.endpoint} sent a listing page that is not a list")
+            return page, response.links.get("next", {}).get("url")
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def head(self, repo_id: str, *, revision: str | None = None) -> str:
         """The commit sha of ``revision`` (default: ``main``), via ``model_info``.
@@ -399,16 +499,19 @@ class HubRegistry:
         the account's namespaces (one ``whoami`` request). Fine-grained tokens are not
         second-guessed: the commit itself decides.
 
+        The ``whoami`` request is retried like other reads (a dropped connection, a 429).
+
         Raises:
             AuthError: no token, an invalid token, or a namespace the account cannot write to.
+            RegistryError: the Hub cannot be reached (the message says to check the network).
         """
-        from huggingface_hub.errors import HfHubHTTPError
-
         token = self._require_token(repo_id)
-        try:
-            me = self.api.whoami(token=token)
-        except HfHubHTTPError as e:
-            raise self._translate(e, repo_id, writing=True, create_pr=create_pr) from e
+        me = self._retrying(
+            repo_id,
+            lambda: self.api.whoami(token=token),
+            writing=True,
+            create_pr=create_pr,
+        )
         if create_pr:
             return
         auth = me.get("auth") if isinstance(me.get("auth"), dict) else {}
@@ -541,11 +644,22 @@ class HubRegistry:
             )
         return token
 
-    def _retrying(self, repo_id: str, call: Callable[[], T], *, repo_type: str = "model") -> T:
-        """``call`` with a bounded backoff on 429 / 5xx / connection errors (safe: reads only)."""
+    def _retrying(
+        self,
+        repo_id: str,
+        call: Callable[[], T],
+        *,
+        repo_type: str = "model",
+        writing: bool = False,
+        create_pr: bool = False,
+    ) -> T:
+        """``call`` with a bounded backoff on 429 / 5xx / connection errors (safe: reads only;
+        ``writing`` and ``create_pr`` only word its errors for a write to come)."""
         for attempt in range(1, self.max_attempts + 1):
             try:
-                with self._errors(repo_id, repo_type=repo_type):
+                with self._errors(
+                    repo_id, repo_type=repo_type, writing=writing, create_pr=create_pr
+                ):
                     return call()
             except RegistryError as e:
                 status = _status(e.__cause__)
@@ -580,18 +694,19 @@ class HubRegistry:
                 e, repo_id, writing=writing, create_pr=create_pr, repo_type=repo_type
             ) from e
         except OfflineModeIsEnabled as e:
-            raise RegistryError(
-                f"HF_HUB_OFFLINE is set, so {self.endpoint} cannot be reached: unset it, or use "
-                "a directory registry (--registry DIR)",
-                repo_id=repo_id,
-            ) from e
+            raise self._offline_error(repo_id) from e
         except LocalEntryNotFoundError as e:  # the Hub could not be reached and no cached copy
             raise RegistryError(
                 f"cannot reach {self.endpoint} (and the file is not in the local cache): {e}",
                 repo_id=repo_id,
             ) from e
         except (httpx2.TransportError, ConnectionError) as e:
-            raise RegistryError(f"cannot reach {self.endpoint}: {e}", repo_id=repo_id) from e
+            reason = _first_line(e) or type(e).__name__
+            raise RegistryError(
+                f"cannot reach {self.endpoint} ({reason}): check the network and the endpoint "
+                "(HF_ENDPOINT or --registry), then try again",
+                repo_id=repo_id,
+            ) from e
         except HFValidationError as e:
             raise RegistryError(f"invalid repo id or revision: {e}", repo_id=repo_id) from e
         except ValueError as e:
@@ -600,6 +715,13 @@ class HubRegistry:
 
                 raise InvalidCardError(f"the Hub refused the card: {e}", repo_id=repo_id) from e
             raise
+
+    def _offline_error(self, repo_id: str | None) -> RegistryError:
+        return RegistryError(
+            f"HF_HUB_OFFLINE is set, so {self.endpoint} cannot be reached: unset it, or use "
+            "a directory registry (--registry DIR)",
+            repo_id=repo_id,
+        )
 
     def _translate(
         self,
@@ -744,6 +866,110 @@ def index_dataset_card(parquet: Path) -> str:
     return "\n".join(lines)
 
 
+class _PageStalledError(Exception):
+    """A listing page did not arrive whole within its time."""
+
+
+def _read_page(
+    client: Any,
+    url: str,
+    params: dict[str, Any] | None,
+    headers: dict[str, str],
+    *,
+    timeout: float,
+) -> Any:
+    """``GET url`` read whole within ``timeout`` seconds and :data:`MAX_LISTING_PAGE_BYTES`.
+
+    ``timeout`` bounds each network operation (connect, each read) and, checked as the body
+    arrives, the whole answer: a server that sends a byte now and then cannot stall it. The
+    answer is returned as an ``httpx2.Response`` holding the body read.
+
+    Raises:
+        _PageStalledError: the body took longer, or was larger than the limit.
+        httpx2.TransportError: the connection failed (refused, timed out, dropped).
+    """
+    import httpx2
+
+    deadline = time.monotonic() + timeout
+    with client.stream(
+        "GET", url, params=params, headers=headers, timeout=httpx2.Timeout(timeout)
+    ) as streamed:
+        declared = streamed.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > MAX_LISTING_PAGE_BYTES:
+            raise _PageStalledError(f"{declared} bytes, over the {MAX_LISTING_PAGE_BYTES} limit")
+        chunks, size = [], 0
+        for chunk in streamed.iter_bytes():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_LISTING_PAGE_BYTES:
+                raise _PageStalledError(f"over {MAX_LISTING_PAGE_BYTES} bytes")
+            if time.monotonic() > deadline:
+                raise _PageStalledError(f"{size} bytes had arrived")
+        skip = {"content-encoding", "content-length", "transfer-encoding"}  # the body is decoded
+        return httpx2.Response(
+            streamed.status_code,
+            headers=[(k, v) for k, v in streamed.headers.multi_items() if k.lower() not in skip],
+            content=b"".join(chunks),
+            request=streamed.request,
+        )
+
+
+def _listed_summary(item: Any) -> RepoSummary | None:
+    """A listing item as a summary; one it cannot describe gets ``problem``; None: skipped."""
+    if not isinstance(item, dict):
+        return None
+    repo_id, sha = item.get("id"), item.get("sha")
+    if not isinstance(repo_id, str) or not isinstance(sha, str):
+        return None  # not a model the API describes fully: nothing to read at a revision
+    if len(repo_id) > _MAX_LISTED_ID_CHARS or not _SHA_RE.fullmatch(sha):
+        logger.warning(
+            "skipping a listed repo: id %r (%d characters) at commit %r",
+            repo_id[:100],
+            len(repo_id),
+            sha[:100],
+        )
+        return None
+    modified = item.get("lastModified")
+    modified = modified if isinstance(modified, str) and len(modified) <= 64 else None
+    try:
+        _check_repo_id(repo_id, namespaced=False)
+    except RepoNotFoundError as e:
+        return RepoSummary(repo_id, sha, modified, {}, problem=f"the listing gave an {e}")
+    card_data = item.get("cardData")
+    card_data = card_data if isinstance(card_data, dict) else {}
+    size = len(json.dumps(card_data, separators=(",", ":"), ensure_ascii=False))
+    if size > MAX_LISTED_CARD_DATA_CHARS:
+        problem = (
+            f"its card metadata is {size} characters of JSON, over the "
+            f"{MAX_LISTED_CARD_DATA_CHARS} limit: not read"
+        )
+        return RepoSummary(repo_id, sha, modified, {}, problem=problem)
+    return RepoSummary(repo_id, sha, modified, card_data)
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def _listing_timeout(seconds: float | None) -> float:
+    """``seconds``, else ``$HF_STDEMBED_LISTING_TIMEOUT``, else the default; checked > 0."""
+    if seconds is None:
+        text = os.environ.get(LISTING_TIMEOUT_ENV, "").strip()
+        try:
+            seconds = float(text) if text else DEFAULT_LISTING_TIMEOUT
+        except ValueError:
+            seconds = float("nan")
+        if not seconds > 0 or seconds == float("inf"):
+            raise RegistryError(
+                f"{LISTING_TIMEOUT_ENV}={text!r} is not a number of seconds: set it to a "
+                f"positive number (default {DEFAULT_LISTING_TIMEOUT:g}) or unset it"
+            )
+    elif not seconds > 0:
+        raise ValueError(f"Invalid listing_timeout value: {seconds} (must be > 0)")
+    return float(seconds)
+
+
 def _status(e: BaseException | None) -> int | None:
     response = getattr(e, "response", None)
     return getattr(response, "status_code", None)
@@ -760,15 +986,23 @@ def _is_network_error(e: BaseException | None) -> bool:
     return isinstance(e, (httpx2.TransportError, ConnectionError))
 
 
-def _retry_delay(e: BaseException | None, attempt: int) -> float:
-    """``Retry-After`` seconds when the server sent them (capped), else 1, 2, 4, ... seconds."""
-    response = getattr(e, "response", None)
+def _retry_after(source: Any) -> float | None:
+    """The ``Retry-After`` seconds of a response (or of an error's response), if any."""
+    response = getattr(source, "response", source)
     headers = getattr(response, "headers", None) or {}
     value = headers.get("Retry-After") if hasattr(headers, "get") else None
     try:
-        return min(max(float(value), 0.0), _MAX_RETRY_AFTER)
+        seconds = float(value)
     except (TypeError, ValueError):
-        return float(2 ** (attempt - 1))
+        return None
+    return max(seconds, 0.0) if seconds == seconds else None  # NaN: none
+
+
+def _retry_delay(source: Any, attempt: int) -> float:
+    """``Retry-After`` seconds when the server sent them (capped at :data:`_MAX_RETRY_AFTER`),
+    else 1, 2, 4, ... seconds. ``source`` is a response, or an error holding one."""
+    wanted = _retry_after(source)
+    return float(2 ** (attempt - 1)) if wanted is None else min(wanted, _MAX_RETRY_AFTER)
 
 
 def _git_blob_id(data: bytes) -> str:
