@@ -1242,11 +1242,19 @@ class DirectoryRegistry:
         Raises:
             ConcurrentUpdateError: the repo's content changed since ``parent_commit``.
             AuthError: the folder is not writable.
-            RegistryError: on ``create_pr`` (no pull requests here).
+            RegistryError: on ``create_pr`` (no pull requests here), or a path that a link
+                leads out of the registry.
         """
         self.check_write(repo_id, create_pr=create_pr)
         repo = self.repo_path(repo_id)
         targets = {path: self._target(repo, repo_id, path) for path in files}
+        for path, target in targets.items():
+            if not self._inside(target):
+                raise RegistryError(
+                    f"{repo_id}/{path} resolves outside the registry ({self.root}): a link in "
+                    "the repo points out of it; nothing was written",
+                    repo_id=repo_id,
+                )
         try:
             with _locked(repo):
                 if parent_commit is not None:

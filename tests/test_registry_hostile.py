@@ -158,6 +158,10 @@ def test_links_out_of_the_registry_are_not_followed(tmp_path: Path, index: Embed
     before = registry.head("team/m1")
     secret.write_bytes(b"another key\n")
     assert registry.head("team/m1") == before
+    # nor is anything written through a link out of it
+    with pytest.raises(RegistryError, match="outside the registry"):
+        registry.commit("team/m1", {"leak/new.txt": b"x"}, message="m", parent_commit=None)
+    assert not (secret.parent / "new.txt").exists()
 
 
 def alias_bomb(levels: int) -> str:
