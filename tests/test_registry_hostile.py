@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 from hub_server import FakeHub, use_endpoint
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_crawl import STANDARD, published_files, seed_repos
 
 from hf_stdembed import registry as registry_module
@@ -385,3 +387,45 @@ def test_reset_during_whoami_is_one_error_line(
     hub.reset_next(10, path_prefix="/api/whoami")
     err = run_main(monkeypatch, capsys, "publish", "tester/m", "-q")
     assert err.startswith("Error: cannot reach") and "try again" in err
+
+
+# =========================================================================================
+# Parsers of what strangers send, over arbitrary input
+# =========================================================================================
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=20,
+)
+listing_items = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": st.text(max_size=250) | st.from_regex(r"[a-z]{1,8}/[a-z0-9.-]{1,12}", fullmatch=True),
+        "sha": st.from_regex(r"[0-9a-f]{40}", fullmatch=True) | json_values,
+        "lastModified": json_values,
+        "cardData": json_values,
+    },
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(item=listing_items | json_values)
+def test_any_listing_item_is_a_summary_a_problem_or_skipped(item: object) -> None:
+    summary = registry_module._listed_summary(item)
+    if summary is None:
+        return
+    assert isinstance(summary.card_data, dict) and len(summary.sha) == 40
+    if summary.problem is None:
+        registry_module._check_repo_id(summary.repo_id, namespaced=False)  # usable everywhere
+    else:
+        assert summary.card_data == {}
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=st.text(max_size=300), truncated=st.booleans())
+def test_any_readme_text_is_card_data_or_a_problem(text: str, truncated: bool) -> None:
+    for candidate in (text, f"---\n{text}\n---\n", f"---\ntags: [hf-stdembed]\n{text}\n---\n"):
+        data, problem, mentioned = registry_module._card_of((candidate, truncated), CARD_TAG)
+        assert isinstance(data, dict) and (problem is None or data == {})
+        assert mentioned == (CARD_TAG in candidate)
