@@ -289,6 +289,12 @@ class HubRegistry:
                 )
             except OfflineModeIsEnabled as e:  # raised by the client's request hook
                 raise self._offline_error(None) from e
+            except _PageTooLargeError as e:
+                raise RegistryError(
+                    f"{self.endpoint} sent a listing page of {e}, over the "
+                    f"{MAX_LISTING_PAGE_BYTES} byte limit: not read; check the endpoint "
+                    f"(HF_ENDPOINT or --registry), or {offline_hint}"
+                ) from e
             except (_PageStalledError, httpx2.ReadTimeout, httpx2.WriteTimeout) as e:
                 reason = _first_line(e) or f"nothing arrived for {self.listing_timeout:g} s"
                 raise RegistryError(
@@ -870,6 +876,10 @@ class _PageStalledError(Exception):
     """A listing page did not arrive whole within its time."""
 
 
+class _PageTooLargeError(Exception):
+    """A listing page is larger than :data:`MAX_LISTING_PAGE_BYTES`."""
+
+
 def _read_page(
     client: Any,
     url: str,
@@ -885,7 +895,8 @@ def _read_page(
     answer is returned as an ``httpx2.Response`` holding the body read.
 
     Raises:
-        _PageStalledError: the body took longer, or was larger than the limit.
+        _PageStalledError: the body took longer.
+        _PageTooLargeError: the body is larger than the limit.
         httpx2.TransportError: the connection failed (refused, timed out, dropped).
     """
     import httpx2
@@ -896,13 +907,13 @@ def _read_page(
     ) as streamed:
         declared = streamed.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > MAX_LISTING_PAGE_BYTES:
-            raise _PageStalledError(f"{declared} bytes, over the {MAX_LISTING_PAGE_BYTES} limit")
+            raise _PageTooLargeError(f"{declared} bytes")
         chunks, size = [], 0
         for chunk in streamed.iter_bytes():
             chunks.append(chunk)
             size += len(chunk)
             if size > MAX_LISTING_PAGE_BYTES:
-                raise _PageStalledError(f"over {MAX_LISTING_PAGE_BYTES} bytes")
+                raise _PageTooLargeError(f"over {MAX_LISTING_PAGE_BYTES} bytes")
             if time.monotonic() > deadline:
                 raise _PageStalledError(f"{size} bytes had arrived")
         skip = {"content-encoding", "content-length", "transfer-encoding"}  # the body is decoded

@@ -330,6 +330,15 @@ def test_drip_fed_listing_fails_fast(
     assert len(list(HubRegistry(listing_timeout=30).list_tagged(CARD_TAG))) == 2
 
 
+def test_oversized_listing_page_is_refused(
+    hub: FakeHub, monkeypatch: pytest.MonkeyPatch, no_library_sleep: None
+) -> None:
+    seed_repos(hub, 2)
+    monkeypatch.setattr(registry_module, "MAX_LISTING_PAGE_BYTES", 100)
+    with pytest.raises(RegistryError, match="over the 100 byte limit: not read"):
+        list(HubRegistry().list_tagged(CARD_TAG))
+
+
 def test_oversized_card_data_is_a_problem_not_kept(hub: FakeHub, index: EmbeddingIndex) -> None:
     seed_repos(hub, 2)
     files = published_files("org9/huge", 3)
