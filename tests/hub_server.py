@@ -25,6 +25,10 @@ contents base64-encoded inside the commit payload and never takes the LFS or Xet
 Errors carry the Hub's ``X-Error-Code`` / ``X-Error-Message`` headers and ``{"error": ...}``
 body, so the client raises the same exception classes as against huggingface.co.
 
+Failures can be injected for the next matching requests: ``fail_next`` (an error status, with
+``Retry-After`` on a 429), ``reset_next`` (the connection dropped with a TCP reset, no answer) and
+``drip_next`` (a normal answer whose body arrives one byte at a time).
+
 Everything lives in memory; a single lock serialises request handling, so concurrent commits
 behave like the Hub's (one wins, the other gets a 412 when it passed ``parent_commit``).
 
@@ -46,8 +50,11 @@ import json
 import mimetypes
 import os
 import re
+import socket
+import struct
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -139,6 +146,8 @@ class _Failure:
     path_prefix: str
     method: str | None
     retry_after: int | None
+    kind: str = "status"  # "status": answer `status`; "reset": drop the connection; "drip"
+    interval: float = 0.0  # "drip": seconds between two bytes of the body
 
 
 @dataclass
@@ -146,6 +155,8 @@ class _Response:
     status: int
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    reset: bool = False  # drop the connection (TCP reset) instead of answering
+    drip: float | None = None  # send the body one byte every `drip` seconds
 
 
 class _HubError(Exception):
@@ -338,6 +349,46 @@ class FakeHub:
                 _Failure(n, status, path_prefix, method and method.upper(), retry_after)
             )
 
+    def reset_next(self, n: int = 1, *, path_prefix: str = "/", method: str | None = None) -> None:
+        """Drop the connection of the next ``n`` matching requests without an answer (a TCP
+        reset: the client sees a network error, as when a proxy or the network fails).
+
+        Args:
+            n (`int`, defaults to 1): how many requests are dropped.
+            path_prefix (`str`, defaults to ``"/"``): only requests whose path starts with this.
+            method (`str`, *optional*): only requests with this method.
+        """
+        self._add_failure(n, path_prefix, method, kind="reset")
+
+    def drip_next(
+        self,
+        n: int = 1,
+        *,
+        path_prefix: str = "/",
+        method: str | None = None,
+        interval: float = 0.5,
+    ) -> None:
+        """Answer the next ``n`` matching requests normally, but send each body one byte every
+        ``interval`` seconds (a stalled or hostile server: every read succeeds, none finishes).
+
+        Args:
+            n (`int`, defaults to 1): how many answers are drip-fed.
+            path_prefix (`str`, defaults to ``"/"``): only requests whose path starts with this.
+            method (`str`, *optional*): only requests with this method.
+            interval (`float`, defaults to 0.5): seconds between two bytes.
+        """
+        self._add_failure(n, path_prefix, method, kind="drip", interval=interval)
+
+    def _add_failure(
+        self, n: int, path_prefix: str, method: str | None, *, kind: str, interval: float = 0.0
+    ) -> None:
+        if n < 1:
+            raise ValueError(f"Invalid n value: {n} (must be >= 1)")
+        with self._lock:
+            self._failures.append(
+                _Failure(n, 0, path_prefix, method and method.upper(), None, kind, interval)
+            )
+
     # -- seeding and inspecting state --------------------------------------------------------
 
     def add_token(self, token: str, name: str, orgs: Iterable[str] = ()) -> None:
@@ -455,15 +506,18 @@ class FakeHub:
         with self._lock:
             self._requests.append((method, split.path))
             failure = self._take_failure(method, split.path)
-            if failure is not None:
+            if failure is not None and failure.drip is None:
                 return failure
             try:
-                return self._route(method, split.path, parse_qs(split.query), headers, body)
+                response = self._route(method, split.path, parse_qs(split.query), headers, body)
             except _HubError as error:
-                return error.response()
+                response = error.response()
             except Exception:  # a FakeHub bug: answer it instead of dropping the connection
                 self.server_errors.append(traceback.format_exc())
                 return _HubError(500, f"FakeHub crashed:\n{self.server_errors[-1]}").response()
+            if failure is not None:  # drip-feed the answer
+                response.drip = failure.drip
+            return response
 
     def _take_failure(self, method: str, path: str) -> _Response | None:
         for failure in self._failures:
@@ -471,6 +525,10 @@ class FakeHub:
                 failure.remaining -= 1
                 if failure.remaining == 0:
                     self._failures.remove(failure)
+                if failure.kind == "reset":
+                    return _Response(0, reset=True)
+                if failure.kind == "drip":
+                    return _Response(0, drip=failure.interval)
                 headers = {}
                 if failure.status == 429 and failure.retry_after is not None:
                     headers["Retry-After"] = str(failure.retry_after)
@@ -983,13 +1041,26 @@ class _Handler(BaseHTTPRequestHandler):
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         headers = {k.lower(): v for k, v in self.headers.items()}
         response = self.hub.handle(self.command, self.path, headers, body)
+        if response.reset:
+            # SO_LINGER 0: closing sends a TCP reset, not an orderly end of stream
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
+            return
         self.send_response(response.status)
         for name, value in response.headers.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(response.body)))
         self.end_headers()
-        if self.command != "HEAD":
+        if self.command == "HEAD":
+            return
+        if response.drip is None:
             self.wfile.write(response.body)
+            return
+        self.close_connection = True
+        for i in range(len(response.body)):
+            self.wfile.write(response.body[i : i + 1])
+            time.sleep(response.drip)
 
     def _read_chunked(self) -> bytes:
         chunks = []
