@@ -765,6 +765,7 @@ def plot_report(
 def plot_recall(summary: dict[str, Any], path: str | Path, *, title: str = "") -> Path:
     """recall@K against K for every selector of a summary, shaded 95 % intervals."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -772,12 +773,16 @@ def plot_recall(summary: dict[str, Any], path: str | Path, *, title: str = "") -
     fig, ax = plt.subplots(figsize=(7, 4.5))
     m = len(summary["pool"])
     ks = list(range(1, m + 1))
-    for name, stats in summary["mean"].items():
+    colours = plt.get_cmap("tab20").colors
+    for i, (name, stats) in enumerate(summary["mean"].items()):
         style = "--" if name in TASK_BLIND_SELECTORS or name == "logme" else "-"
-        (line,) = ax.plot(ks, stats["recall"], style, marker=".", ms=3, lw=1, label=name)
+        (line,) = ax.plot(
+            ks, stats["recall"], style, marker=".", ms=3, lw=1, label=name, c=colours[i % 20]
+        )
         low = [i[0] for i in stats["recall_intervals"]]
         high = [i[1] for i in stats["recall_intervals"]]
         ax.fill_between(ks, low, high, color=line.get_color(), alpha=0.12, lw=0)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("K (models kept)")
     ax.set_ylabel("recall@K (a model within 1 point of the best in the top K)")
     ax.set_ylim(-0.02, 1.02)
