@@ -7,6 +7,9 @@
   accuracy among the ``k`` highest-scoring ones (0 when the best is among them).
 - :func:`expected_random_gap`: the same gap for ``k`` candidates drawn uniformly at random,
   in expectation (exact, no sampling).
+- :func:`recall_curve`: recall@K for K = 1..m, whether a candidate within
+  :data:`RECALL_TOLERANCE` points of the best is among the ``K`` highest scores (the measure
+  of a shortlist); :func:`expected_random_recall` the same for a random draw, exact.
 """
 
 from __future__ import annotations
