@@ -1,43 +1,45 @@
-"""The offline benchmark of issue 4: does selection pick good models on real models and data?
+"""The offline benchmark of issues 4 and 11: does selection pick good models, with error bars?
 
     python benchmarks/offline_benchmark.py --bench-dir ../shared/bench --out benchmarks/results
 
-Pool: the 13 real models of the benchmark folder (:mod:`bench_models`), torchvision's
-MobileNetV2 and EfficientNet-Lite0 from their PyPI packages (128 px), and both randomly
-initialised (known-bad distractors). Standards: each of the two zoo models as baseline, probe
-= a seeded subset of CIFAR-10 train. Tasks: CIFAR-10, USPS, COIL-20, ORL, UMIST, Palm.
-Every feature goes through the on-disk cache (so do P masks, linear probes, LogME and Q), so
-a re-run costs no forward pass.
+Pool: ``benchmarks/pool.py``'s ``POOL`` (real models, intermediate blocks of the ImageNet
+models, specialists trained on the tasks' specialist pools, random distractors). Standards:
+each of ``STANDARD_BASELINES`` as baseline, probe = 5,000 seeded CIFAR-10 train images.
+Tasks: ``benchmarks/tasks.py`` (CIFAR-10, USPS, COIL-20, ORL, UMIST, Palm): per task an
+evaluation pool (never seen by a specialist; CIFAR-10's outside the probe set) and
+``--splits`` seeded stratified train/test splits of it. Features are extracted once per
+evaluation pool and indexed per split; P runs once per candidate and standard; the linear
+probes, LogME and Q run per split. Every figure is the mean over splits with a 95 % bootstrap
+interval; recall@K for K = 1..|pool|.
 
-P runs at the paper's schedule (4,000 steps, ``--p-steps`` to cut it). The probe set is 5,000
-CIFAR-10 train images (``--probe``): several times the baseline's 1,280 features, so that the
-affine maps of P cannot interpolate the probe set; the tasks are seeded subsets cut to fit 2
-CPU cores (:class:`Sizes`; ``benchmarks/results/README.md`` says what it costs). Run it
-from the repository root: the dataset fingerprints that key the caches include the data
-file paths, so keep ``--bench-dir`` the same between runs that should share caches.
+Everything goes through the on-disk cache (``--cache-dir``: features, P masks, linear probes,
+LogME and Q), so rerunning the same command regenerates the whole report from the caches
+(``summary.md``, ``summary.json``, per-standard reports and plots, the pool table) without a
+forward pass or an optimisation. The cold run can be spread over several runs
+(``--extract-only``, ``--p-only``) that fill the same cache. P runs at the paper's schedule
+(4,000 steps; ``--p-steps`` only for smoke tests: fewer steps leave the masks at their
+start). Run it from the repository root: the dataset fingerprints that key the caches
+include the data file paths, so keep ``--bench-dir`` the same between runs sharing caches.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from hf_stdembed.data import (  # noqa: E402
-    ImageDataset,
-    load_image_dataset,
-    select_subset,
-    stratified_split,
-)
+from hf_stdembed.data import ImageDataset, load_image_dataset, select_subset  # noqa: E402
 from hf_stdembed.evaluation import FEATURE_TRANSFORMS  # noqa: E402
 
 ZOO = (
@@ -51,72 +53,51 @@ DISTRACTORS = (
 
 
 def bench_pool() -> list[str]:
+    """The 13 models of the benchmark folder (issue 4's pool, with ZOO and DISTRACTORS)."""
     from benchmarks import bench_models
 
     return [f"entrypoint:benchmarks.bench_models:{e}" for e in bench_models.ENTRYPOINTS]
 
 
-def imagenet_family() -> list[str]:
-    from benchmarks import bench_models
-
-    return [
-        *ZOO,
-        *(f"entrypoint:benchmarks.bench_models:{e}" for e in bench_models.TFLITE_ENTRYPOINTS),
-    ]
+def _contract(name: str) -> Any:
+    """``benchmarks.tasks`` or ``benchmarks.pool`` (the pool/protocol contract of issue 11)."""
+    return importlib.import_module(f"benchmarks.{name}")
 
 
 @dataclass(frozen=True)
 class Sizes:
-    """How many images of each dataset the run uses (CPU time decides, see the README)."""
+    """The probe set of both standards and the ground-truth splits."""
 
     probe: int = 5000  # CIFAR-10 train subset: the probe set D of both standards
-    cifar_train: int = 500  # CIFAR-10 train subset: the CIFAR-10 task's train split
-    cifar_test: int = 300  # stratified subset of CIFAR-10 test
-    fractions: tuple[tuple[str, float], ...] = (
-        ("usps", 0.2),
-        ("coil20", 0.25),
-        ("orl", 1.0),
-        ("umist", 0.5),
-        ("palm", 0.3),
-    )
+    seed: int = 0  # seed of the probe draw
+    splits: int = 5  # seeded stratified train/test splits per task (seeds 0..splits-1)
     test_fraction: float = 0.3
-    seed: int = 0
 
 
-def _parquet(path: Path, source: str) -> ImageDataset:
+def _parquet(path: Path) -> ImageDataset:
     return load_image_dataset("parquet", data_files=str(path), split="train")
 
 
-def _stratified_subset(ds: ImageDataset, fraction: float, seed: int) -> ImageDataset:
-    return ds if fraction >= 1.0 else stratified_split(ds, test_fraction=fraction, seed=seed)[1]
-
-
 def probe_set(bench_dir: Path, sizes: Sizes) -> ImageDataset:
-    train = _parquet(bench_dir / "data" / "cifar10" / "train.parquet", "cifar10-train")
+    """The standards' probe set: ``select_subset(CIFAR-10 train, sizes.probe, seed)``."""
+    train = _parquet(bench_dir / "data" / "cifar10" / "train.parquet")
     return select_subset(train, sizes.probe, seed=sizes.seed)
 
 
-def cifar_train_set(bench_dir: Path, sizes: Sizes) -> ImageDataset:
-    train = _parquet(bench_dir / "data" / "cifar10" / "train.parquet", "cifar10-train")
-    return select_subset(train, sizes.cifar_train, seed=sizes.seed)
+def split_tasks(bench_dir: Path, sizes: Sizes, names: list[str] | None = None) -> list[Any]:
+    """One :class:`~hf_stdembed.evaluation.SplitTask` per task of ``benchmarks.tasks``: its
+    evaluation pool and ``sizes.splits`` seeded stratified splits of it."""
+    from hf_stdembed.evaluation import SplitTask
 
-
-def task_sets(
-    bench_dir: Path, sizes: Sizes, names: list[str] | None = None
-) -> dict[str, tuple[ImageDataset, ImageDataset]]:
-    """``name -> (train, test)`` for every task (seeded, stratified)."""
-    tasks: dict[str, tuple[ImageDataset, ImageDataset]] = {}
-    data = bench_dir / "data"
-    if names is None or "cifar10" in names:
-        test = _parquet(data / "cifar10" / "test.parquet", "cifar10-test")
-        test = _stratified_subset(test, sizes.cifar_test / len(test), sizes.seed)
-        tasks["cifar10"] = (cifar_train_set(bench_dir, sizes), test)
-    for name, fraction in sizes.fractions:
+    tasks = _contract("tasks")
+    out = []
+    for name in tasks.TASKS:
         if names is not None and name not in names:
             continue
-        ds = _stratified_subset(_parquet(data / f"{name}.parquet", name), fraction, sizes.seed)
-        tasks[name] = stratified_split(ds, test_fraction=sizes.test_fraction, seed=sizes.seed)
-    return tasks
+        pool, _ = tasks.task_data(bench_dir, name)
+        parts = tasks.splits(pool, n=sizes.splits, test_fraction=sizes.test_fraction)
+        out.append(SplitTask(name, pool, tuple(parts)))
+    return out
 
 
 def extract_all(pool: list[str], datasets: list[tuple[str, ImageDataset]], cache_dir: Path) -> None:
@@ -124,9 +105,9 @@ def extract_all(pool: list[str], datasets: list[tuple[str, ImageDataset]], cache
     from hf_stdembed.extractors import load_extractor
     from hf_stdembed.features import extract_features
 
-    extractors = {spec: load_extractor(spec) for spec in pool}
-    for name, ds in datasets:
-        for spec, extractor in extractors.items():
+    for spec in pool:
+        extractor = load_extractor(spec)
+        for name, ds in datasets:
             t = time.time()
             x = extract_features(extractor, ds, cache_dir=cache_dir, progress=False)
             short = spec.rsplit(":", 1)[-1]
@@ -137,22 +118,19 @@ def extract_all(pool: list[str], datasets: list[tuple[str, ImageDataset]], cache
             )
 
 
-BASELINES = {
-    "mobilenetv2": ZOO[0],
-    "efficientnet-lite0": ZOO[1],
-}
-
-
 def make_standard(name: str, bench_dir: Path, sizes: Sizes, p_steps: int | None = None):
-    """A standard: a zoo baseline (128 px), probe = seeded CIFAR-10 train subset."""
-    schedule = {"steps": p_steps, "lr_step": p_steps // 4} if p_steps else {}
+    """A standard: a baseline of ``STANDARD_BASELINES`` (128 px), probe = seeded CIFAR-10
+    train subset."""
+    schedule = {"steps": p_steps, "lr_step": max(p_steps // 4, 1)} if p_steps else {}
     from hf_stdembed.core import ModelEmbeddingConfig
     from hf_stdembed.standards import BaselineSpec, ProbeSpec, Standard
 
     return Standard(
         id=f"bench-{name}-cifar10-{sizes.probe}" + (f"-p{p_steps}" if p_steps else ""),
         description=f"Offline benchmark: {name} (128 px) over {sizes.probe} CIFAR-10 train images.",
-        baseline=BaselineSpec(model=BASELINES[name], revision=None, dim=1280),
+        baseline=BaselineSpec(
+            model=_contract("pool").STANDARD_BASELINES[name], revision=None, dim=1280
+        ),
         probe=ProbeSpec(
             dataset="parquet",
             split="train",
@@ -165,7 +143,7 @@ def make_standard(name: str, bench_dir: Path, sizes: Sizes, p_steps: int | None 
 
 
 def precompute_p(pool: list[str], standard, cache_dir: Path, variants) -> None:
-    """Runs P for every candidate (raw and centred) into the cache, printing timings."""
+    """Runs P for every candidate and feature transform into the cache, printing timings."""
     from hf_stdembed.evaluation import model_embedding
     from hf_stdembed.extractors import load_extractor
     from hf_stdembed.features import extract_features
@@ -197,10 +175,10 @@ def main(argv: list[str] | None = None) -> None:
         "--cache-dir", type=Path, default=Path.home() / ".cache" / "hf-stdembed-bench"
     )
     parser.add_argument("--tasks", nargs="*", default=None, help="task names (default: all)")
-    parser.add_argument("--standards", nargs="*", default=list(BASELINES), choices=list(BASELINES))
+    parser.add_argument("--standards", nargs="*", default=None, help="default: every baseline")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--device", default=None, help="torch device of P, Q and the probes")
     parser.add_argument("--extract-only", action="store_true", help="only warm the caches")
-    parser.add_argument("--extract-part", choices=("zoo", "bench"), default=None)
     parser.add_argument("--p-only", action="store_true", help="only run P into the cache")
     parser.add_argument(
         "--features",
@@ -213,6 +191,9 @@ def main(argv: list[str] | None = None) -> None:
         "--probe", type=int, default=Sizes.probe, help="probe set size (CIFAR-10 train images)"
     )
     parser.add_argument(
+        "--splits", type=int, default=Sizes.splits, help="train/test splits per task"
+    )
+    parser.add_argument(
         "--p-steps",
         type=int,
         default=None,
@@ -222,75 +203,112 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     os.environ["HF_STDEMBED_BENCH_DIR"] = str(args.bench_dir.resolve())
-    from hf_stdembed.evaluation import DEFAULT_VARIANTS, TaskSpec, evaluate
+    from hf_stdembed.evaluation import DEFAULT_VARIANTS, evaluate
 
-    sizes = Sizes(probe=args.probe)
-    pool = [*ZOO, *bench_pool(), *DISTRACTORS]
-    standards = [
-        make_standard(name, args.bench_dir, sizes, args.p_steps) for name in args.standards
-    ]
+    pool_module = _contract("pool")
+    sizes = Sizes(probe=args.probe, splits=args.splits)
+    pool = [entry.spec for entry in pool_module.POOL]
+    names = args.standards or list(pool_module.STANDARD_BASELINES)
+    unknown = set(names) - set(pool_module.STANDARD_BASELINES)
+    if unknown:
+        parser.error(
+            f"unknown --standards {sorted(unknown)}: {list(pool_module.STANDARD_BASELINES)}"
+        )
+    standards = [make_standard(name, args.bench_dir, sizes, args.p_steps) for name in names]
+    variants = tuple(v for v in DEFAULT_VARIANTS if v.features in args.features)
     if args.p_only:
         for standard in standards:
-            variants = [v for v in DEFAULT_VARIANTS if v.features in args.features]
             precompute_p(pool, standard, args.cache_dir, variants)
         return
-    tasks = task_sets(args.bench_dir, sizes, args.tasks)
+    tasks = split_tasks(args.bench_dir, sizes, args.tasks)
     if args.extract_only:
         order = [("probe", probe_set(args.bench_dir, sizes))]
-        for name, (train, test) in tasks.items():
-            order.append((f"{name}-train", train))
-            order.append((f"{name}-test", test))
-        part = {"zoo": [*ZOO, *DISTRACTORS], "bench": bench_pool()}.get(args.extract_part, pool)
-        extract_all(part, order, args.cache_dir)
+        order += [(task.name, task.data) for task in tasks]
+        extract_all(pool, order, args.cache_dir)
         return
-    specs = [TaskSpec(name, train, test) for name, (train, test) in tasks.items()]
-    pools = {"whole pool": None, "ImageNet family": imagenet_family()}
     args.out.mkdir(parents=True, exist_ok=True)
-    summaries = {}
+    summaries: dict[str, dict[str, Any]] = {}
     for standard in standards:
         t = time.time()
-        variants = tuple(v for v in DEFAULT_VARIANTS if v.features in args.features)
-        report = evaluate(pool, standard, specs, variants=variants, cache_dir=args.cache_dir)
+        report = evaluate(
+            pool, standard, tasks, variants=variants, cache_dir=args.cache_dir, device=args.device
+        )
         out = args.out / standard.id
-        report.save(out, pools=pools)
+        report.save(out, pools={"whole pool": None})
         (out / "standard.yaml").write_text(standard.to_yaml())
-        summaries[standard.id] = {k: report.summary(v)["mean"] for k, v in pools.items()}
+        summaries[standard.id] = report.summary()
         print(f"{standard.id}: {time.time() - t:.0f}s -> {out}", file=sys.stderr, flush=True)
-    command = "python benchmarks/offline_benchmark.py " + " ".join(argv or sys.argv[1:])
+    command = "python benchmarks/offline_benchmark.py " + " ".join(
+        sys.argv[1:] if argv is None else argv
+    )
     (args.out / "command.txt").write_text(command + "\n")
+    rows = pool_module.pool_table(pool_module.POOL)
     setup = {
         "sizes": asdict(sizes),
         "p_schedule": {
             "steps": standards[0].model_embedding.steps,
             "lr_step": standards[0].model_embedding.lr_step,
         },
-        "tasks": {t.name: {"train": len(t.train), "test": len(t.test)} for t in specs},
-        "splits": "stratified_split(test_fraction, seed) of hf_stdembed.data; CIFAR-10 train "
-        "split = the first cifar_train images of the probe draw (a subset of the probe set), "
-        "test split = stratified subset of CIFAR-10 test",
+        "tasks": {
+            task.name: {
+                "evaluation_pool": len(task.data),
+                "train": [len(tr) for tr, _ in task.splits],
+                "test": [len(te) for _, te in task.splits],
+            }
+            for task in tasks
+        },
+        "splits": "benchmarks/tasks.py: per task an evaluation pool (disjoint from the "
+        "specialists' training images; CIFAR-10's outside the probe set), then seeded "
+        "stratified train/test splits of it (seeds 0..splits-1); features extracted once "
+        "per evaluation pool",
+        "intervals": "mean over splits, 95 % percentile bootstrap (hf_stdembed.core.statistics)",
     }
-    summary = {"setup": setup, "standards": summaries}
+    summary = {
+        "setup": setup,
+        "pool": rows,
+        "standards": {k: {"whole pool": v["mean"]} for k, v in summaries.items()},
+    }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    (args.out / "summary.md").write_text(summary_table(summaries) + "\n")
+    (args.out / "summary.md").write_text(summary_markdown(summaries, rows, setup) + "\n")
 
 
-def summary_table(summaries: dict[str, dict[str, dict[str, dict[str, float]]]]) -> str:
-    """Markdown: per standard, pool and selector, the mean and worst gaps over the tasks."""
-    lines = [
-        "| standard | pool | selector | top-1 | top-3 | top-5 | worst top-1 | worst top-3 "
-        "| mean wτ | mean τ | models forwarded |",
-        "| --- " * 11 + "|",
-    ]
-    for standard, pools in summaries.items():
-        for pool, selectors in pools.items():
-            for name, m in selectors.items():
-                cells = [m["top1"], m["top3"], m["top5"], m["max_top1"], m["max_top3"]]
-                cells += [m["weighted_tau"], m["kendall_tau"]]
-                lines.append(
-                    f"| {standard} | {pool} | {name} | "
-                    + " | ".join(f"{c:.2f}" for c in cells)
-                    + f" | {m['forward_models']:.0f} |"
-                )
+def summary_markdown(
+    summaries: dict[str, dict[str, Any]], pool_rows: list[dict], setup: dict[str, Any]
+) -> str:
+    """summary.md: per standard, every selector's figures with intervals and ties, the
+    recall@K table, links to the plots; then the pool table and the task sizes."""
+    from hf_stdembed.evaluation import interval_table, recall_table
+
+    lines = ["# Offline benchmark: summary", ""]
+    for standard, summary in summaries.items():
+        lines += [
+            f"## Standard `{standard}`: {len(summary['pool'])} candidates, "
+            f"{summary['splits']} splits per task",
+            "",
+            *interval_table(summary),
+            *recall_table(summary),
+            f"Plots: `{standard}/{standard}-recall-at-k-whole-pool.png` (recall@K), "
+            f"`{standard}/{standard}-<task>-accuracy-vs-score.png`; every candidate's accuracy "
+            f"per task: `{standard}/report.md`.",
+            "",
+        ]
+    lines += ["## Tasks", "", "| task | evaluation pool | train (per split) | test (per split) |"]
+    lines += ["| --- | ---: | --- | --- |"]
+    for name, t in setup["tasks"].items():
+        train = ", ".join(map(str, sorted(set(t["train"]))))
+        test = ", ".join(map(str, sorted(set(t["test"]))))
+        lines.append(f"| {name} | {t['evaluation_pool']} | {train} | {test} |")
+    lines += ["", f"## Pool ({len(pool_rows)} candidates)", "", _pool_markdown(pool_rows)]
+    return "\n".join(lines)
+
+
+def _pool_markdown(rows: list[dict]) -> str:
+    pool_module = _contract("pool")
+    if hasattr(pool_module, "table_markdown"):
+        return pool_module.table_markdown(rows)
+    keys = list(rows[0]) if rows else []
+    lines = ["| " + " | ".join(keys) + " |", "| --- " * len(keys) + "|"]
+    lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
     return "\n".join(lines)
 
 

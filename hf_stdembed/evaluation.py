@@ -3,16 +3,25 @@
 :func:`evaluate` runs, for a pool of candidates, a standard and labelled tasks:
 
 - ground truth: each candidate's linear-probe accuracy (the paper's protocol, Section 5.1,
-  on cached features: the task's train split to fit, its test split to score);
+  on cached features: the task's train split to fit, its test split to score), on every
+  seeded split of a :class:`SplitTask` (features are extracted once per task's data and
+  indexed per split; Q and LogME run per split, P once per candidate: it is task-blind);
 - our selector: the fuzzy intersection of the task embedding (Q on the baseline's features
   of the train split) with every model embedding (P over the standard's probe set);
 - reference selectors: LogME (You et al. 2021) on every candidate's train features,
-  "largest model first", a uniformly random pick (in expectation), and P's fidelity
+  "largest model first", a uniformly random pick (in expectation), P's fidelity
   ``min(L_to, L_from)`` alone (task-blind: how well a candidate and its masked baseline
-  features map onto each other);
+  features map onto each other), and ``loto``, leave-one-task-out general quality (a
+  candidate's mean accuracy on the OTHER tasks at the same split index: what "pick the model
+  that is good everywhere" is worth; it needs at least two tasks);
 - per selector: the gap of the best of its top-1/3/5 to the best candidate (Table 2),
-  Kendall tau and weighted tau of its scores against the accuracies, and the model forward
-  passes it spends on the task (ours: the baseline only, O(1); LogME: every candidate, O(m)).
+  Kendall tau and weighted tau of its scores against the accuracies, recall@K (a candidate
+  within :data:`~hf_stdembed.core.ranking_metrics.RECALL_TOLERANCE` points of the best is in
+  its top K, K = 1..m), and the model forward passes it spends on the task (ours: the
+  baseline only, O(1); LogME: every candidate, O(m));
+- every figure as the mean over splits with a 95 % percentile bootstrap interval
+  (:mod:`hf_stdembed.core.statistics`); the summary marks selectors whose paired difference
+  to the best one has an interval holding 0 as tied with it.
 
 Named variants of our selector sit beside the faithful default (``faithful``) and never change
 it: ``features`` centres (``centred``) or standardises (``standardised``: centred, then each
@@ -51,11 +60,14 @@ from .core.logme import logme
 from .core.metric import SIMILARITIES
 from .core.ranking_metrics import (
     expected_random_gap,
+    expected_random_recall,
     kendall_tau,
+    recall_curve,
     top_k_gap,
     top_k_order,
     weighted_tau,
 )
+from .core.statistics import Interval, bootstrap_mean, tied_with_best
 from .data import ImageDataset
 from .extractors import FeatureExtractor, load_extractor
 from .features import extract_features
@@ -72,6 +84,72 @@ class TaskSpec:
     name: str
     train: ImageDataset
     test: ImageDataset
+
+
+@dataclass(frozen=True)
+class SplitTask:
+    """A labelled task measured over several train/test splits of one dataset.
+
+    ``splits`` holds ``(train_idx, test_idx)`` row positions into ``data`` (see
+    :func:`repeated_splits`): every model's features are extracted once over ``data`` and
+    indexed per split, and the ground truth, Q and LogME are computed per split.
+    """
+
+    name: str
+    data: ImageDataset
+    splits: tuple[tuple[torch.Tensor, torch.Tensor], ...]
+
+    def __post_init__(self) -> None:
+        if not self.splits:
+            raise ValueError(f"task {self.name!r} has no split")
+        n = len(self.data)
+        for i, (train, test) in enumerate(self.splits):
+            for part, idx in (("train", train), ("test", test)):
+                if idx.ndim != 1 or len(idx) == 0:
+                    raise ValueError(f"task {self.name!r} split {i}: empty {part} part")
+                if int(idx.min()) < 0 or int(idx.max()) >= n:
+                    raise ValueError(f"task {self.name!r} split {i}: {part} row outside 0..{n - 1}")
+            if len(set(train.tolist()) & set(test.tolist())):
+                raise ValueError(f"task {self.name!r} split {i}: a row is in train and test")
+
+
+def split_indices(
+    labels: torch.Tensor, *, test_fraction: float, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sorted ``(train_idx, test_idx)`` of a seeded stratified split: the same rows as
+    :func:`hf_stdembed.data.stratified_split` with the same ``test_fraction`` and ``seed``.
+
+    Raises:
+        ValueError: ``test_fraction`` is not in ``(0, 1)``.
+    """
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"Invalid test_fraction value: {test_fraction} (must be in (0, 1))")
+    generator = torch.Generator().manual_seed(seed)
+    train_parts, test_parts = [], []
+    for label in torch.unique(labels).tolist():
+        members = torch.nonzero(labels == label).flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        n_test = round(len(members) * test_fraction)
+        n_test = min(max(n_test, 1), len(members) - 1) if len(members) > 1 else 0
+        test_parts.append(members[:n_test])
+        train_parts.append(members[n_test:])
+    return torch.sort(torch.cat(train_parts)).values, torch.sort(torch.cat(test_parts)).values
+
+
+def repeated_splits(
+    data: ImageDataset, *, n: int = 5, test_fraction: float = 0.3, seed: int = 0
+) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+    """``n`` seeded stratified splits of ``data`` (seeds ``seed .. seed + n - 1``).
+
+    Raises:
+        ValueError: ``n`` below 1 or ``test_fraction`` not in ``(0, 1)``.
+    """
+    if n < 1:
+        raise ValueError(f"Invalid splits value: {n} (must be >= 1)")
+    labels = data.labels()
+    return tuple(
+        split_indices(labels, test_fraction=test_fraction, seed=seed + i) for i in range(n)
+    )
 
 
 @dataclass(frozen=True)
@@ -97,8 +175,10 @@ FEATURE_TRANSFORMS = ("raw", "centred", "standardised")
 """What is done to candidate and baseline probe features before P (over the probe set)."""
 FIDELITY_SELECTORS = {f: "fidelity" if f == "raw" else f"{f} fidelity" for f in FEATURE_TRANSFORMS}
 """Task-blind reference selectors: P's min(L_to, L_from) of each candidate, per transform."""
-TASK_BLIND_SELECTORS = ("random", "largest", *FIDELITY_SELECTORS.values())
-"""Selectors that forward no model over the task's data."""
+LOTO = "loto"
+"""Leave-one-task-out general quality: mean accuracy on the other tasks, same split index."""
+TASK_BLIND_SELECTORS = ("random", "largest", *FIDELITY_SELECTORS.values(), LOTO)
+"""Selectors that forward no model over the task's data (``loto`` reuses the other tasks')."""
 
 FAITHFUL = Variant("faithful")
 DEFAULT_VARIANTS = (
@@ -137,11 +217,12 @@ class SelectorResult:
     weighted_tau: float
     forward_models: int  # models run over the task's data to score the pool
     forward_samples: int  # sum over those models of the samples forwarded
+    recall: list[float] = field(default_factory=list)  # recall@K for K = 1..m
 
 
 @dataclass
 class TaskResult:
-    """Everything measured on one task; selectors are derived from ``scores``."""
+    """Everything measured on one task and split; selectors are derived from ``scores``."""
 
     name: str
     num_train: int
@@ -153,6 +234,7 @@ class TaskResult:
     task_mask_size: float
     gamma_sweep: dict[str, list[float]]  # gammas, accuracies, mask_sizes
     scores: dict[str, list[float]]  # selector -> score per candidate (higher = pick first)
+    split: int = 0  # index of the train/test split of the task
 
     def selectors(self, pool: list[int] | None = None) -> dict[str, SelectorResult]:
         """Gaps, taus and costs of every selector, over ``pool`` (indices; default: all)."""
@@ -171,10 +253,12 @@ class TaskResult:
             if name == "random":
                 gaps = {f"top{k}": expected_random_gap(acc, k) for k in TOP_KS}
                 taus = (0.0, 0.0)  # in expectation
+                recall = expected_random_recall(acc)
             else:
                 gaps = {f"top{k}": top_k_gap(scores, acc, k) for k in TOP_KS}
                 taus = (_nan_safe(kendall_tau, scores, acc), _nan_safe(weighted_tau, scores, acc))
-            out[name] = SelectorResult(scores, gaps, taus[0], taus[1], models, samples)
+                recall = recall_curve(scores, acc)
+            out[name] = SelectorResult(scores, gaps, taus[0], taus[1], models, samples, recall)
         return out
 
 
@@ -197,30 +281,77 @@ class EvaluationReport:
             return list(range(len(self.candidates)))
         return [i for i, c in enumerate(self.candidates) if c.spec in specs]
 
+    def task_names(self) -> list[str]:
+        """The tasks' names, in evaluation order (each task may have several splits)."""
+        return list(dict.fromkeys(t.name for t in self.tasks))
+
+    def splits_of(self, name: str) -> list[TaskResult]:
+        """The results of one task, one per split, in split order."""
+        return sorted((t for t in self.tasks if t.name == name), key=lambda t: t.split)
+
+    @property
+    def num_splits(self) -> int:
+        """The most splits any task has."""
+        return max((len(self.splits_of(n)) for n in self.task_names()), default=0)
+
     def summary(self, specs: list[str] | None = None) -> dict[str, Any]:
-        """Per task and selector: gaps, taus, costs; and the mean over tasks."""
+        """Per task and selector: gaps, taus, recall@K and costs (means over the task's splits,
+        ``intervals`` their 95 % bootstrap intervals); and ``mean``: per selector, the mean
+        over tasks measured per split index, then its mean and interval over split indices
+        (``max_top1``...: the worst task of each split), with ``per_split`` values and
+        ``tied_best``: whether the selector ties the best selector on that figure."""
         pool = self.pool_indices(specs)
-        per_task = {
-            t.name: {k: asdict(v) for k, v in t.selectors(pool).items()} for t in self.tasks
-        }
-        for t in self.tasks:
-            for sel in per_task[t.name].values():
-                sel.pop("scores")
+        results = {(t.name, t.split): t.selectors(pool) for t in self.tasks}
         names = list(self.tasks[0].scores) if self.tasks else []
-        mean = {}
+        per_task: dict[str, dict[str, Any]] = {}
+        for task in self.task_names():
+            runs = [results[(t.name, t.split)] for t in self.splits_of(task)]
+            per_task[task] = {n: _over_splits([r[n] for r in runs if n in r]) for n in names}
+        split_ids = sorted({t.split for t in self.tasks})
+        mean: dict[str, Any] = {}
         for name in names:
-            rows = [per_task[t.name][name] for t in self.tasks]
+            per_split: dict[str, list[Any]] = {k: [] for k in _MEAN_FIGURES}
+            recalls = []
+            for s in split_ids:
+                rows = [r[name] for (_, split), r in results.items() if split == s and name in r]
+                if not rows:
+                    continue
+                for g in _GAPS:
+                    per_split[g].append(_mean([r.gaps[g] for r in rows]))
+                    per_split[f"max_{g}"].append(max(r.gaps[g] for r in rows))
+                per_split["weighted_tau"].append(_mean([r.weighted_tau for r in rows]))
+                per_split["kendall_tau"].append(_mean([r.kendall_tau for r in rows]))
+                per_split["forward_models"].append(_mean([r.forward_models for r in rows]))
+                by_k = zip(*(r.recall for r in rows), strict=True)
+                recalls.append([_mean(list(ks)) for ks in by_k])
+            intervals = {k: bootstrap_mean(v) for k, v in per_split.items()}
+            recall = [bootstrap_mean(list(ks)) for ks in zip(*recalls, strict=True)]
             mean[name] = {
-                "weighted_tau": _mean([r["weighted_tau"] for r in rows]),
-                "kendall_tau": _mean([r["kendall_tau"] for r in rows]),
-                **{g: _mean([r["gaps"][g] for r in rows]) for g in ("top1", "top3", "top5")},
-                **{
-                    f"max_{g}": max((r["gaps"][g] for r in rows), default=math.nan)
-                    for g in ("top1", "top3", "top5")
-                },
-                "forward_models": _mean([r["forward_models"] for r in rows]),
+                **{k: i.mean for k, i in intervals.items()},
+                "intervals": {k: i.as_list() for k, i in intervals.items()},
+                "recall": [i.mean for i in recall],
+                "recall_intervals": [i.as_list() for i in recall],
+                "per_split": per_split,
             }
-        return {"pool": [self.candidates[i].spec for i in pool], "tasks": per_task, "mean": mean}
+        for figure in _MEAN_FIGURES:
+            if figure == "forward_models":
+                continue
+            values = {n: mean[n]["per_split"][figure] for n in names}
+            tied = tied_with_best(values, lower_is_better="tau" not in figure)
+            for n in names:
+                mean[n].setdefault("tied_best", {})[figure] = tied[n]
+        return {
+            "pool": [self.candidates[i].spec for i in pool],
+            "splits": len(split_ids),
+            "tasks": per_task,
+            "mean": mean,
+        }
+
+    def accuracy_intervals(self, name: str) -> list[Interval]:
+        """Per candidate, its linear-probe accuracy on task ``name`` over the splits."""
+        runs = self.splits_of(name)
+        m = len(self.candidates)
+        return [bootstrap_mean([t.accuracies[i] for t in runs]) for i in range(m)]
 
     def to_dict(self, pools: dict[str, list[str] | None] | None = None) -> dict[str, Any]:
         """Every number: candidates, tasks (accuracies, scores, gamma sweep), summaries."""
@@ -261,8 +392,9 @@ class EvaluationReport:
             lines.append("| **mean** | " + " | ".join(mean_cells) + " |")
             cost = [f"{summary['mean'][n]['forward_models']:.0f}" for n in names]
             lines += ["| forward passes (models) | " + " | ".join(cost) + " |", ""]
+            lines += interval_table(summary) + recall_table(summary)
         lines += ["### Candidates per task", ""]
-        for task in self.tasks:
+        for task in self.task_names():
             lines += _task_table(self, task)
         return "\n".join(lines)
 
@@ -282,14 +414,14 @@ class EvaluationReport:
             json.dumps(self.to_dict(pools), indent=1, default=_json_default) + "\n"
         )
         if plots:
-            written += plot_report(self, out)
+            written += plot_report(self, out, pools=pools)
         return written
 
 
 def evaluate(
     candidates: list[str | FeatureExtractor],
     standard: Standard,
-    tasks: list[TaskSpec],
+    tasks: list[TaskSpec | SplitTask],
     *,
     variants: tuple[Variant, ...] = DEFAULT_VARIANTS,
     probe_config: LinearProbeConfig = LinearProbeConfig(),
@@ -304,19 +436,23 @@ def evaluate(
         candidates: model specs (see :func:`~hf_stdembed.extractors.load_extractor`) or loaded
             extractors; loaded one at a time when given as specs.
         standard: the standard (baseline, probe set, P and Q hyper-parameters).
-        tasks: the downstream tasks, each with a train and a test split.
+        tasks: the downstream tasks: a :class:`TaskSpec` (one train and test split) or a
+            :class:`SplitTask` (several splits of one dataset, features extracted once).
         variants: variants of our selector; ``FAITHFUL`` (the paper) should be among them.
         probe_config: the linear probe of the ground truth (the paper's by default).
         with_logme: also score the pool with LogME (reuses the cached train features).
         device: torch device for the optimisations (default: the features' device).
-        cache_dir: feature cache folder (a re-run costs no forward pass).
+        cache_dir: where features, P's masks, linear probes, LogME and Q are kept: a re-run
+            with the same inputs costs no forward pass and no optimisation. Without it,
+            features go to the default feature cache and nothing else is kept.
         progress: print progress to stderr.
 
     Returns:
-        The report; :meth:`EvaluationReport.save` writes markdown, JSON and plots.
+        The report, one :class:`TaskResult` per task and split; :meth:`EvaluationReport.save`
+        writes markdown, JSON and plots.
 
     Raises:
-        ValueError: on an empty pool or no task.
+        ValueError: on an empty pool or no task, or reserved or repeated variant names.
     """
     if not candidates or not tasks:
         raise ValueError("need at least one candidate and one task")
@@ -334,8 +470,9 @@ def evaluate(
     transforms = [f for f in FEATURE_TRANSFORMS if any(v.features == f for v in variants)]
     infos: list[CandidateInfo] = []
     masks: dict[str, list[torch.Tensor]] = {f: [] for f in transforms}
-    accuracies: dict[str, list[float]] = {t.name: [] for t in tasks}
-    logmes: dict[str, list[float]] = {t.name: [] for t in tasks}
+    # per task: per split, per candidate
+    accuracies: dict[str, list[list[float]]] = {}
+    logmes: dict[str, list[list[float]]] = {}
     for spec in candidates:
         extractor = spec if isinstance(spec, FeatureExtractor) else load_extractor(spec)
         log(f"candidate {extractor.name}")
@@ -354,68 +491,72 @@ def evaluate(
             info.fidelity[transform] = fidelity
             masks[transform].append(mask)
         for task in tasks:
-            x_train, ident, acc = _ground_truth(extractor, task, probe_config, cache_dir, device)
-            accuracies[task.name].append(acc)
-            if with_logme:
-                score = _memo(
-                    cache_dir,
-                    "logme",
-                    ident,
-                    logme,
-                    x_train,
-                    task.train.labels(),
-                    num_classes=task.train.num_classes,
-                )
-                logmes[task.name].append(score)
+            runs = _ground_truth(extractor, task, probe_config, cache_dir, device)
+            per_split_acc = accuracies.setdefault(task.name, [[] for _ in runs])
+            per_split_logme = logmes.setdefault(task.name, [[] for _ in runs])
+            for s, run in enumerate(runs):
+                per_split_acc[s].append(run.accuracy)
+                if with_logme:
+                    score = _memo(
+                        cache_dir,
+                        "logme",
+                        run.ident,
+                        logme,
+                        run.x_train,
+                        run.y_train,
+                        num_classes=run.num_classes,
+                    )
+                    per_split_logme[s].append(score)
         infos.append(info)
     stacked = {c: torch.stack(m) for c, m in masks.items()}
     results = []
     for task in tasks:
         log(f"task {task.name}")
-        b_train, _, baseline_acc = _ground_truth(baseline, task, probe_config, cache_dir, device)
-        y_train = task.train.labels()
-        q = _memo(
-            cache_dir,
-            "task-embedding",
-            [standard.hash, task.train.fingerprint],
-            embed_task,
-            b_train,
-            y_train,
-            num_classes=task.train.num_classes,
-            config=standard.task_embedding,
-            device=device,
-        )
-        scores: dict[str, list[float]] = {}
-        for v in variants:
-            models = stacked[v.features]
-            scores[v.name] = fuzzy_similarity(q.mask, models, v.metric).tolist()
-        if with_logme:
-            scores["logme"] = logmes[task.name]
-        for transform in transforms:
-            scores[FIDELITY_SELECTORS[transform]] = [c.fidelity[transform] for c in infos]
-        scores["largest"] = [
-            float(c.num_parameters if c.num_parameters is not None else c.num_features)
-            for c in infos
-        ]
-        scores["random"] = [0.0] * len(infos)
-        results.append(
-            TaskResult(
-                name=task.name,
-                num_train=len(task.train),
-                num_test=len(task.test),
-                num_classes=int(task.train.num_classes or int(y_train.max()) + 1),
-                accuracies=accuracies[task.name],
-                baseline_accuracy=baseline_acc,
-                gamma=q.gamma,
-                task_mask_size=float(q.mask.sum()),
-                gamma_sweep={
-                    "gammas": q.gammas.tolist(),
-                    "accuracies": q.accuracies.tolist(),
-                    "mask_sizes": q.mask_sizes.tolist(),
-                },
-                scores=scores,
+        runs = _ground_truth(baseline, task, probe_config, cache_dir, device)
+        for s, run in enumerate(runs):
+            q = _memo(
+                cache_dir,
+                "task-embedding",
+                [standard.hash, *run.data_ident],
+                embed_task,
+                run.x_train,
+                run.y_train,
+                num_classes=run.num_classes,
+                config=standard.task_embedding,
+                device=device,
             )
-        )
+            scores: dict[str, list[float]] = {}
+            for v in variants:
+                scores[v.name] = fuzzy_similarity(q.mask, stacked[v.features], v.metric).tolist()
+            if with_logme:
+                scores["logme"] = logmes[task.name][s]
+            for transform in transforms:
+                scores[FIDELITY_SELECTORS[transform]] = [c.fidelity[transform] for c in infos]
+            scores["largest"] = [
+                float(c.num_parameters if c.num_parameters is not None else c.num_features)
+                for c in infos
+            ]
+            scores["random"] = [0.0] * len(infos)
+            results.append(
+                TaskResult(
+                    name=task.name,
+                    num_train=len(run.y_train),
+                    num_test=run.num_test,
+                    num_classes=int(run.num_classes or int(run.y_train.max()) + 1),
+                    accuracies=accuracies[task.name][s],
+                    baseline_accuracy=run.accuracy,
+                    gamma=q.gamma,
+                    task_mask_size=float(q.mask.sum()),
+                    gamma_sweep={
+                        "gammas": q.gammas.tolist(),
+                        "accuracies": q.accuracies.tolist(),
+                        "mask_sizes": q.mask_sizes.tolist(),
+                    },
+                    scores=scores,
+                    split=s,
+                )
+            )
+    add_loto(results)
     return EvaluationReport(
         standard_id=standard.id,
         standard_hash=standard.hash,
@@ -426,6 +567,20 @@ def evaluate(
         variants=list(variants),
         settings={"linear_probe": asdict(probe_config), "logme": with_logme},
     )
+
+
+def add_loto(results: list[TaskResult]) -> None:
+    """Adds the ``loto`` reference to every result: per candidate, its mean accuracy on the
+    OTHER tasks at the same split index (tasks without that split are left out). Nothing is
+    added unless every result has another task at its split index."""
+    others = {
+        id(r): [o for o in results if o.split == r.split and o.name != r.name] for r in results
+    }
+    if not results or not all(others.values()):
+        return
+    for r in results:
+        m = len(r.accuracies)
+        r.scores[LOTO] = [_mean([o.accuracies[i] for o in others[id(r)]]) for i in range(m)]
 
 
 def model_embedding(
@@ -464,9 +619,80 @@ def model_embedding(
     return result.mask, result.fidelity
 
 
-def plot_report(report: EvaluationReport, out: str | Path) -> list[Path]:
-    """Per task: accuracy against each selector's score (baseline accuracy dashed), and the
-    gamma sweep of Q (accuracy and mask size against gamma). Needs matplotlib."""
+def interval_table(summary: dict[str, Any]) -> list[str]:
+    """Markdown: per selector, the mean over tasks of each figure with its 95 % bootstrap
+    interval over splits; the best selector's figure in bold, ``≈`` on the ones tied with it
+    (their paired difference to the best has an interval holding 0)."""
+    figures = [
+        ("top1", "top-1 gap"),
+        ("top3", "top-3 gap"),
+        ("top5", "top-5 gap"),
+        ("max_top1", "worst top-1"),
+        ("max_top3", "worst top-3"),
+        ("weighted_tau", "wτ"),
+        ("kendall_tau", "τ"),
+    ]
+    lines = [
+        f"Mean over tasks, [95 % bootstrap interval] over {summary['splits']} split(s); "
+        "**bold**: the best selector, ≈: tied with it (paired difference inside its interval).",
+        "",
+        "| selector | " + " | ".join(label for _, label in figures) + " | models forwarded |",
+        "| --- " * (len(figures) + 2) + "|",
+    ]
+    means = summary["mean"]
+    best = {
+        f: (min if "tau" not in f else max)(
+            (n for n in means if not math.isnan(means[n][f])),
+            key=lambda n, f=f: means[n][f],
+            default=None,
+        )
+        for f, _ in figures
+    }
+    for name, m in means.items():
+        cells = []
+        for f, _ in figures:
+            text = _interval_text(m[f], m["intervals"][f])
+            if name == best[f]:
+                text = f"**{text}**"
+            elif m["tied_best"][f]:
+                text += " ≈"
+            cells.append(text)
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {m['forward_models']:.0f} |")
+    return [*lines, ""]
+
+
+def recall_table(summary: dict[str, Any]) -> list[str]:
+    """Markdown: recall@K (a candidate within 1 point of the best in the top K) for
+    K = 1..m, share of task x split, one column per selector, with 95 % intervals."""
+    names = list(summary["mean"])
+    m = len(summary["pool"])
+    lines = [
+        "recall@K: share of task x split where a candidate within 1 point of the best is in "
+        "the selector's top K [95 % interval over splits].",
+        "",
+        "| K | " + " | ".join(names) + " |",
+        "| --- " * (len(names) + 1) + "|",
+    ]
+    for k in range(m):
+        cells = [
+            _interval_text(
+                summary["mean"][n]["recall"][k], summary["mean"][n]["recall_intervals"][k]
+            )
+            for n in names
+        ]
+        lines.append(f"| {k + 1} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def plot_report(
+    report: EvaluationReport,
+    out: str | Path,
+    *,
+    pools: dict[str, list[str] | None] | None = None,
+) -> list[Path]:
+    """Per task: mean accuracy over splits against each selector's mean score (bars: the
+    accuracy's 95 % interval; baseline accuracy dashed); the gamma sweep of Q (first split);
+    per pool, recall@K of every selector with its interval. Needs matplotlib."""
     try:
         import matplotlib
 
@@ -478,32 +704,43 @@ def plot_report(report: EvaluationReport, out: str | Path) -> list[Path]:
     out = Path(out)
     written = []
     labels = [_short(c.name) for c in report.candidates]
-    for task in report.tasks:
-        names = [n for n in task.scores if n not in ("random",)]
+    for task_name in report.task_names():
+        runs = report.splits_of(task_name)
+        scores = {
+            n: [_mean([t.scores[n][i] for t in runs]) for i in range(len(labels))]
+            for n in runs[0].scores
+            if n != "random"
+        }
+        acc = report.accuracy_intervals(task_name)
+        ys = [a.mean for a in acc]
+        errors = [[a.mean - a.low for a in acc], [a.high - a.mean for a in acc]]
+        baseline = _mean([t.baseline_accuracy for t in runs])
+        names = list(scores)
         cols = min(3, len(names))
         rows = math.ceil(len(names) / cols)
         fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.8 * rows), squeeze=False)
         for ax in axes.flat[len(names) :]:
             ax.axis("off")
         for ax, name in zip(axes.flat, names, strict=False):
-            xs = task.scores[name]
-            ax.scatter(xs, task.accuracies, s=18)
-            for x, y, label in zip(xs, task.accuracies, labels, strict=True):
+            xs = scores[name]
+            ax.errorbar(xs, ys, yerr=errors, fmt="o", ms=3, lw=0.8)
+            for x, y, label in zip(xs, ys, labels, strict=True):
                 ax.annotate(label, (x, y), fontsize=5, alpha=0.8)
-            ax.axhline(task.baseline_accuracy, ls="--", c="gray", lw=1, label="baseline")
+            ax.axhline(baseline, ls="--", c="gray", lw=1, label="baseline")
             if name == "largest":
                 ax.set_xscale("log")
             ax.set_xlabel(name)
-            ax.set_title(f"{task.name}: {name}", fontsize=9)
-        axes[0][0].set_ylabel("linear-probe accuracy (%)")
+            ax.set_title(f"{task_name}: {name}", fontsize=9)
+        axes[0][0].set_ylabel(f"linear-probe accuracy (%), mean of {len(runs)} split(s)")
         axes[0][0].legend(fontsize=7)
         fig.tight_layout()
-        path = out / f"{report.standard_id}-{task.name}-accuracy-vs-score.png"
+        path = out / f"{report.standard_id}-{task_name}-accuracy-vs-score.png"
         fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(path)
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    for task in report.tasks:
+    for task_name in report.task_names():
+        task = report.splits_of(task_name)[0]
         gam = task.gamma_sweep["gammas"]
         xs = [max(g, 1e-7) for g in gam]
         axes[0].plot(xs, task.gamma_sweep["accuracies"], marker=".", label=task.name)
@@ -513,13 +750,49 @@ def plot_report(report: EvaluationReport, out: str | Path) -> list[Path]:
         ax.set_xlabel("gamma (0 drawn at 1e-7)")
         ax.set_ylabel(ylabel)
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"gamma sweep of Q, standard {report.standard_id}", fontsize=9)
+    fig.suptitle(f"gamma sweep of Q (first split), standard {report.standard_id}", fontsize=9)
     fig.tight_layout()
     path = out / f"{report.standard_id}-gamma-sweep.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     written.append(path)
+    for pool_name, specs in (pools or {"all": None}).items():
+        path = out / _recall_plot_name(report, pool_name)
+        written.append(plot_recall(report.summary(specs), path))
     return written
+
+
+def plot_recall(summary: dict[str, Any], path: str | Path, *, title: str = "") -> Path:
+    """recall@K against K for every selector of a summary, shaded 95 % intervals."""
+    import matplotlib
+    import matplotlib.ticker
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    m = len(summary["pool"])
+    ks = list(range(1, m + 1))
+    colours = plt.get_cmap("tab20").colors
+    for i, (name, stats) in enumerate(summary["mean"].items()):
+        style = "--" if name in TASK_BLIND_SELECTORS or name == "logme" else "-"
+        (line,) = ax.plot(
+            ks, stats["recall"], style, marker=".", ms=3, lw=1, label=name, c=colours[i % 20]
+        )
+        low = [i[0] for i in stats["recall_intervals"]]
+        high = [i[1] for i in stats["recall_intervals"]]
+        ax.fill_between(ks, low, high, color=line.get_color(), alpha=0.12, lw=0)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.set_xlabel("K (models kept)")
+    ax.set_ylabel("recall@K (a model within 1 point of the best in the top K)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(title or f"recall@K over {summary['splits']} split(s), {m} candidates", fontsize=9)
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 # --- helpers ----------------------------------------------------------------------------
@@ -529,33 +802,67 @@ def _probe_accuracy(*args: Any, **kwargs: Any) -> float:
     return linear_probe(*args, **kwargs).accuracy
 
 
+@dataclass(frozen=True)
+class _SplitRun:
+    """One model on one split of a task: train features, ident keys and probe accuracy."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    num_test: int
+    num_classes: int | None
+    data_ident: list[Any]  # the split's identity (fingerprints, row digests)
+    ident: list[Any]  # the model's and the split's identity
+    accuracy: float
+
+
 def _ground_truth(
     extractor: FeatureExtractor,
-    task: TaskSpec,
+    task: TaskSpec | SplitTask,
     config: LinearProbeConfig,
     cache_dir: str | Path | None,
     device: str | torch.device | None,
-) -> tuple[torch.Tensor, list[Any], float]:
-    """A model's train features on the task, their cache identity, and its linear-probe
-    test accuracy (memoised)."""
-    x_train = extract_features(extractor, task.train, cache_dir=cache_dir, progress=False)
-    x_test = extract_features(extractor, task.test, cache_dir=cache_dir, progress=False)
-    ident = [extractor.name, extractor.revision, extractor.preprocessing]
-    ident += [task.train.fingerprint, task.test.fingerprint]
-    accuracy = _memo(
-        cache_dir,
-        "linear-probe",
-        [*ident, asdict(config)],
-        _probe_accuracy,
-        x_train,
-        task.train.labels(),
-        x_test,
-        task.test.labels(),
-        num_classes=task.train.num_classes,
-        config=config,
-        device=device,
-    )
-    return x_train, ident, accuracy
+) -> list[_SplitRun]:
+    """Per split of the task: a model's train features, their cache identity, and its
+    linear-probe test accuracy (memoised). A :class:`SplitTask`'s features are extracted once
+    and indexed per split."""
+    model = [extractor.name, extractor.revision, extractor.preprocessing]
+    parts = []
+    if isinstance(task, TaskSpec):
+        x_train = extract_features(extractor, task.train, cache_dir=cache_dir, progress=False)
+        x_test = extract_features(extractor, task.test, cache_dir=cache_dir, progress=False)
+        data_ident = [task.train.fingerprint, task.test.fingerprint]
+        labels = (task.train.labels(), task.test.labels())
+        parts.append((x_train, x_test, *labels, data_ident, task.train.num_classes))
+    else:
+        x = extract_features(extractor, task.data, cache_dir=cache_dir, progress=False)
+        y = task.data.labels()
+        for train, test in task.splits:
+            data_ident = [task.data.fingerprint, _rows_digest(train), _rows_digest(test)]
+            parts.append((x[train], x[test], y[train], y[test], data_ident, task.data.num_classes))
+    runs = []
+    for x_train, x_test, y_train, y_test, data_ident, num_classes in parts:
+        ident = [*model, *data_ident]
+        accuracy = _memo(
+            cache_dir,
+            "linear-probe",
+            [*ident, asdict(config)],
+            _probe_accuracy,
+            x_train,
+            y_train,
+            x_test,
+            y_test,
+            num_classes=num_classes,
+            config=config,
+            device=device,
+        )
+        runs.append(
+            _SplitRun(x_train, y_train, len(y_test), num_classes, data_ident, ident, accuracy)
+        )
+    return runs
+
+
+def _rows_digest(rows: torch.Tensor) -> str:
+    return hashlib.sha256(rows.to(torch.int64).numpy().tobytes()).hexdigest()[:24]
 
 
 _MEMO_VERSION = 2
@@ -651,26 +958,79 @@ def _short(name: str) -> str:
     return name.rsplit("/", 1)[-1].replace("tflite-", "").replace("_quant", "")[:28]
 
 
-def _task_table(report: EvaluationReport, task: TaskResult) -> list[str]:
-    names = list(task.scores)
+def _task_table(report: EvaluationReport, task_name: str) -> list[str]:
+    runs = report.splits_of(task_name)
+    first = runs[0]
+    names = list(first.scores)
+    acc = report.accuracy_intervals(task_name)
+    many = len(runs) > 1
+    head = (
+        f"#### {task_name} (train {first.num_train}, test {first.num_test}, "
+        f"{first.num_classes} classes; baseline accuracy "
+        f"{_mean([t.baseline_accuracy for t in runs]):.2f}, "
+        f"gamma {first.gamma:g}, |u| {first.task_mask_size:.1f})"
+    )
+    if many:
+        head += f"; accuracy: mean [95 % interval] over {len(runs)} splits, scores: means"
+        head += "; gamma and |u| of the first split"
     lines = [
-        f"#### {task.name} (train {task.num_train}, test {task.num_test}, "
-        f"{task.num_classes} classes; baseline accuracy {task.baseline_accuracy:.2f}, "
-        f"gamma {task.gamma:g}, |u| {task.task_mask_size:.1f})",
+        head,
         "",
         "| candidate | dim | accuracy | " + " | ".join(names) + " |",
         "| --- | --- | --- | " + " | ".join("---" for _ in names) + " |",
     ]
-    order = top_k_order(task.accuracies)
+    order = top_k_order([a.mean for a in acc])
     for i in order:
         c = report.candidates[i]
-        cells = [f"{task.scores[n][i]:.4g}" for n in names]
-        lines.append(
-            f"| {c.name} | {c.num_features} | {task.accuracies[i]:.2f} | "
-            + " | ".join(cells)
-            + " |"
-        )
+        cells = [f"{_mean([t.scores[n][i] for t in runs]):.4g}" for n in names]
+        accuracy = _interval_text(acc[i].mean, acc[i].as_list()) if many else f"{acc[i].mean:.2f}"
+        lines.append(f"| {c.name} | {c.num_features} | {accuracy} | " + " | ".join(cells) + " |")
     return lines + [""]
+
+
+def _interval_text(mean: float, interval: list[float]) -> str:
+    low, high = interval
+    if math.isnan(mean):
+        return "n/a"
+    if low == high == mean:
+        return f"{mean:.2f}"
+    return f"{mean:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def _over_splits(rows: list[SelectorResult]) -> dict[str, Any]:
+    """One selector on one task: means over the splits, with bootstrap intervals."""
+    gaps = {g: bootstrap_mean([r.gaps[g] for r in rows]) for g in _GAPS}
+    taus = {k: bootstrap_mean([getattr(r, k) for r in rows]) for k in _TAUS}
+    recall = [bootstrap_mean(list(ks)) for ks in zip(*(r.recall for r in rows), strict=True)]
+    return {
+        "gaps": {g: i.mean for g, i in gaps.items()},
+        **{k: i.mean for k, i in taus.items()},
+        "forward_models": _mean([r.forward_models for r in rows]),
+        "forward_samples": _mean([r.forward_samples for r in rows]),
+        "recall": [i.mean for i in recall],
+        "intervals": {
+            **{g: i.as_list() for g, i in gaps.items()},
+            **{k: i.as_list() for k, i in taus.items()},
+            "recall": [i.as_list() for i in recall],
+        },
+        "splits": len(rows),
+    }
+
+
+def _recall_plot_name(report: EvaluationReport, pool_name: str) -> str:
+    slug = "".join(c if c.isalnum() else "-" for c in pool_name.lower()).strip("-") or "pool"
+    return f"{report.standard_id}-recall-at-k-{slug}.png"
+
+
+_GAPS = tuple(f"top{k}" for k in TOP_KS)
+_TAUS = ("kendall_tau", "weighted_tau")
+_MEAN_FIGURES = (
+    *_GAPS,
+    *(f"max_{g}" for g in _GAPS),
+    "weighted_tau",
+    "kendall_tau",
+    "forward_models",
+)
 
 
 def _json_default(value: Any) -> Any:
