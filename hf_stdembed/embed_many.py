@@ -110,17 +110,24 @@ def read_model_list(text: str) -> list[str]:
     return list(dict.fromkeys(s for s in specs if s))
 
 
-def resolve_specs(specs: Iterable[str], registry: HubRegistry) -> list[ModelJob]:
+def resolve_specs(
+    specs: Iterable[str], registry: HubRegistry
+) -> tuple[list[ModelJob], list[tuple[str, str]]]:
     """Each spec's Hub repo and the commit its ``main`` points to now.
+
+    Returns:
+        The jobs (one per repo), and the specs that could not be resolved with the reason
+        (a missing or gated repo, the Hub unreachable): :func:`embed_many` records them.
 
     Raises:
         ModelLoadError: a spec names a local folder or an entry point (rows are filed under Hub
             repos: give the repo id).
-        RepoNotFoundError, RegistryError: from the registry.
     """
+    from .errors import RegistryError
     from .extractors import parse_spec
 
-    jobs = []
+    jobs: dict[str, ModelJob] = {}
+    problems = []
     for spec in specs:
         source, target = parse_spec(spec)
         if source == "entrypoint" or Path(target).expanduser().exists():
@@ -130,8 +137,11 @@ def resolve_specs(specs: Iterable[str], registry: HubRegistry) -> list[ModelJob]
                 "entry point",
                 spec=spec,
             )
-        jobs.append(ModelJob(target, spec, registry.head(target)))
-    return list({job.repo_id: job for job in jobs}.values())
+        try:
+            jobs.setdefault(target, ModelJob(target, spec, registry.head(target)))
+        except RegistryError as e:
+            problems.append((spec, shorten(str(e))))
+    return list(jobs.values()), problems
 
 
 def hub_query(
@@ -278,6 +288,7 @@ def embed_many(
     batch_size: int = 64,
     cache_dir: str | Path | None = None,
     max_retries: int = 1,
+    unresolved: Sequence[tuple[str, str]] = (),
     on_model: Callable[[ModelOutcome], None] | None = None,
 ) -> EmbedManyReport:
     """Embeds every job's model under ``standard`` into ``index`` (resumable, idempotent).
@@ -295,6 +306,8 @@ def embed_many(
         batch_size, cache_dir: as in :func:`~hf_stdembed.pipeline.compute_model_embedding`.
         max_retries: Ray retries of a task whose worker died (a model whose load or
             optimisation fails is never retried in the same run).
+        unresolved: (spec, reason) of models :func:`resolve_specs` could not resolve:
+            recorded as failed.
         on_model: called with each model's outcome (skipped ones first), for progress.
 
     Returns:
@@ -309,6 +322,10 @@ def embed_many(
     computed_by = computed_by or default_computed_by()
     log = OutcomeLog(index.root / STATE_FILE)
     report = EmbedManyReport()
+    for spec, reason in unresolved:
+        outcome = ModelOutcome(spec, "failed", reason)
+        log.append(standard, ModelJob(spec, spec, ""), outcome)
+        _finish(report, outcome, on_model)
     todo = []
     for job in jobs:
         why = _skip_reason(index, standard, job)

@@ -100,7 +100,7 @@ def embed_many(
             "no model given: pass model specs, --from-file FILE, or a Hub query (--hub-filter "
             "image-classification --library timm)"
         )
-    jobs = many.resolve_specs(specs, hub)
+    jobs, unresolved = many.resolve_specs(specs, hub)
     if hub_filter or library:
         jobs += many.hub_query(
             hub, filters=hub_filter or [], library=library, sort=sort, limit=limit
@@ -108,7 +108,9 @@ def embed_many(
     jobs = list({job.repo_id: job for job in jobs}.values())
     with EmbeddingIndex.open(index) as opened:
         std = resolve_standard(standard, index=opened)
-        with tqdm(total=len(jobs), desc="models", unit="model", disable=quiet) as bar:
+        with tqdm(
+            total=len(jobs) + len(unresolved), desc="models", unit="model", disable=quiet
+        ) as bar:
             report = many.embed_many(
                 jobs,
                 std,
@@ -119,6 +121,7 @@ def embed_many(
                 device=device,
                 batch_size=batch_size,
                 cache_dir=cache_dir,
+                unresolved=unresolved,
                 on_model=lambda _: bar.update(),
             )
         _summary(report)
