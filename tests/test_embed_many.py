@@ -286,3 +286,15 @@ def test_the_tensor_handed_over_is_the_baseline_features(
     standard = get_standard(standard_file)
     assert calls.count(standard.baseline.model) == 1  # the baseline: once for 3 models
     assert len(seen) == 3 and all(t is seen[0] for t in seen)
+
+
+def test_without_ray_installed_it_runs_in_process_unless_ray_is_asked_for(
+    repos: list[str], standard_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    base = ["embed-many", repos[0], "-s", standard_file, "--index", tmp_path / "index", "-q"]
+    asked = run(*base, "--ray-address", "auto", ok=False)
+    assert asked.exit_code == 1 and 'pip install "hf-stdembed[ray]"' in str(asked.exception)
+    both = run(*base, "--no-ray", "--ray-address", "auto", ok=False)
+    assert "drop one of them" in str(both.exception)
+    assert "1 embedded, 0 skipped, 0 failed (in-process" in run(*base).stderr
