@@ -406,6 +406,7 @@ def _record(
     from .card import embedding_path
     from .embeddings import load_embedding
     from .index import IndexRow
+    from .standards import builtin_standards
 
     status: Status = "failed"
     reason = result.reason
@@ -431,7 +432,8 @@ def _record(
                 if existing is not None and existing.crawled:  # the import rule: crawled wins
                     status, reason = "skipped", "its owner published an embedding meanwhile"
                 else:
-                    tx.remember_standard(standard, trusted=True, origin="user")
+                    if builtin_standards().get(standard.id) != standard:  # as the crawl does
+                        tx.remember_standard(standard, trusted=True, origin="user")
                     tx.upsert(row, embedding.vector)
                     status, reason = "done", None
         except StdEmbedError as e:
