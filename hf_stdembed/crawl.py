@@ -32,7 +32,7 @@ from ._text import shorten
 from .card import CARD_TAG, CardEntry, card_entries
 from .embeddings import MAX_FILE_BYTES, ModelEmbedding, load_embedding
 from .errors import FileTooLargeError, RegistryError, StdEmbedError
-from .index import CrawlState, EmbeddingIndex, IndexRow, row_problem
+from .index import SOURCE_CRAWL, SOURCE_LEGACY, CrawlState, EmbeddingIndex, IndexRow, row_problem
 from .plausibility import entry_problem
 from .registry import Registry, RepoSummary
 from .standards import MAX_STANDARD_BYTES, Standard, builtin_standards, standard_from_text
@@ -384,7 +384,7 @@ def _commit(index: EmbeddingIndex, results: list[_RepoResult], report: CrawlRepo
                 continue
             kept = {row.standard_hash for row, _ in result.rows}
             for old in index.rows_of_repo(repo):
-                if old.standard_hash not in kept:
+                if old.standard_hash not in kept and _read_by_a_crawl(old):
                     tx.remove(repo, old.standard_hash)
             written = False
             for row, vector in result.rows:
@@ -401,14 +401,22 @@ def _commit(index: EmbeddingIndex, results: list[_RepoResult], report: CrawlRepo
                 report.indexed.append(repo)
 
 
+def _read_by_a_crawl(row: IndexRow) -> bool:
+    """Whether a crawl wrote this row (this version's or an older one's), so that a crawl may
+    remove it. Rows pulled from a shared index or computed by ``embed-many`` are not the
+    listing's to remove: they stay until replaced (a crawled row replaces them)."""
+    return row.source in (SOURCE_CRAWL, SOURCE_LEGACY)
+
+
 def _remove_missing(index: EmbeddingIndex, seen: set[str], report: CrawlReport) -> None:
-    gone = sorted({row.repo_id for row in index.rows()} - seen)
+    gone = sorted({row.repo_id for row in index.rows() if _read_by_a_crawl(row)} - seen)
     if not gone:
         return
     with index.update() as tx:
         for repo in gone:
             for row in index.rows_of_repo(repo):
-                tx.remove(repo, row.standard_hash)
+                if _read_by_a_crawl(row):
+                    tx.remove(repo, row.standard_hash)
             tx.record_crawl(repo, None, "removed", "no longer listed with the tag")
     report.removed.extend(gone)
 

@@ -13,7 +13,7 @@ import sys
 import typer
 
 from ..errors import StdEmbedError
-from . import _embed, _evaluate, _index, _publish, _select, _standards
+from . import _embed, _embed_many, _evaluate, _index, _publish, _select, _standards
 
 app = typer.Typer(
     name="hf-stdembed",
@@ -32,6 +32,7 @@ app.command("select")(_select.select)
 app.command("verify")(_select.verify)
 app.add_typer(_index.app, name="index")
 app.command("evaluate")(_evaluate.evaluate)
+app.command("embed-many")(_embed_many.embed_many)
 
 
 def main() -> None:

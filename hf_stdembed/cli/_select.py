@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,10 +13,14 @@ from ._index import (
     DEFAULT_CRAWL_SECONDS,
     CrawlMegabytesOption,
     CrawlSecondsOption,
+    pull,
     run_crawl,
 )
 from ._options import DEFAULT_STANDARD, IndexOption, RegistryOption
-from ._render import quiet_libraries, render_ranking, stderr
+from ._render import quiet_libraries, render_ranking, stderr, warn
+
+INDEX_REPOS_ENV = "HF_STDEMBED_INDEX_REPOS"
+"""Shared index datasets ``select`` pulls when no ``--index-repo`` is given (space-separated)."""
 
 
 def select(
@@ -43,6 +49,14 @@ def select(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     crawl_seconds: CrawlSecondsOption = DEFAULT_CRAWL_SECONDS,
     crawl_mb: CrawlMegabytesOption = DEFAULT_CRAWL_MB,
+    index_repo: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--index-repo",
+            help="Shared index dataset (pushed by `index push`) to pull before the crawl "
+            f"(repeatable; default: ${INDEX_REPOS_ENV}, space-separated).",
+        ),
+    ] = None,
 ) -> None:
     """Rank every published model for a dataset: one task embedding, one sweep."""
     from huggingface_hub import constants
@@ -62,6 +76,8 @@ def select(
     if refresh and isinstance(links, HubRegistry) and constants.HF_HUB_OFFLINE:
         stderr().print("HF_HUB_OFFLINE is set: ranking the local index as it is (no crawl).")
         refresh = False
+    if refresh:
+        _pull_shared_indexes(index_repo, registry, index, hub=isinstance(links, HubRegistry))
     with EmbeddingIndex.open(index) as opened:
         if std is None:
             try:
@@ -94,6 +110,24 @@ def select(
             f"No published model uses standard {std.id!r} yet: nothing to rank "
             "(try --refresh, another --standard, or --registry)."
         )
+
+
+def _pull_shared_indexes(
+    given: list[str] | None, registry: str | None, index: Path | None, *, hub: bool
+) -> None:
+    """``index pull`` of each shared index dataset (given, else from the environment); one
+    that cannot be pulled is a warning: the ranking goes on without it."""
+    from ..errors import StdEmbedError
+
+    repos = given if given is not None else os.environ.get(INDEX_REPOS_ENV, "").split()
+    if repos and not hub:
+        stderr().print(warn("not pulled", "a directory registry holds no index datasets"))
+        return
+    for repo in repos:
+        try:
+            pull(repo, registry=registry, index=index)
+        except StdEmbedError as e:
+            stderr().print(warn("not pulled", f"{repo}: {e}"))
 
 
 def verify(
