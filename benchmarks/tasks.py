@@ -38,7 +38,7 @@ from hf_stdembed.data import (  # noqa: E402
 
 TASKS = ("cifar10", "usps", "coil20", "orl", "umist", "palm")
 SEED = 20261202  # the draw of the specialist / evaluation pools
-SPECIALIST_SHARE = 0.3  # share of each class of a small task kept for training specialists
+EVALUATION_SHARE = 0.7  # share of each class of a small task in its evaluation pool
 PROBE_SIZE = 5000  # the standards' probe set: select_subset(CIFAR-10 train, 5000, seed=0)
 PROBE_SEED = 0
 CIFAR_EVAL_SIZE = 2000
@@ -129,7 +129,7 @@ def task_data(bench_dir: Path, name: str) -> tuple[ImageDataset, ImageDataset | 
         _, rows = cifar10_rows(train)
         return _take(train, rows, tag=f"cifar10-outside-probe-{CIFAR_EVAL_SIZE}-{SEED}"), None
     full = _parquet(Path(bench_dir) / "data" / f"{name}.parquet")
-    specialist, evaluation = stratified_split(full, test_fraction=1 - SPECIALIST_SHARE, seed=SEED)
+    specialist, evaluation = stratified_split(full, test_fraction=EVALUATION_SHARE, seed=SEED)
     return evaluation, specialist
 
 

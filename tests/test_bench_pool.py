@@ -356,4 +356,4 @@ def test_specialist_scores_clearly_above_chance_on_its_evaluation_pool(name: str
         predicted = extractor.module(pixels(evaluation)).argmax(1)
     accuracy = float((predicted == evaluation.labels()).float().mean())
     chance = 1 / evaluation.num_classes
-    assert accuracy > max(0.5, 10 * chance), (name, accuracy)
+    assert accuracy > max(0.7, 5 * chance), (name, accuracy)  # measured: 85-100 %
