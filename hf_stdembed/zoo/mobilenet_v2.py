@@ -2,7 +2,8 @@
 package, and a seeded random-init twin (a known-bad distractor).
 
 Entry points: ``hf_stdembed.zoo.mobilenet_v2:pretrained``, ``...:random_init``,
-``...:pretrained_128``, ``...:random_init_128``.
+``...:pretrained_128``, ``...:random_init_128``, and the pooled intermediate stages
+``...:pretrained_128_stage3`` / ``_stage5`` / ``_stage7`` (`pretrained_stage`).
 """
 
 from __future__ import annotations
@@ -21,9 +22,22 @@ _WEIGHTS = ("weights", "mobilenet_v2-b0353104.pth")  # MobileNet_V2_Weights.IMAG
 NUM_FEATURES = 1280
 
 
+# Intermediate stages (Sandler et al. 2018, Table 2): stage -> (modules of `model.features`
+# up to the stage's end, its output channels). Stage 7 is the last inverted residual block.
+STAGES = {3: (7, 32), 5: (14, 96), 7: (18, 320)}
+
+
 def _features(model: torchvision.models.MobileNetV2, x: torch.Tensor) -> torch.Tensor:
     """Pre-logits features: the classifier's input (global average pool, 1280-d)."""
     x = model.features(x)
+    return torch.flatten(torch.nn.functional.adaptive_avg_pool2d(x, 1), 1).float()
+
+
+def _stage_features(
+    model: torchvision.models.MobileNetV2, end: int, x: torch.Tensor
+) -> torch.Tensor:
+    """The output of ``model.features[:end]`` (an intermediate stage), global average pooled."""
+    x = model.features[:end](x)
     return torch.flatten(torch.nn.functional.adaptive_avg_pool2d(x, 1), 1).float()
 
 
@@ -90,6 +104,47 @@ def pretrained(image_size: int = 224) -> FeatureExtractor:
     )
 
 
+def pretrained_stage(stage: int, image_size: int = 224) -> FeatureExtractor:
+    """The pooled output of an intermediate stage of the pretrained MobileNetV2.
+
+    The same weights and preprocessing as `pretrained`; the features are the global average
+    of the last block of ``stage`` (a real, less ImageNet-specific feature set).
+
+    Args:
+        stage (`int`): 3, 5 or 7 (32-, 96- or 320-d; see `STAGES`).
+        image_size (`int`, defaults to 224): crop size, as in `pretrained`.
+
+    Returns:
+        `FeatureExtractor`: pooled stage features; ``module`` is the full classifier.
+
+    Raises:
+        ModelLoadError: the weight package is missing or its file does not load.
+        ValueError: ``stage`` is not one of `STAGES`, or ``image_size`` is not a positive
+            integer.
+
+    Example:
+        >>> pretrained_stage(5, 128).name
+        'zoo:mobilenet_v2.tv_in1k.stage5@128'
+    """
+    if stage not in STAGES:
+        raise ValueError(f"Invalid stage value: {stage!r} (one of {sorted(STAGES)})")
+    end, channels = STAGES[stage]
+    full = pretrained(image_size)
+    model = full.module
+    return _common.make_extractor(
+        name=f"zoo:mobilenet_v2.tv_in1k.stage{stage}@{image_size}",
+        revision=full.revision,
+        module=model,
+        forward=functools.partial(_stage_features, model, end),
+        transform=full.transform,
+        metadata={
+            **full.metadata,
+            "num_features": str(channels),
+            "layer": f"features[:{end}] (stage {stage}), global average pool",
+        },
+    )
+
+
 def random_init(image_size: int = 224, seed: int = 0) -> FeatureExtractor:
     """MobileNetV2 with seeded random weights (torchvision's init): a known-bad candidate.
 
@@ -125,3 +180,18 @@ def pretrained_128() -> FeatureExtractor:
 def random_init_128() -> FeatureExtractor:
     """`random_init` at 128 px, seed 0 (the fast offline demo)."""
     return random_init(128)
+
+
+def pretrained_128_stage3() -> FeatureExtractor:
+    """`pretrained_stage` 3 (32-d) at 128 px."""
+    return pretrained_stage(3, 128)
+
+
+def pretrained_128_stage5() -> FeatureExtractor:
+    """`pretrained_stage` 5 (96-d) at 128 px."""
+    return pretrained_stage(5, 128)
+
+
+def pretrained_128_stage7() -> FeatureExtractor:
+    """`pretrained_stage` 7 (320-d) at 128 px."""
+    return pretrained_stage(7, 128)
