@@ -68,8 +68,7 @@ class Run:
         return self.stdout + self.stderr
 
 
-@pytest.fixture
-def verify(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+def cli_runner(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
     """Runs `hf-stdembed verify ...` through the console entry point (its error boundary)."""
 
     def run(*args: object) -> Run:
@@ -84,6 +83,11 @@ def verify(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
         return Run(code, out, err)
 
     return run
+
+
+@pytest.fixture
+def verify(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    return cli_runner(monkeypatch, capsys)
 
 
 def error_lines(output: str) -> list[str]:
