@@ -12,8 +12,8 @@ from ._render import quiet_libraries, render_ranking, stderr
 
 # The defaults of verify.VerifyThresholds, spelled out so that importing the CLI does not
 # import torch (tests check that they agree).
-MAX_SHORTFALL = 0.02
-MIN_AGREEMENT = 0.3
+MAX_SHORTFALL = 0.03
+MIN_AGREEMENT = 0.55
 
 
 def select(
