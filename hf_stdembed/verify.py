@@ -1,46 +1,166 @@
-"""Verify a published embedding by recomputing it from the published model.
+"""Verify a published embedding against the published model.
 
 Isolated embeddings depend on nothing but the model and the standard, so anyone with access
-to the model can recompute one: this is the defence against a forged embedding.
+to the model can check one: this is the defence against a forged embedding. Two checks, both
+on the model's own probe features and the baseline's (see :mod:`hf_stdembed.core.verification`):
+
+1. **Fidelity.** With the published mask held fixed, P's affine maps are refitted; the
+   fidelity reached must not fall short of the fidelity the file claims by more than
+   :attr:`VerifyThresholds.max_shortfall`. A mask that is not the model's, or a claim no map
+   reaches (an all-ones vector claiming 1.0), fails here.
+2. **Mask.** P is recomputed under the standard; the recomputed mask must agree with the
+   published one (Pearson correlation of the soft masks) at least
+   :attr:`VerifyThresholds.min_agreement`. Another model's mask, or a constant one, fails here.
+
+The default thresholds were measured by ``benchmarks/verify_thresholds.py`` (results in
+``benchmarks/results/verify/``): genuine embeddings recomputed under another thread count and
+another seed, against the embeddings of other models of a pool. What a verify cannot prove is
+in the README's security section.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
-from .card import card_entries
-from .embeddings import ModelEmbedding, load_embedding
-from .errors import StdEmbedError
-from .pipeline import compute_model_embedding
+from .card import CardEntry, card_entries, read_front_matter
+from .core import MASK_MEASURES, embed_model, mask_agreement, refit_affine
+from .embeddings import MAX_FILE_BYTES, ModelEmbedding, load_embedding
+from .errors import InvalidCardError, StandardMismatchError, StdEmbedError
+from .extractors import FeatureExtractor, load_extractor, parse_spec
+from .features import extract_features
+from .pipeline import _progress_bar, load_baseline, load_probe
 from .registry import DirectoryRegistry, Registry
 from .standards import Standard
+
+DEFAULT_MEASURE = "pearson"
+_COMMIT_RE = re.compile(r"[0-9a-f]{40}")
+_CARD_REPO_RE = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+
+
+@dataclass(frozen=True)
+class VerifyThresholds:
+    """When a published embedding counts as its model's.
+
+    Attributes:
+        max_shortfall: largest ``claimed - refitted`` fidelity accepted.
+        min_agreement: least agreement of the recomputed mask with the published one.
+        measure: the agreement measure (one of
+            :data:`~hf_stdembed.core.verification.MASK_MEASURES`).
+    """
+
+    # measured on the demo standard: benchmarks/results/verify/thresholds.md
+    max_shortfall: float = 0.03
+    min_agreement: float = 0.55
+    measure: str = DEFAULT_MEASURE
+
+    def __post_init__(self) -> None:
+        if self.measure not in MASK_MEASURES:
+            raise ValueError(
+                f"unknown mask measure {self.measure!r}; choose one of {', '.join(MASK_MEASURES)}"
+            )
 
 
 @dataclass(frozen=True)
 class Agreement:
-    """How a published embedding compares with a recomputed one."""
+    """How a published embedding compares with what its model gives.
+
+    Attributes:
+        repo_id, standard_id: what was verified.
+        model: the model spec the features were computed with.
+        model_revision: the model revision the published file records.
+        claimed_l_to, claimed_l_from: the fidelity the published file claims.
+        refit_l_to, refit_l_from: the fidelity the published mask reaches once P's affine
+            maps are refitted on the model's features.
+        recomputed_l_to, recomputed_l_from: the fidelity of P recomputed.
+        measures: the recomputed mask's agreement with the published one, by measure
+            (:data:`~hf_stdembed.core.verification.MASK_MEASURES`, and ``jaccard``: Jaccard
+            of the masks thresholded at 0.5, for information only).
+        thresholds: what the verdict was judged against.
+    """
 
     repo_id: str
     standard_id: str
+    model: str
     model_revision: str | None
-    jaccard: float  # of the masks thresholded at 0.5
-    max_abs_diff: float
-    published_fidelity: float
-    recomputed_fidelity: float
+    claimed_l_to: float
+    claimed_l_from: float
+    refit_l_to: float
+    refit_l_from: float
+    recomputed_l_to: float
+    recomputed_l_from: float
+    measures: dict[str, float] = field(repr=False)
+    thresholds: VerifyThresholds = VerifyThresholds()
 
-    def agrees(self, min_jaccard: float) -> bool:
-        """Whether the thresholded masks overlap at least ``min_jaccard``."""
-        return self.jaccard >= min_jaccard
+    @property
+    def claimed_fidelity(self) -> float:
+        """``min(L_to, L_from)`` the file claims."""
+        return min(self.claimed_l_to, self.claimed_l_from)
+
+    @property
+    def refit_fidelity(self) -> float:
+        """``min(L_to, L_from)`` the published mask reaches on the model's features."""
+        return min(self.refit_l_to, self.refit_l_from)
+
+    @property
+    def recomputed_fidelity(self) -> float:
+        """``min(L_to, L_from)`` of P recomputed."""
+        return min(self.recomputed_l_to, self.recomputed_l_from)
+
+    @property
+    def shortfall(self) -> float:
+        """How far the refitted fidelity falls short of the claim (negative: above it)."""
+        return self.claimed_fidelity - self.refit_fidelity
+
+    @property
+    def mask_agreement(self) -> float:
+        """The agreement of the masks under the thresholds' measure."""
+        return self.measures[self.thresholds.measure]
+
+    @property
+    def failures(self) -> tuple[str, ...]:
+        """The checks that failed: ``"fidelity"`` and/or ``"mask"``; empty when it passes."""
+        failed = []
+        if not self.shortfall <= self.thresholds.max_shortfall:
+            failed.append("fidelity")
+        if not self.mask_agreement >= self.thresholds.min_agreement:
+            failed.append("mask")
+        return tuple(failed)
+
+    @property
+    def passed(self) -> bool:
+        """Whether both checks pass."""
+        return not self.failures
+
+    def reasons(self) -> list[str]:
+        """One sentence per failed check, with the figures."""
+        out = []
+        t = self.thresholds
+        if "fidelity" in self.failures:
+            out.append(
+                f"with its mask held fixed, the model reaches fidelity {self.refit_fidelity:.4f}, "
+                f"{self.shortfall:.4f} short of the {self.claimed_fidelity:.4f} claimed "
+                f"(tolerance {t.max_shortfall})"
+            )
+        if "mask" in self.failures:
+            out.append(
+                f"the recomputed mask agrees {self.mask_agreement:.3f} ({t.measure}) with the "
+                f"published one, below {t.min_agreement}"
+            )
+        return out
 
 
-def compare_embeddings(published: torch.Tensor, recomputed: torch.Tensor) -> tuple[float, float]:
-    """``(Jaccard of the masks thresholded at 0.5, max |difference|)`` of two embeddings."""
+def compare_masks(published: torch.Tensor, recomputed: torch.Tensor) -> dict[str, float]:
+    """Every agreement measure of a recomputed mask with the published one, plus ``jaccard``
+    (of the masks thresholded at 0.5: uninformative for nearly all-on masks, shown only)."""
+    out = {kind: float(mask_agreement(published, recomputed, kind)) for kind in MASK_MEASURES}
     a, b = published > 0.5, recomputed > 0.5
     union = int((a | b).sum())
-    jaccard = 1.0 if union == 0 else int((a & b).sum()) / union
-    return jaccard, float((published - recomputed).abs().max())
+    out["jaccard"] = 1.0 if union == 0 else int((a & b).sum()) / union
+    return out
 
 
 def verify_published(
@@ -49,26 +169,36 @@ def verify_published(
     standard: Standard,
     *,
     model: str | None = None,
+    thresholds: VerifyThresholds = VerifyThresholds(),
+    device: str | torch.device | None = None,
     progress: bool = True,
 ) -> Agreement:
-    """Recomputes the embedding published in ``repo_id`` for ``standard`` and compares.
+    """Checks the embedding published in ``repo_id`` for ``standard`` against its model.
 
     Args:
         registry: where the repo is published.
         repo_id: the repo.
         standard: which of its embeddings to verify.
-        model: the model spec to recompute with (default: the repo itself at the model
-            revision the card records).
+        model: the model spec to check with. Default: the model spec the card records, at
+            the revision it records; else the repo itself when it holds the model.
+        thresholds: the verdict's thresholds (the measured defaults).
+        device: where to run the model and the optimisations (default: best available).
         progress: show progress bars.
 
+    Returns:
+        The figures of both checks and the verdict (:attr:`Agreement.passed`).
+
     Raises:
-        StdEmbedError: if the repo publishes no valid embedding for this standard.
+        InvalidCardError: the card's front matter cannot be read.
+        StdEmbedError: the repo publishes no valid embedding for this standard; no model
+            to check with (pass ``model``); the model found is not the revision embedded.
     """
     head = registry.head(repo_id)
     readme = registry.read_text(repo_id, "README.md", revision=head)
-    from huggingface_hub import ModelCard
-
-    data = ModelCard(readme).data.to_dict() if readme else {}
+    try:
+        data = read_front_matter(readme) if readme else {}
+    except InvalidCardError as e:
+        raise InvalidCardError(f"{repo_id}: {e}", repo_id=repo_id) from e
     entries, problems = card_entries(data)
     entry = entries.get(standard.id)
     if entry is None:
@@ -76,25 +206,104 @@ def verify_published(
         raise StdEmbedError(
             f"{repo_id} publishes no embedding for standard {standard.id!r}{detail}"
         )
-    path = registry.download(repo_id, entry.file, revision=head, max_bytes=64 * 1024 * 1024)
+    path = registry.download(repo_id, entry.file, revision=head, max_bytes=MAX_FILE_BYTES)
     published = load_embedding(path, standard=standard)
     if not isinstance(published, ModelEmbedding):
         raise StdEmbedError(f"{repo_id}: {entry.file} is not a model embedding")
-    if model is None:
-        if isinstance(registry, DirectoryRegistry):
-            model, revision = str(registry.root / repo_id), None
-        else:
-            model, revision = repo_id, published.model_revision
-    else:
-        revision = None
-    recomputed = compute_model_embedding(model, standard, revision=revision, progress=progress)
-    jaccard, max_diff = compare_embeddings(published.vector, recomputed.vector)
+
+    spec, revision = model, None
+    if spec is None:
+        spec, revision = _model_to_check(registry, repo_id, head, entry, published)
+    extractor = load_extractor(spec, revision=revision)
+    found, embedded = extractor.revision, published.model_revision
+    # unpinned (a folder): its weights hash must be the one embedded, when both are hashes
+    comparable = found and embedded and len(found) == len(embedded)
+    if model is None and revision is None and comparable and found != embedded:
+        raise StdEmbedError(
+            f"{repo_id}: the model found ({spec}) is revision {found}, but the embedding "
+            f"was computed from {embedded}: pass --model with the model embedded"
+        )
+
+    cand, base = _probe_features(extractor, standard, device=device, progress=progress)
+    config = standard.model_embedding
+    with _progress_bar(f"recomputing P for {extractor.name}", progress) as on_step:
+        recomputed = embed_model(cand, base, config=config, device=device, on_step=on_step)
+    with _progress_bar("refitting with the published mask", progress) as on_step:
+        refit = refit_affine(
+            cand, base, published.vector, config=config, device=device, on_step=on_step
+        )
     return Agreement(
         repo_id=repo_id,
         standard_id=standard.id,
+        model=spec,
         model_revision=published.model_revision,
-        jaccard=jaccard,
-        max_abs_diff=max_diff,
-        published_fidelity=published.fidelity,
-        recomputed_fidelity=recomputed.fidelity,
+        claimed_l_to=published.l_to,
+        claimed_l_from=published.l_from,
+        refit_l_to=float(refit.l_to[0]),
+        refit_l_from=float(refit.l_from[0]),
+        recomputed_l_to=recomputed.l_to,
+        recomputed_l_from=recomputed.l_from,
+        measures=compare_masks(published.vector, recomputed.mask),
+        thresholds=thresholds,
     )
+
+
+def _model_to_check(
+    registry: Registry, repo_id: str, head: str, entry: CardEntry, published: ModelEmbedding
+) -> tuple[str, str | None]:
+    """``(spec, revision)`` of the model a published embedding claims to be from."""
+    if entry.model is not None:
+        return _card_model(registry, repo_id, entry.model, entry.model_revision)
+    if registry.file_size(repo_id, "config.json", revision=head) is None:
+        raise StdEmbedError(
+            f"{repo_id} holds no model and its card does not say which model was embedded: "
+            "pass --model with the model's spec (e.g. --model timm:org/name)"
+        )
+    if isinstance(registry, DirectoryRegistry):
+        return str(registry.repo_path(repo_id)), None
+    return repo_id, published.model_revision
+
+
+def _card_model(
+    registry: Registry, repo_id: str, spec: str, revision: str | None
+) -> tuple[str, str | None]:
+    """The card's model spec, read as a stranger's: a Hub repo (or a repo of a directory
+    registry) at the revision recorded, never code to run or a path of this machine."""
+    try:
+        source, target = parse_spec(spec)
+    except StdEmbedError:
+        source, target = "", ""
+    local = isinstance(registry, DirectoryRegistry)
+    if (
+        source not in (None, "timm", "transformers")
+        or not _CARD_REPO_RE.fullmatch(target)
+        or ".." in target
+        or (not local and Path(target).expanduser().exists())
+    ):
+        raise StdEmbedError(
+            f"{repo_id}: the card's model spec {spec!r} is not a Hub repo "
+            "(timm:org/name, transformers:org/name or org/name): pass --model"
+        )
+    prefix = f"{source}:" if source else ""
+    if local and (registry.root / target).is_dir():
+        return prefix + str(registry.repo_path(target)), None
+    return prefix + target, revision if revision and _COMMIT_RE.fullmatch(revision) else None
+
+
+def _probe_features(
+    extractor: FeatureExtractor,
+    standard: Standard,
+    *,
+    device: str | torch.device | None,
+    progress: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's and the baseline's features of the standard's probe set (cached)."""
+    probe = load_probe(standard)
+    base = extract_features(load_baseline(standard), probe, device=device, progress=progress)
+    if base.shape[1] != standard.dim:
+        raise StandardMismatchError(
+            f"baseline {standard.baseline.model!r} gives {base.shape[1]} features but standard "
+            f"{standard.id!r} declares {standard.dim}"
+        )
+    cand = extract_features(extractor, probe, device=device, progress=progress)
+    return cand, base

@@ -22,6 +22,11 @@ from ._render import quiet_libraries, render_ranking, stderr, warn
 INDEX_REPOS_ENV = "HF_STDEMBED_INDEX_REPOS"
 """Shared index datasets ``select`` pulls when no ``--index-repo`` is given (space-separated)."""
 
+# The defaults of verify.VerifyThresholds, spelled out so that importing the CLI does not
+# import torch (tests check that they agree).
+MAX_SHORTFALL = 0.03
+MIN_AGREEMENT = 0.55
+
 
 def select(
     dataset: Annotated[
@@ -136,32 +141,64 @@ def verify(
         str, typer.Option("--standard", "-s", help="Built-in standard id or a YAML file.")
     ] = DEFAULT_STANDARD,
     model: Annotated[
-        str | None, typer.Option(help="Model spec to recompute with (default: the repo).")
+        str | None,
+        typer.Option(
+            help="Model spec to check with (default: the model the card records, else the repo)."
+        ),
     ] = None,
     registry: RegistryOption = None,
-    min_jaccard: Annotated[
-        float, typer.Option(help="Least Jaccard overlap of the masks that counts as agreement.")
-    ] = 0.9,
+    max_shortfall: Annotated[
+        float,
+        typer.Option(
+            help="Largest shortfall of the fidelity the published mask reaches (its affine maps "
+            "refitted) below the fidelity claimed."
+        ),
+    ] = MAX_SHORTFALL,
+    min_agreement: Annotated[
+        float,
+        typer.Option(
+            help="Least Pearson correlation of the recomputed mask with the published one."
+        ),
+    ] = MIN_AGREEMENT,
+    device: Annotated[str | None, typer.Option(help="torch device (default: best).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
-    """Recompute a published embedding from the model and compare (defence against forgery)."""
+    """Check a published embedding against its model (defence against forgery): refit the
+    affine maps with the published mask fixed, and recompute the mask."""
     from ..errors import StdEmbedError
     from ..registry import open_registry
     from ..standards import get_standard
-    from ..verify import verify_published
+    from ..verify import VerifyThresholds, verify_published
 
     if quiet:
         quiet_libraries()
+    thresholds = VerifyThresholds(max_shortfall=max_shortfall, min_agreement=min_agreement)
     result = verify_published(
-        open_registry(registry), repo_id, get_standard(standard), model=model, progress=not quiet
+        open_registry(registry),
+        repo_id,
+        get_standard(standard),
+        model=model,
+        thresholds=thresholds,
+        device=device,
+        progress=not quiet,
+    )
+    m = result.measures
+    typer.echo(f"{repo_id} [{result.standard_id}], checked with {result.model}")
+    typer.echo(
+        f"  fidelity: claimed {result.claimed_fidelity:.4f}, reached with the published mask "
+        f"{result.refit_fidelity:.4f} (shortfall {result.shortfall:+.4f}, tolerance "
+        f"{thresholds.max_shortfall}); recomputed {result.recomputed_fidelity:.4f}"
     )
     typer.echo(
-        f"{repo_id} [{result.standard_id}]: Jaccard {result.jaccard:.3f}, max |diff| "
-        f"{result.max_abs_diff:.4f}, fidelity published {result.published_fidelity:.4f} / "
-        f"recomputed {result.recomputed_fidelity:.4f}"
+        f"  mask: Pearson {m['pearson']:.3f} with the recomputed mask (least "
+        f"{thresholds.min_agreement}); weighted Jaccard {m['weighted-jaccard']:.3f}, "
+        f"Jaccard at 0.5 {m['jaccard']:.3f} (shown, not judged)"
     )
-    if not result.agrees(min_jaccard):
+    typer.echo(
+        f"  verdict: {'pass' if result.passed else 'FAIL (' + ', '.join(result.failures) + ')'}"
+    )
+    if not result.passed:
         raise StdEmbedError(
-            f"the published embedding of {repo_id} does not match its recomputation "
-            f"(Jaccard {result.jaccard:.3f} < {min_jaccard})"
+            f"the published embedding of {repo_id} is not its model's: "
+            + "; ".join(result.reasons())
         )

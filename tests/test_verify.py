@@ -1,0 +1,212 @@
+"""`hf-stdembed verify`: which model to check with, strangers' cards, and the verdict's output.
+
+Fast tests on the tiny timm model (a directory registry and the fake Hub). The verdict on
+real models (genuine passes, another model's embedding and an all-ones vector fail) is in
+tests/test_verify_models.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from hub_server import FakeHub
+from test_publish import make_timm_dir, model_files, write_standard
+from typer.testing import CliRunner
+
+from hf_stdembed.card import CardEntry, update_card
+from hf_stdembed.cli import _select, app, main
+from hf_stdembed.embeddings import ModelEmbedding, save_embedding
+from hf_stdembed.pipeline import compute_model_embedding
+from hf_stdembed.standards import get_standard
+from hf_stdembed.verify import VerifyThresholds
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def standard_file(tmp_path: Path, tiny_timm_dir: Path, tiny_parquet: Path) -> Path:
+    return write_standard(tmp_path, tiny_timm_dir, tiny_parquet, standard_id="tiny-test")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_timm_dir(tmp_path_factory.mktemp("verify-model"), seed=21)
+
+
+def card_only_files(
+    embedding: ModelEmbedding, *, repo_id: str, model: str | None = None
+) -> dict[str, bytes]:
+    """README.md + the embedding file of a repo that holds no model."""
+    with tempfile.TemporaryDirectory() as folder:
+        data = save_embedding(embedding, Path(folder) / "e.safetensors").read_bytes()
+    entry = CardEntry.from_embedding(embedding, data, sha256=hashlib.sha256(data).hexdigest())
+    entry = dataclasses.replace(entry, model=model)
+    readme = update_card(None, [entry], repo_id=repo_id)
+    return {"README.md": readme.encode(), entry.file: data}
+
+
+def write_repo(root: Path, repo_id: str, files: dict[str, bytes]) -> None:
+    for name, data in files.items():
+        path = root / repo_id / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+@dataclasses.dataclass
+class Run:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def cli_runner(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    """Runs `hf-stdembed verify ...` through the console entry point (its error boundary)."""
+
+    def run(*args: object) -> Run:
+        monkeypatch.setattr(sys, "argv", ["hf-stdembed", "verify", *(str(a) for a in args)])
+        capsys.readouterr()
+        code = 0
+        try:
+            main()
+        except SystemExit as e:
+            code = int(e.code or 0)
+        out, err = capsys.readouterr()
+        return Run(code, out, err)
+
+    return run
+
+
+@pytest.fixture
+def verify(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    return cli_runner(monkeypatch, capsys)
+
+
+def error_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("Error:")]
+
+
+def test_cli_threshold_defaults_are_the_librarys():
+    assert VerifyThresholds().max_shortfall == _select.MAX_SHORTFALL
+    assert VerifyThresholds().min_agreement == _select.MIN_AGREEMENT
+
+
+def test_genuine_embedding_passes_and_output_shows_both_checks(
+    model_dir: Path, standard_file: Path, tmp_path: Path, verify
+):
+    root = tmp_path / "registry"
+    embedding = compute_model_embedding(
+        f"timm:{model_dir}", get_standard(standard_file), progress=False
+    )
+    write_repo(
+        root, "team/m", {**model_files(model_dir), **card_only_files(embedding, repo_id="team/m")}
+    )
+    done = verify("team/m", "-s", standard_file, "--registry", root, "-q")
+    assert done.exit_code == 0, done.output
+    assert "fidelity: claimed" in done.stdout and "reached with the published mask" in done.stdout
+    assert "Pearson 1.000" in done.stdout and "weighted Jaccard 1.000" in done.stdout
+    assert "verdict: pass" in done.stdout
+
+
+def test_card_only_repo_without_model_spec_says_pass_model(
+    model_dir: Path, standard_file: Path, tmp_path: Path, verify
+):
+    # issue 9 #6: was `404 ... config.json` with no hint
+    root = tmp_path / "registry"
+    embedding = compute_model_embedding(
+        f"timm:{model_dir}", get_standard(standard_file), progress=False
+    )
+    write_repo(root, "team/cardonly", card_only_files(embedding, repo_id="team/cardonly"))
+    done = verify("team/cardonly", "-s", standard_file, "--registry", root, "-q")
+    assert done.exit_code == 1
+    errors = error_lines(done.output)
+    assert len(errors) == 1 and "--model" in errors[0] and "holds no model" in errors[0]
+    assert "Traceback" not in done.output
+
+    with_model = verify(
+        "team/cardonly",
+        "-s",
+        standard_file,
+        "--registry",
+        root,
+        "--model",
+        f"timm:{model_dir}",
+        "-q",
+    )
+    assert with_model.exit_code == 0, with_model.output
+    assert "verdict: pass" in with_model.stdout
+
+
+def test_card_only_repo_on_the_hub_uses_the_cards_model_spec_at_its_revision(
+    hub: FakeHub, model_dir: Path, standard_file: Path, tmp_path: Path, verify
+):
+    hub.add_repo("tester/weights", model_files(model_dir))
+    embedded = hub.head("tester/weights")
+    standard = get_standard(standard_file)
+    embedding = compute_model_embedding(
+        "tester/weights", standard, revision=embedded, progress=False
+    )
+    assert embedding.model_revision == embedded
+    hub.add_repo(
+        "tester/card",
+        card_only_files(embedding, repo_id="tester/card", model="timm:tester/weights"),
+    )
+    # the weights repo moves on: verify must check the revision the card records
+    hub.commit("tester/weights", {"config.json": b"{}"})
+    assert hub.head("tester/weights") != embedded
+
+    done = verify("tester/card", "-s", standard_file, "-q")
+    assert done.exit_code == 0, done.output
+    assert "checked with timm:tester/weights" in done.stdout and "verdict: pass" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "spec",
+    ["os:system", "entrypoint:os:getcwd", "timm:../../etc", "timm:/tmp/x", "transformers:a b/c"],
+)
+def test_a_cards_model_spec_is_never_code_or_a_local_path(
+    spec: str, model_dir: Path, standard_file: Path, tmp_path: Path, verify
+):
+    root = tmp_path / "registry"
+    embedding = compute_model_embedding(
+        f"timm:{model_dir}", get_standard(standard_file), progress=False
+    )
+    write_repo(root, "team/evil", card_only_files(embedding, repo_id="team/evil", model=spec))
+    done = verify("team/evil", "-s", standard_file, "--registry", root, "-q")
+    assert done.exit_code == 1
+    errors = error_lines(done.output)
+    assert len(errors) == 1 and "is not a Hub repo" in errors[0] and "--model" in errors[0]
+
+
+@pytest.mark.parametrize(
+    "front_matter",
+    [
+        "tags: 5\nhf_stdembed: 7\n",
+        "a: &a [x, x, x]\nb: &b [*a, *a, *a]\nc: [*b, *b, *b]\n",  # an alias bomb, in small
+        "- a list\n- not a mapping\n",
+        "key: [unclosed\n",
+    ],
+)
+def test_a_malformed_card_gives_one_error_line(
+    front_matter: str, standard_file: Path, tmp_path: Path, verify
+):
+    root = tmp_path / "registry"
+    write_repo(root, "team/bad", {"README.md": f"---\n{front_matter}---\n# Model\n".encode()})
+    done = verify("team/bad", "-s", standard_file, "--registry", root, "-q")
+    assert done.exit_code == 1
+    assert len(error_lines(done.output)) == 1, done.output
+    assert "Traceback" not in done.output
+
+
+def test_min_jaccard_is_gone_and_new_options_show_in_help():
+    done = runner.invoke(app, ["verify", "--help"], env={"COLUMNS": "200"})
+    assert "--max-shortfall" in done.output and "--min-agreement" in done.output
+    assert "--min-jaccard" not in done.output
