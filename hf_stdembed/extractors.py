@@ -30,11 +30,13 @@ from huggingface_hub.errors import (
     EntryNotFoundError,
     GatedRepoError,
     HfHubHTTPError,
+    HFValidationError,
     IncompleteSnapshotError,
     LocalEntryNotFoundError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
+from huggingface_hub.utils import validate_repo_id
 from PIL import Image
 
 from hf_stdembed.errors import ModelLoadError
@@ -69,7 +71,6 @@ SOURCES = ("timm", "transformers", "entrypoint")
 """Spec prefixes understood by :func:`load_extractor`."""
 
 _ENTRYPOINT_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-_REPO_ID_RE = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
 _TIMM_WEIGHTS = "model.safetensors"
@@ -149,7 +150,11 @@ def parse_spec(spec: str) -> tuple[str | None, str]:
     prefix, sep, rest = spec.partition(":")
     if sep and prefix in SOURCES:
         if not rest:
-            raise ModelLoadError(f"nothing after the '{prefix}:' prefix", spec=spec)
+            raise ModelLoadError(
+                f"nothing after the '{prefix}:' prefix; write {prefix}:org/name or"
+                f" {prefix}:./folder",
+                spec=spec,
+            )
         return prefix, rest
     if _ENTRYPOINT_RE.match(spec):
         return "entrypoint", spec
@@ -177,12 +182,15 @@ def _locate(target: str, *, revision: str | None, token: str | bool | None, spec
                 spec=spec,
             )
         return _Location(path, None, revision, config)
-    if path.exists() or not _REPO_ID_RE.match(target):
+    if path.exists():
         raise ModelLoadError(
-            "not a model directory nor a Hub repo id ('org/name'); give a directory holding"
-            " config.json and weights, a Hub repo id, or 'entrypoint:module:function'",
+            f"{target} is a file, not a model folder: give the folder holding config.json and"
+            " the weights, or a Hub repo id (org/name)",
             spec=spec,
         )
+    problem = _not_a_repo_id(target)
+    if problem is not None:
+        raise ModelLoadError(problem, spec=spec)
     config_file = hf_hub_download(
         target, "config.json", revision=revision, token=token, **_library_info()
     )
@@ -190,6 +198,25 @@ def _locate(target: str, *, revision: str | None, token: str | bool | None, spec
     if sha is None:  # not in the usual cache layout: ask the Hub
         sha = HfApi().model_info(target, revision=revision, token=token).sha
     return _Location(None, target, sha, _read_config(Path(config_file), spec))
+
+
+def _not_a_repo_id(target: str) -> str | None:
+    """Why ``target`` (no folder of that name exists) is not a Hub repo id either, or None."""
+    if target.startswith((".", "/", "~")) or "\\" in target:
+        return f"no folder {target}; for a Hub repo write org/name"
+    if target.count("/") > 1:
+        return (
+            f"no folder {target}, and a Hub repo id has one '/' (org/name): not a model"
+            " directory nor a Hub repo id"
+        )
+    try:
+        validate_repo_id(target)
+    except HFValidationError:
+        return (
+            f"no folder {target!r}, and a Hub repo id holds only letters, digits, '-', '_' and"
+            " '.' (org/name): not a model directory nor a Hub repo id"
+        )
+    return None
 
 
 def _commit_of(cached_file: str) -> str | None:
@@ -456,7 +483,8 @@ def _hub_errors(spec: str) -> Iterator[None]:
         ) from e
     except RepositoryNotFoundError as e:
         raise ModelLoadError(
-            "no such Hub repo (if it is private, log in with `hf auth login` or pass a token)",
+            "no such Hub repo (and no local folder of that name); if the repo is private, log in"
+            " with `hf auth login` or pass a token",
             spec=spec,
         ) from e
     except RevisionNotFoundError as e:
@@ -473,6 +501,10 @@ def _hub_errors(spec: str) -> Iterator[None]:
         raise ModelLoadError(f"a file is missing from the repo: {e}", spec=spec) from e
     except HfHubHTTPError as e:
         raise ModelLoadError(f"Hub request failed: {e}", spec=spec) from e
+    except HFValidationError as e:
+        raise ModelLoadError(
+            f"not a model folder nor a valid Hub repo id (org/name): {e}", spec=spec
+        ) from e
 
 
 def _library_info() -> dict[str, str]:

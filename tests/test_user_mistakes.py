@@ -1,0 +1,79 @@
+"""Every user mistake gets one ``Error: ...`` line that says the fix, never a traceback.
+
+Each case runs the console entry point (`hf_stdembed.cli.main`) as a user would, offline.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from hf_stdembed.cli import main
+
+
+def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    """Runs ``hf-stdembed ARGS``; returns the exit code and stderr."""
+    monkeypatch.setattr(sys, "argv", ["hf-stdembed", *map(str, args)])
+    with pytest.raises(SystemExit) as info:
+        main()
+    return info.value.code, capsys.readouterr().err
+
+
+def one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err and "╭" not in err, err
+    assert len(lines) == 1 and lines[0].startswith("Error: "), err
+    return lines[0]
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch) -> Path:
+    """A current folder holding a file (``a-file``) and an empty folder (``empty``)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("not a model")
+    (tmp_path / "empty").mkdir()
+    return tmp_path
+
+
+# --- model specs (embed; publish --model) ------------------------------------------------
+
+MODEL_MISTAKES = [
+    # the README's own example with a missing folder: was an 86-line HFValidationError
+    ("timm:./my-private-model", r"no folder \./my-private-model; for a Hub repo write org/name"),
+    ("./not-a-model", r"no folder \./not-a-model; for a Hub repo write org/name"),
+    ("transformers:../gone", r"no folder \.\./gone; for a Hub repo write org/name"),
+    ("~/no-such-model-folder", r"no folder ~/no-such-model-folder; for a Hub repo write"),
+    ("timm:", r"nothing after the 'timm:' prefix; write timm:org/name or timm:\./folder"),
+    ("x/y/z", r"no folder x/y/z, and a Hub repo id has one '/' \(org/name\)"),
+    ("a b", r"no folder 'a b', and a Hub repo id holds only letters, digits"),
+    ("a-file", r"a-file is a file, not a model folder: give the folder holding config\.json"),
+    ("timm:a-file", r"a-file is a file, not a model folder"),
+    ("empty", r"no config\.json in .*empty"),
+]
+
+
+@pytest.mark.parametrize(("spec", "message"), MODEL_MISTAKES)
+def test_embed_model_mistakes(workdir: Path, monkeypatch, capsys, spec: str, message: str):
+    code, err = run_cli(monkeypatch, capsys, "embed", spec, "--out", "e.safetensors", "-q")
+    assert code == 1
+    line = one_error_line(err)
+    assert line.startswith(f"Error: cannot load model {spec!r}: ")
+    assert re.search(message, line), line
+
+
+def test_publish_readme_example_with_a_missing_folder(workdir: Path, monkeypatch, capsys):
+    """`publish ORG/NAME --model timm:./my-private-model` (the README's example) printed an
+    86-line traceback when the folder was mistyped."""
+    registry = workdir / "registry"
+    (registry / "org" / "name").mkdir(parents=True)
+    code, err = run_cli(
+        monkeypatch,
+        capsys,
+        *("publish", "org/name", "--model", "timm:./my-private-model", "--dry-run"),
+        *("--registry", registry, "-q"),
+    )
+    assert code == 1
+    assert "no folder ./my-private-model; for a Hub repo write org/name" in one_error_line(err)
