@@ -77,3 +77,47 @@ def test_publish_readme_example_with_a_missing_folder(workdir: Path, monkeypatch
     )
     assert code == 1
     assert "no folder ./my-private-model; for a Hub repo write org/name" in one_error_line(err)
+
+
+# --- datasets (task, select, evaluate) ---------------------------------------------------
+
+DATASET_MISTAKES = [
+    # was "Repo id must use alphanumeric chars" online, "the Hub cannot be reached" offline
+    ("./nope.parquet", r"no file or folder \./nope\.parquet; for a Hub dataset write org/name"),
+    ("nope.parquet", r"no file or folder nope\.parquet; for a Hub dataset write org/name"),
+    ("../no-folder", r"no file or folder \.\./no-folder; for a Hub dataset write org/name"),
+    ("x/y/z", r"no file or folder x/y/z, and a Hub dataset id has one '/' \(org/name\)"),
+    ("a b", r"no file or folder 'a b', and a Hub dataset id holds only letters, digits"),
+    ("a-file", r"a single file must be \.parquet"),
+    ("empty", r"folder .*empty holds no data files: give parquet files or an image folder"),
+]
+
+
+@pytest.mark.parametrize(("source", "message"), DATASET_MISTAKES)
+def test_task_dataset_mistakes(workdir: Path, monkeypatch, capsys, source: str, message: str):
+    code, err = run_cli(monkeypatch, capsys, "task", source, "--out", "t.safetensors", "-q")
+    assert code == 1
+    line = one_error_line(err)
+    assert line.startswith(f"Error: cannot load dataset {source!r}: ")
+    assert re.search(message, line), line
+
+
+def test_select_with_a_missing_dataset_file(workdir: Path, monkeypatch, capsys):
+    """`select --dataset ./nope.parquet` said `Repo id must use alphanumeric chars`."""
+    code, err = run_cli(
+        monkeypatch,
+        capsys,
+        *("select", "--dataset", "./nope.parquet", "--no-refresh", "--index", "idx", "-q"),
+    )
+    assert code == 1
+    assert "no file or folder ./nope.parquet; for a Hub dataset" in one_error_line(err)
+
+
+def test_evaluate_with_a_missing_task_file(workdir: Path, monkeypatch, capsys):
+    code, err = run_cli(
+        monkeypatch,
+        capsys,
+        *("evaluate", "-c", "timm:org/model", "-t", "digits=./nope.parquet", "--out", "r", "-q"),
+    )
+    assert code == 1
+    assert re.search(r"no file \./nope\.parquet", one_error_line(err)), err
