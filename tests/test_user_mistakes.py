@@ -121,3 +121,52 @@ def test_evaluate_with_a_missing_task_file(workdir: Path, monkeypatch, capsys):
     )
     assert code == 1
     assert re.search(r"no file \./nope\.parquet", one_error_line(err)), err
+
+
+# --- usage errors and help ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["embed"], "Missing"),
+        (["rank"], "Missing"),
+        (["embed", "m", "--out", "o", "--batch-size", "many"], "batch-size"),
+        (["no-such-command"], "No such command"),
+        (["embed", "m", "--out", "o", "--no-such-option"], "No such option"),
+    ],
+)
+def test_usage_errors_print_usage_not_a_traceback(monkeypatch, capsys, args, message):
+    """A missing argument printed a 20-line traceback ending in `MissingParameter`."""
+    code, err = run_cli(monkeypatch, capsys, *args)
+    assert code == 2
+    assert "Traceback" not in err and "MissingParameter:" not in err, err
+    assert message in err and "Usage:" in err, err
+
+
+def all_commands():
+    """(name, click command) for every command and group of the CLI."""
+    import typer
+
+    from hf_stdembed.cli import app
+
+    found = []
+
+    def walk(command, name):
+        found.append((name, command))
+        for sub_name, sub in (getattr(command, "commands", None) or {}).items():
+            walk(sub, f"{name} {sub_name}".strip())
+
+    walk(typer.main.get_command(app), "")
+    return found
+
+
+@pytest.mark.parametrize(("name", "command"), all_commands(), ids=lambda v: str(v))
+def test_help_texts_have_no_hard_line_breaks(name, command):
+    """`publish --help` and `evaluate --help` wrapped mid-sentence: a docstring's hard line
+    break is kept by the help renderers of some Typer/Click versions."""
+    texts = {"": command.help or ""}
+    texts.update({p.name: p.help for p in command.params if getattr(p, "help", None)})
+    for where, text in texts.items():
+        for paragraph in text.strip().split("\n\n"):
+            assert "\n" not in paragraph.strip(), f"{name} {where}: {paragraph!r}"

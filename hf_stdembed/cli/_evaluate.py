@@ -67,8 +67,7 @@ def evaluate(
     device: Annotated[str | None, typer.Option(help="torch device (default: best).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False,
 ) -> None:
-    """Linear-probe ground truth vs our selection, LogME, P's fidelity alone, largest-first
-    and a random pick."""
+    """Linear probes vs our selection, LogME, P's fidelity alone, largest-first, random."""
     from ..evaluation import DEFAULT_VARIANTS
     from ..evaluation import evaluate as run_evaluation
     from ..standards import get_standard
