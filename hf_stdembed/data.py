@@ -81,7 +81,8 @@ def load_image_dataset(
         label_column (`str`, *optional*): the label column; defaults to the first
             ``ClassLabel`` column, else the first integer column named as in
             :data:`LABEL_COLUMN_NAMES`. A string column is encoded as class ids.
-        require_labels (`bool`, defaults to `True`): fail when no label column is found.
+        require_labels (`bool`, defaults to `True`): the split is a classification task: fail
+            when no label column is found or the labels hold fewer than 2 classes.
 
     Returns:
         `ImageDataset`: the split, its columns, class count and fingerprint.
@@ -89,7 +90,8 @@ def load_image_dataset(
     Raises:
         DatasetLoadError: the dataset or split cannot be loaded (the message lists the
             available splits), a named column is missing or has the wrong type (the message
-            lists the columns), or labels are required and none are found.
+            lists the columns), or labels are required and none are found, or they hold a
+            single class.
 
     Example:
         ```py
@@ -126,7 +128,7 @@ def load_image_dataset(
     if not isinstance(loaded, datasets.Dataset):
         raise DatasetLoadError(f"expected one split, got {type(loaded).__name__}", source=source)
     origin = {"split": split, "config": config, "data": loaded._fingerprint}
-    return as_image_dataset(
+    data = as_image_dataset(
         loaded,
         source=source,
         image_column=image_column,
@@ -134,6 +136,9 @@ def load_image_dataset(
         require_labels=require_labels,
         fingerprint=_digest(origin),
     )
+    if require_labels:
+        _require_two_classes(data)
+    return data
 
 
 def as_image_dataset(
@@ -382,6 +387,23 @@ def _num_classes(dataset: datasets.Dataset, column: str, source: str) -> int:
     if isinstance(feature, datasets.ClassLabel):
         return feature.num_classes
     return int(values.max()) + 1 if len(values) else 0
+
+
+def _require_two_classes(ds: ImageDataset) -> None:
+    """Fail unless the rows' labels hold at least two classes (a task separates classes)."""
+    present = np.unique(_column_values(ds.dataset, ds.label_column))
+    if len(present) >= 2:
+        return
+    feature = ds.dataset.features[ds.label_column]
+    names = [
+        repr(feature.int2str(int(v)) if isinstance(feature, datasets.ClassLabel) else v.item())
+        for v in present
+    ]
+    raise DatasetLoadError(
+        f"a task needs at least 2 classes; the labels (column {ds.label_column!r}) hold"
+        f" {'only ' + names[0] if names else 'no rows'}",
+        source=ds.source,
+    )
 
 
 def _take(ds: ImageDataset, indices: torch.Tensor, *, tag: str) -> ImageDataset:
