@@ -582,8 +582,8 @@ def _hub_errors(spec: str) -> Iterator[None]:
         ) from e
     except RepositoryNotFoundError as e:
         raise ModelLoadError(
-            "no such Hub repo (and no local folder of that name); if the repo is private, log in"
-            " with `hf auth login` or pass a token",
+            "no such Hub repo (if it is private, log in with `hf auth login` or pass a token),"
+            " and no local folder of that name",
             spec=spec,
         ) from e
     except RevisionNotFoundError as e:
