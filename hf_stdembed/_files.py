@@ -23,12 +23,15 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _create_beside(path)
+    mode = stat.S_IMODE(tmp.stat().st_mode)  # 0o666 less the umask
     try:
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         with contextlib.suppress(FileNotFoundError):
-            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        # set again: a writer may have recreated the file (safetensors' save_file makes 0o600)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -39,6 +39,16 @@ def test_new_files_follow_the_umask(tmp_path: Path, umask: int):
     assert mode(atomic_write(tmp_path / "c.bin", b"z")) == 0o600
 
 
+def test_files_a_library_recreates_follow_the_umask_too(tmp_path: Path, umask: int):
+    """safetensors' save_file (the feature cache's writer) creates its file with 0600."""
+    import torch
+    from safetensors.torch import save_file
+
+    with atomic_path(tmp_path / "features.safetensors") as tmp:
+        save_file({"x": torch.zeros(2)}, tmp)
+    assert mode(tmp_path / "features.safetensors") == 0o644
+
+
 def test_a_replaced_file_keeps_its_mode(tmp_path: Path, umask: int):
     path = tmp_path / "a.bin"
     path.write_bytes(b"old")
