@@ -48,7 +48,7 @@ class DemoScale:
     """How much work the demo does; the defaults are ``hf-stdembed demo``'s."""
 
     # model-embedding (P) schedule: steps, and the learning rate divided by 10 every lr_step
-    # (the mask takes its shape in the first lr_step steps, at the full learning rate)
+    # (most of the mask's shape is set in the first lr_step steps, at the full rate)
     steps: int = 600
     lr_step: int = 150
     # digits in the probe set D of the demo standard
