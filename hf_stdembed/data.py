@@ -11,6 +11,8 @@ from typing import Any
 import datasets
 import numpy as np
 import torch
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 
 from hf_stdembed.errors import DatasetLoadError
 
@@ -79,7 +81,8 @@ def load_image_dataset(
         label_column (`str`, *optional*): the label column; defaults to the first
             ``ClassLabel`` column, else the first integer column named as in
             :data:`LABEL_COLUMN_NAMES`. A string column is encoded as class ids.
-        require_labels (`bool`, defaults to `True`): fail when no label column is found.
+        require_labels (`bool`, defaults to `True`): the split is a classification task: fail
+            when no label column is found or the labels hold fewer than 2 classes.
 
     Returns:
         `ImageDataset`: the split, its columns, class count and fingerprint.
@@ -87,7 +90,8 @@ def load_image_dataset(
     Raises:
         DatasetLoadError: the dataset or split cannot be loaded (the message lists the
             available splits), a named column is missing or has the wrong type (the message
-            lists the columns), or labels are required and none are found.
+            lists the columns), or labels are required and none are found, or they hold a
+            single class.
 
     Example:
         ```py
@@ -114,11 +118,17 @@ def load_image_dataset(
             source=source,
         ) from e
     except Exception as e:
+        if type(e).__name__ == "EmptyDatasetError" and Path(source).expanduser().is_dir():
+            raise DatasetLoadError(
+                f"folder {source} holds no data files: give parquet files or an image folder"
+                " (one sub-folder of images per class)",
+                source=source,
+            ) from e
         raise DatasetLoadError(f"{type(e).__name__}: {e}", source=source) from e
     if not isinstance(loaded, datasets.Dataset):
         raise DatasetLoadError(f"expected one split, got {type(loaded).__name__}", source=source)
     origin = {"split": split, "config": config, "data": loaded._fingerprint}
-    return as_image_dataset(
+    data = as_image_dataset(
         loaded,
         source=source,
         image_column=image_column,
@@ -126,6 +136,9 @@ def load_image_dataset(
         require_labels=require_labels,
         fingerprint=_digest(origin),
     )
+    if require_labels:
+        _require_two_classes(data)
+    return data
 
 
 def as_image_dataset(
@@ -245,7 +258,12 @@ def stratified_split(
 def _builder_args(
     source: str, data_files: str | list[str] | None
 ) -> tuple[str, str | list[str] | None]:
-    """``load_dataset``'s path and data files for a source (a parquet file needs a builder)."""
+    """``load_dataset``'s path and data files for a source (a parquet file needs a builder).
+
+    Raises:
+        DatasetLoadError: the source names a local file or folder that does not exist (or a
+            file that is not parquet), or a builder's local data file is missing.
+    """
     path = Path(source).expanduser()
     if data_files is None and path.is_file():
         if path.suffix != ".parquet":
@@ -255,7 +273,46 @@ def _builder_args(
                 source=source,
             )
         return "parquet", str(path)
+    if data_files is None and not path.exists():
+        problem = _not_a_dataset_id(source)
+        if problem is not None:
+            raise DatasetLoadError(problem, source=source)
+    if data_files is not None and source in _local_builders():
+        for file in [data_files] if isinstance(data_files, str) else data_files:
+            if not any(c in file for c in "*?[") and not Path(file).expanduser().exists():
+                raise DatasetLoadError(
+                    f"no file {file} (a data file of the {source!r} builder)", source=file
+                )
     return source, data_files
+
+
+_DATA_SUFFIXES = (".parquet", ".arrow", ".csv", ".json", ".jsonl", ".zip", ".tar", ".gz")
+
+
+def _not_a_dataset_id(source: str) -> str | None:
+    """Why ``source`` (no file or folder of that name exists) is not a Hub dataset id
+    either, or None when it may be one."""
+    if source.startswith((".", "/", "~")) or "\\" in source or source.endswith(_DATA_SUFFIXES):
+        return f"no file or folder {source}; for a Hub dataset write org/name"
+    if source.count("/") > 1:
+        return f"no file or folder {source}, and a Hub dataset id has one '/' (org/name)"
+    try:
+        validate_repo_id(source)
+    except HFValidationError:
+        return (
+            f"no file or folder {source!r}, and a Hub dataset id holds only letters, digits,"
+            " '-', '_' and '.' (org/name)"
+        )
+    return None
+
+
+def _local_builders() -> frozenset[str]:
+    """The builder names of ``datasets`` that read local files (``parquet``, ``imagefolder``...)."""
+    try:
+        from datasets.packaged_modules import _PACKAGED_DATASETS_MODULES
+    except ImportError:  # a private name: fall back to the ones the docs show
+        return frozenset({"parquet", "imagefolder", "arrow", "csv", "json", "webdataset"})
+    return frozenset(_PACKAGED_DATASETS_MODULES)
 
 
 def _split_names(
@@ -330,6 +387,23 @@ def _num_classes(dataset: datasets.Dataset, column: str, source: str) -> int:
     if isinstance(feature, datasets.ClassLabel):
         return feature.num_classes
     return int(values.max()) + 1 if len(values) else 0
+
+
+def _require_two_classes(ds: ImageDataset) -> None:
+    """Fail unless the rows' labels hold at least two classes (a task separates classes)."""
+    present = np.unique(_column_values(ds.dataset, ds.label_column))
+    if len(present) >= 2:
+        return
+    feature = ds.dataset.features[ds.label_column]
+    names = [
+        repr(feature.int2str(int(v)) if isinstance(feature, datasets.ClassLabel) else v.item())
+        for v in present
+    ]
+    raise DatasetLoadError(
+        f"a task needs at least 2 classes; the labels (column {ds.label_column!r}) hold"
+        f" {'only ' + names[0] if names else 'no rows'}",
+        source=ds.source,
+    )
 
 
 def _take(ds: ImageDataset, indices: torch.Tensor, *, tag: str) -> ImageDataset:

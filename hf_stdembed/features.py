@@ -12,15 +12,17 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+import datasets
 import torch
 from huggingface_hub import constants
+from PIL import Image, UnidentifiedImageError
 from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from hf_stdembed._files import atomic_path
 from hf_stdembed.data import ImageDataset
-from hf_stdembed.errors import ModelLoadError
+from hf_stdembed.errors import DatasetLoadError, ModelLoadError
 from hf_stdembed.extractors import FeatureExtractor
 
 logger = logging.getLogger(__name__)
@@ -176,7 +178,7 @@ def batch_features(
         ModelLoadError: ``forward`` does not return one feature row per image.
     """
     rows = [int(i) for i in indices.flatten().tolist()]
-    images = data.dataset.select_columns([data.image_column])[rows][data.image_column]
+    images = _decode(data.dataset.select_columns([data.image_column]), rows, data=data)
     pixels = torch.stack([extractor.transform(image) for image in images]) if rows else None
     return _run(extractor, [pixels] if pixels is not None else [], device=device)
 
@@ -244,18 +246,62 @@ class _TransformedImages(torch.utils.data.Dataset):
 
     def __init__(self, extractor: FeatureExtractor, data: ImageDataset) -> None:
         self.transform = extractor.transform
-        self.column = data.image_column
+        self.data = data
         self.rows = data.dataset.select_columns([data.image_column])
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        return self.transform(self.rows[index][self.column])
+        return self.transform(_decode(self.rows, [index], data=self.data)[0])
 
     def slice(self, start: int, stop: int) -> Sequence[torch.Tensor]:
         """Rows ``start:stop``, decoded in one read."""
-        return [self.transform(image) for image in self.rows[start:stop][self.column]]
+        images = _decode(self.rows, range(start, stop), data=self.data)
+        return [self.transform(image) for image in images]
+
+
+def _decode(
+    column: datasets.Dataset, rows: Sequence[int], *, data: ImageDataset
+) -> list[Image.Image]:
+    """The images of some rows of ``column`` (``data``'s image column alone), in one read.
+
+    Raises:
+        DatasetLoadError: an image cannot be decoded; the message names the first such row
+            (and its file, when the dataset records one).
+    """
+    try:
+        if isinstance(rows, range):
+            return column[rows.start : rows.stop][data.image_column]
+        return column[list(rows)][data.image_column]
+    except Exception as e:  # PIL's errors for corrupt images are many (OSError, ValueError...)
+        for row in rows:
+            try:
+                column[row][data.image_column]
+            except Exception as row_error:
+                why = (
+                    "not an image format PIL reads"
+                    if isinstance(row_error, UnidentifiedImageError)
+                    else f"{type(row_error).__name__}: {row_error}"
+                )
+                raise DatasetLoadError(
+                    f"row {row}{_file_of(column, data.image_column, row)}: the image cannot be"
+                    f" decoded ({why}); fix or remove that row",
+                    source=data.source,
+                ) from row_error
+        raise DatasetLoadError(
+            f"the images cannot be decoded ({type(e).__name__}: {e})", source=data.source
+        ) from e
+
+
+def _file_of(column: datasets.Dataset, name: str, row: int) -> str:
+    """`` (path)`` of a row's image file when the dataset records it, else ``""``."""
+    try:
+        raw = column.cast_column(name, datasets.Image(decode=False))[row][name]
+    except Exception:
+        return ""
+    path = raw.get("path") if isinstance(raw, dict) else None
+    return f" ({path})" if path else ""
 
 
 # --- cache files ------------------------------------------------------------------------

@@ -47,15 +47,17 @@ def main() -> None:
         _fail("aborted")
     except KeyboardInterrupt:
         _fail("interrupted", code=130)
-    except Exception as e:  # click's usage errors carry their own exit code
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Exit):
-            sys.exit(e.exit_code)
-        raise
+    except Exception as e:
+        # click's usage errors (missing argument, bad value, unknown option...) print their
+        # usage line (duck-typed: recent Typer versions vendor their own copy of click)
+        show, code = getattr(e, "show", None), getattr(e, "exit_code", None)
+        if type(e).__module__.partition(".")[0] not in ("click", "typer") or not isinstance(
+            code, int
+        ):
+            raise
+        if callable(show):
+            show()
+        sys.exit(code)
 
 
 def _fail(message: str, *, code: int = 1) -> None:

