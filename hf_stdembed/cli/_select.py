@@ -163,8 +163,7 @@ def verify(
     device: Annotated[str | None, typer.Option(help="torch device (default: best).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
-    """Check a published embedding against its model (defence against forgery): refit the
-    affine maps with the published mask fixed, and recompute the mask."""
+    """Check a published embedding against its model: refit with its mask, recompute the mask."""
     from ..errors import StdEmbedError
     from ..registry import open_registry
     from ..standards import get_standard
