@@ -443,3 +443,31 @@ def test_cli_refuses_a_negative_rerank_in_one_line(cli_setup):
 
     result = CliRunner().invoke(app, [*cli_setup, "--rerank", "-1"])
     assert result.exit_code != 0 and "Traceback" not in result.output
+
+
+# --- end to end: publish -> crawl -> select --rerank, the models loaded from the (fake) Hub ---
+
+
+@pytest.mark.slow
+def test_publish_crawl_and_rerank_load_each_model_at_its_pinned_revision(
+    hub, tmp_path, tiny_timm_dir, tiny_parquet
+):
+    from test_publish import make_timm_dir, model_files, write_standard
+
+    standard_file = write_standard(tmp_path, tiny_timm_dir, tiny_parquet, standard_id="tiny-e2e")
+    repos = ["tester/rr0", "tester/rr1"]
+    for i, repo in enumerate(repos):
+        hub.add_repo(repo, model_files(make_timm_dir(tmp_path / f"m{i}", seed=20 + i)))
+        _run(["publish", repo, "-s", str(standard_file), "-q"])
+    index = tmp_path / "index"
+    _run(["index", "update", "--index", str(index), "-s", str(standard_file), "-q"])
+    with EmbeddingIndex.open(index) as opened:
+        rows = {r.repo_id: r for r in opened.rows()}
+    assert all(r.model_spec in (repo, f"timm:{repo}") for repo, r in rows.items())
+    args = ["select", "-d", str(tiny_parquet), "-s", str(standard_file), "--index", str(index)]
+    result = _run([*args, "--no-refresh", "-q", "--json", "--rerank", "2"])
+    ranked = json.loads(result.stdout)
+    assert all(r["placed_by"] == "stage 2" and r["not_reranked"] is None for r in ranked)
+    assert {r["model"]: r["revision"] for r in ranked} == {r: rows[r].revision for r in repos}
+    # the task is the probe set here: publish ran both models over it, the cache serves them
+    assert "2 model(s) from the feature cache" in result.stderr

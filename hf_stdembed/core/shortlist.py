@@ -103,3 +103,42 @@ def two_stage_order(
     places = [c if c in kept else None for c in shortlist if c not in last]
     fill = iter(scored)
     return [c if c is not None else next(fill) for c in places] + last
+
+
+def two_stage_scores(
+    stage1: Sequence[Sequence[float]],
+    stage2: Sequence[float],
+    k: int,
+    *,
+    rule: str = "round-robin",
+) -> list[float]:
+    """Scores of a two-stage selector over a pool: higher is picked first.
+
+    The shortlist of ``k`` merged from the stage-1 scores' orders (ties: pool order) comes
+    first, ordered by ``stage2`` (a NaN stage-2 score counts as not scored: the candidate
+    keeps its shortlist place); the rest follow in the first stage-1 score's order.
+
+    Args:
+        stage1: per stage-1 score, one score per candidate.
+        stage2: one stage-2 score per candidate (only the shortlisted ones are read).
+        k: the shortlist size.
+        rule: one of :data:`MERGE_RULES`.
+
+    Returns:
+        ``m - position`` for each candidate (its final position counted from 0).
+
+    Example:
+        >>> two_stage_scores([[3, 2, 1], [1, 2, 3]], [0.0, 9.0, 5.0], 2)
+        [2.0, 1.0, 3.0]
+    """
+    m = len(stage2)
+    orders = [sorted(range(m), key=lambda i, s=s: -s[i]) for s in stage1]
+    shortlist = merge_shortlist(orders, k, rule=rule)
+    scored = {i: float(stage2[i]) for i in shortlist if stage2[i] == stage2[i]}
+    final = two_stage_order(shortlist, scored)
+    on_list = set(shortlist)
+    final += [i for i in orders[0] if i not in on_list]
+    out = [0.0] * m
+    for position, i in enumerate(final):
+        out[i] = float(m - position)
+    return out
