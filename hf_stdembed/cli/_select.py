@@ -72,7 +72,8 @@ def select(
             help="Re-rank a shortlist of K models on the dataset: each is downloaded at its "
             "pinned revision, forwarded once over the images and ordered by LogME (K forward "
             "passes). The shortlist merges the best by intersection and by I/|v| (round-robin); "
-            "the other rows keep their stage-1 order. 0: the pure O(1) ranking (the default, "
+            "the other rows keep their stage-1 order; the shortlist is shown whole whatever --top. "
+            "0: the pure O(1) ranking (the default, "
             "until the benchmark of issue 12 sets K).",
         ),
     ] = 0,
