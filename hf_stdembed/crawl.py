@@ -208,7 +208,12 @@ class _Crawl:
         if problem:
             raise _Skip(problem)
         row = IndexRow.from_embedding(
-            embedding, repo, revision=summary.sha, file_path=entry.file, file_sha256=digest
+            embedding,
+            repo,
+            revision=summary.sha,
+            file_path=entry.file,
+            file_sha256=digest,
+            model_spec=entry.model,  # else the file's own spec
         )
         vector = embedding.vector.detach().cpu().numpy()
         problem = row_problem(row, vector, dim=standard.dim)

@@ -406,6 +406,7 @@ def _record(
     from .card import embedding_path
     from .embeddings import load_embedding
     from .index import IndexRow
+    from .pipeline import loadable_spec
     from .standards import builtin_standards
 
     status: Status = "failed"
@@ -426,6 +427,7 @@ def _record(
                 file_path=embedding_path(standard.id),
                 file_sha256=hashlib.sha256(result.data).hexdigest(),
                 source=shorten(SOURCE_PREFIX + computed_by, 200),
+                model_spec=loadable_spec(job.spec),  # what was embedded, when others can load it
             )
             with index.update() as tx:
                 existing = index.get(job.repo_id, standard.hash)

@@ -67,6 +67,7 @@ from .core.ranking_metrics import (
     top_k_order,
     weighted_tau,
 )
+from .core.shortlist import two_stage_scores
 from .core.statistics import Interval, bootstrap_mean, tied_with_best
 from .data import ImageDataset
 from .extractors import FeatureExtractor, load_extractor
@@ -75,6 +76,12 @@ from .pipeline import load_baseline, load_probe
 from .standards import Standard
 
 TOP_KS = (1, 3, 5)
+TWO_STAGE_KS = (2, 3, 5)
+"""Shortlist sizes of the two-stage selectors (``two-stage@K``) reported beside LogME."""
+TWO_STAGE_STAGE1 = ("faithful", "normalised")
+"""The variants whose scores are merged (round-robin) into a two-stage selector's shortlist,
+as ``select --rerank`` does (its defaults: intersection and I/|v|)."""
+TWO_STAGE_PREFIX = "two-stage@"
 
 
 @dataclass(frozen=True)
@@ -242,10 +249,13 @@ class TaskResult:
         acc = [self.accuracies[i] for i in pool]
         m = len(pool)
         out = {}
-        for name, all_scores in self.scores.items():
+        for name, all_scores in {**self.scores, **self._two_stage(pool)}.items():
             scores = [all_scores[i] for i in pool]
             if name == "logme":
                 models, samples = m, m * self.num_train
+            elif name.startswith(TWO_STAGE_PREFIX):  # stage 2 forwards the shortlist only
+                models = min(int(name.removeprefix(TWO_STAGE_PREFIX)), m)
+                samples = models * self.num_train
             elif name in TASK_BLIND_SELECTORS:
                 models, samples = 0, 0
             else:
@@ -259,6 +269,23 @@ class TaskResult:
                 taus = (_nan_safe(kendall_tau, scores, acc), _nan_safe(weighted_tau, scores, acc))
                 recall = recall_curve(scores, acc)
             out[name] = SelectorResult(scores, gaps, taus[0], taus[1], models, samples, recall)
+        return out
+
+    def _two_stage(self, pool: list[int]) -> dict[str, list[float]]:
+        """``two-stage@K`` scores over ``pool`` (indexed like ``self.scores``): the shortlist
+        of K merged round-robin from :data:`TWO_STAGE_STAGE1`, ordered by LogME; empty
+        without LogME or those variants."""
+        if "logme" not in self.scores or any(v not in self.scores for v in TWO_STAGE_STAGE1):
+            return {}
+        stage1 = [[self.scores[v][i] for i in pool] for v in TWO_STAGE_STAGE1]
+        stage2 = [self.scores["logme"][i] for i in pool]
+        out = {}
+        for k in TWO_STAGE_KS:
+            within = two_stage_scores(stage1, stage2, k)
+            full = [float("nan")] * len(self.accuracies)
+            for j, i in enumerate(pool):
+                full[i] = within[j]
+            out[f"{TWO_STAGE_PREFIX}{k}"] = full
         return out
 
 
@@ -302,7 +329,7 @@ class EvaluationReport:
         ``tied_best``: whether the selector ties the best selector on that figure."""
         pool = self.pool_indices(specs)
         results = {(t.name, t.split): t.selectors(pool) for t in self.tasks}
-        names = list(self.tasks[0].scores) if self.tasks else []
+        names = list(results[next(iter(results))]) if results else []
         per_task: dict[str, dict[str, Any]] = {}
         for task in self.task_names():
             runs = [results[(t.name, t.split)] for t in self.splits_of(task)]
@@ -458,9 +485,14 @@ def evaluate(
         raise ValueError("need at least one candidate and one task")
     names = [v.name for v in variants]
     reserved = {"logme", *TASK_BLIND_SELECTORS}
-    if len(set(names)) < len(names) or reserved & set(names):
+    if (
+        len(set(names)) < len(names)
+        or reserved & set(names)
+        or any(n.startswith(TWO_STAGE_PREFIX) for n in names)
+    ):
         raise ValueError(
-            f"variant names must be unique and not one of {', '.join(sorted(reserved))}: {names}"
+            f"variant names must be unique, not one of {', '.join(sorted(reserved))} and not "
+            f"start with {TWO_STAGE_PREFIX!r}: {names}"
         )
     log = _logger(progress)
     feats = {"cache_dir": cache_dir, "progress": False}

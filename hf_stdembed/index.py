@@ -76,8 +76,8 @@ INDEX_ENV = "HF_STDEMBED_INDEX"
 """Environment variable that overrides the default index folder."""
 SCHEMA_VERSION = "3"
 # 2: dead matrix positions (the ``dead`` table, ``matrices.dead``)
-# 3: provenance and flags of rows (``rows.source``, ``rows.flags``), custom standards
-#    (the ``standards`` table)
+# 3: provenance, flags and model spec of rows (``rows.source``, ``rows.flags``,
+#    ``rows.model_spec``), custom standards (the ``standards`` table)
 SOURCE_CRAWL = "crawl"
 """``IndexRow.source`` of a row the crawl read from the repo itself. Imported rows have
 ``import:<file>`` or ``pull:<dataset repo>@<commit>``; rows of an index upgraded from
@@ -125,6 +125,10 @@ class IndexRow:
     indexed_at: str = field(default_factory=_now)  # when it entered this index
     source: str = SOURCE_CRAWL  # where the row came from: "crawl", "import:<file>", "pull:..."
     flags: str = ""  # comma-separated plausibility flags (hf_stdembed.plausibility), set on upsert
+    # the loadable model spec (``timm:org/name``, ``transformers:org/name``, a repo id) that
+    # re-ranking loads at ``model_revision``: the card entry's ``model``, else the file's
+    # ``model_spec``; None when neither says (a stranger's text: see hf_stdembed.rerank)
+    model_spec: str | None = None
 
     @property
     def fidelity(self) -> float:
@@ -151,6 +155,7 @@ class IndexRow:
         file_path: str,
         file_sha256: str,
         source: str = SOURCE_CRAWL,
+        model_spec: str | None = None,
     ) -> IndexRow:
         """The row of a model embedding file read from a Hub repo.
 
@@ -161,6 +166,8 @@ class IndexRow:
             file_path: its path in the repo.
             file_sha256: sha256 of its bytes.
             source: where the row comes from (default: the crawl).
+            model_spec: the loadable model spec (e.g. the card entry's ``model``); default:
+                the file's own ``model_spec``.
 
         Returns:
             The row; ``indexed_at`` is now.
@@ -179,6 +186,7 @@ class IndexRow:
             library_version=embedding.library_version,
             created_at=embedding.created_at,
             source=source,
+            model_spec=model_spec or embedding.model_spec,
         )
 
 
@@ -305,11 +313,18 @@ def _vector_problem(vector: np.ndarray, dim: int | None) -> str | None:
     return None
 
 
-_MAX_FIELD_CHARS = {"file_path": 1024, "model_id": 1024, "source": 1024, "flags": 256}
+_MAX_FIELD_CHARS = {
+    "file_path": 1024,
+    "model_id": 1024,
+    "source": 1024,
+    "flags": 256,
+    "model_spec": 512,  # as a card's (hf_stdembed.card)
+}
 """Longest text field believed (others: :data:`_MAX_TEXT_CHARS`); a shared index is a
 stranger's file, and a field of megabytes would be stored and printed."""
 _MAX_TEXT_CHARS = 256
-_FREE_FIELDS = ("model_revision", "flags")  # may be empty (model_revision: None)
+_FREE_FIELDS = ("model_revision", "flags", "model_spec")  # may be empty
+_NULLABLE_FIELDS = ("model_revision", "model_spec")
 
 
 def _row_problem(row: IndexRow) -> str | None:
@@ -322,7 +337,7 @@ def _row_problem(row: IndexRow) -> str | None:
             if not math.isfinite(value):
                 return f"{name} is not finite: {value!r}"
             continue
-        if value is None and name == "model_revision":
+        if value is None and name in _NULLABLE_FIELDS:
             continue
         if not isinstance(value, str) or (not value and name not in _FREE_FIELDS):
             return f"{name} is missing or not a string: {shorten(repr(value), 80)}"
@@ -534,6 +549,7 @@ CREATE TABLE IF NOT EXISTS rows (
     indexed_at TEXT NOT NULL,
     source TEXT NOT NULL,
     flags TEXT NOT NULL,
+    model_spec TEXT,
     PRIMARY KEY (standard_hash, repo_id)
 );
 CREATE INDEX IF NOT EXISTS rows_pos ON rows (standard_hash, pos);
@@ -1234,6 +1250,16 @@ def _init_schema(conn: sqlite3.Connection, root: Path, timeout: float) -> None:
             f"{SCHEMA_VERSION} (try upgrading hf-stdembed)",
             path=str(root),
         )
+    if "model_spec" not in _columns(conn, "rows"):
+        _add_model_spec(conn, root, timeout)
+
+
+def _add_model_spec(conn: sqlite3.Connection, root: Path, timeout: float) -> None:
+    """Adds ``rows.model_spec`` (NULL: unknown) to a schema 3 index written before schema 3
+    had it (schema 3 was never released without it; development indexes have it so)."""
+    with _schema_change(conn, root, timeout, upgrade=True):
+        if "model_spec" not in _columns(conn, "rows"):  # not added by another process meanwhile
+            conn.execute("ALTER TABLE rows ADD COLUMN model_spec TEXT")
 
 
 def _migrate_from_1(conn: sqlite3.Connection, root: Path, timeout: float) -> tuple[str]:
@@ -1267,6 +1293,8 @@ def _migrate_from_2(conn: sqlite3.Connection, root: Path, timeout: float) -> tup
                 )
             if "flags" not in columns:
                 conn.execute("ALTER TABLE rows ADD COLUMN flags TEXT NOT NULL DEFAULT ''")
+            if "model_spec" not in columns:
+                conn.execute("ALTER TABLE rows ADD COLUMN model_spec TEXT")
             for statement in (*_SCHEMA_3_INDEXES, _STANDARDS_TABLE):
                 conn.execute(statement)
             conn.execute(
@@ -1348,7 +1376,7 @@ def _fsync_dir(path: Path) -> None:
 
 
 _PARQUET_STANDARDS_KEY = "hf-stdembed-standards"
-_OPTIONAL_COLUMNS = {"source": SOURCE_CRAWL, "flags": ""}  # absent from older exports
+_OPTIONAL_COLUMNS = {"source": SOURCE_CRAWL, "flags": "", "model_spec": None}  # older exports
 _MAX_CARRIED_STANDARDS = 256
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 
 from .core import fuzzy_intersection
 from .embeddings import ModelEmbedding, TaskEmbedding
-from .index import EmbeddingIndex
+from .index import EmbeddingIndex, StandardStats
 from .plausibility import row_flags
 
 
@@ -24,6 +24,13 @@ class RankedModel:
     fidelity: float  # min(L_to, L_from) of the model embedding
     source: str  # where the embedding came from (a file path; in an index: "crawl", "import:...")
     flags: tuple[str, ...] = ()  # plausibility flags (hf_stdembed.plausibility.FLAG_LEGEND)
+    # --- a two-stage ranking only (hf_stdembed.rerank); unset in a pure O(1) ranking ---
+    stage1_scores: tuple[tuple[str, float], ...] = ()  # each named stage-1 score
+    shortlist_place: int | None = None  # 1-based place on the stage-1 shortlist, if on it
+    stage2_score: float | None = None  # the stage-2 score (LogME) of a re-ranked row
+    placed_by: str | None = None  # "stage 2" (re-ranked) or "stage 1"
+    not_reranked: str | None = None  # why a shortlisted row was not re-ranked
+    forward_samples: int = 0  # images its model forwarded in this ranking (0: cached, or none)
 
 
 @dataclass(frozen=True)
@@ -36,11 +43,27 @@ class SkippedModel:
 
 
 @dataclass(frozen=True)
+class Stage2Cost:
+    """What stage 2 of a two-stage ranking spent (see :mod:`hf_stdembed.rerank`)."""
+
+    k: int  # the shortlist size asked for
+    shortlisted: int  # the candidates on the shortlist (fewer than k in a small index)
+    reranked: int  # shortlisted candidates stage 2 scored
+    forward_models: int  # models run over the task's data (the others' features were cached)
+    forward_samples: int  # images those models forwarded
+    cached_models: int  # re-ranked models whose task features came from the feature cache
+    scorer: str = "logme"
+    stage1: tuple[str, ...] = ()  # the stage-1 scores merged into the shortlist
+    merge: str = ""  # the merge rule (hf_stdembed.core.shortlist.MERGE_RULES)
+
+
+@dataclass(frozen=True)
 class Ranking:
     """Candidates best first, and the ones that could not be compared."""
 
     rows: list[RankedModel]
     skipped: list[SkippedModel]
+    stage2: Stage2Cost | None = None  # set by a two-stage ranking (hf_stdembed.rerank)
 
 
 def rank_embeddings(
@@ -131,7 +154,15 @@ def rank_index(task: TaskEmbedding, index: EmbeddingIndex, *, top: int | None = 
         )
         for rank, (row, score) in enumerate(found, 1)
     ]
-    skipped = [
+    return Ranking(rows=rows, skipped=other_standards(task, standards))
+
+
+def other_standards(
+    task: TaskEmbedding, standards: Mapping[str, StandardStats]
+) -> list[SkippedModel]:
+    """One :class:`SkippedModel` per standard of an index (``index.stats().standards``)
+    other than the task's, with its number of models."""
+    return [
         SkippedModel(
             model_id=f"{other.rows} model(s)",
             source=f"{other.rows} model(s) of standard {other_hash}",
@@ -141,4 +172,3 @@ def rank_index(task: TaskEmbedding, index: EmbeddingIndex, *, top: int | None = 
         for other_hash, other in standards.items()
         if other_hash != task.standard_hash
     ]
-    return Ranking(rows=rows, skipped=skipped)

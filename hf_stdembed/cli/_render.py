@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from ..selection import Ranking
+    from ..selection import RankedModel, Ranking
 
 WIDE = 200  # columns when stdout is not a terminal: ids are never cut in logs and pipes
 
@@ -44,11 +44,14 @@ def render_ranking(
     """Prints a ranking as a rich table or JSON (stdout); skipped candidates go to stderr.
 
     Flagged rows get a short marker in the ``flags`` column and the legend on stderr (in
-    JSON, each row lists its flags by name).
+    JSON, each row lists its flags by name). A two-stage ranking (``ranking.stage2``) adds
+    both stages' scores and which stage placed each row; the reason a shortlisted row was not
+    re-ranked goes to stderr (in JSON, to the row).
     """
     from ..plausibility import FLAG_LEGEND, FLAG_MARKERS
 
     extra = extra or {}
+    staged = ranking.stage2 is not None
     if as_json:
         rows = [
             {
@@ -59,6 +62,7 @@ def render_ranking(
                 "fidelity": r.fidelity,
                 "source": r.source,
                 "flags": list(r.flags),
+                **(_stage_fields(r, ranking) if staged else {}),
                 **{k: v[i] for k, v in extra.items()},
             }
             for i, r in enumerate(ranking.rows)
@@ -67,16 +71,30 @@ def render_ranking(
     else:
         from rich.table import Column, Table
 
-        table = Table("rank", Column("model", overflow="fold"), "score", "fidelity", "flags")
+        table = Table("rank", Column("model", overflow="fold"), "score")
+        first = ranking.rows[0] if staged and ranking.rows else None
+        for name, _ in first.stage1_scores[1:] if first is not None else ():
+            table.add_column(name)
+        if staged:
+            table.add_column(ranking.stage2.scorer)  # type: ignore[union-attr]
+            table.add_column("placed by")
+        table.add_column("fidelity")
+        table.add_column("flags")
         for name in extra:
             table.add_column(name, overflow="fold")
         table.add_column("source", overflow="fold")
         table.add_column("revision", overflow="fold")
         for i, r in enumerate(ranking.rows):
+            stages = []
+            if staged:
+                stages = [f"{s:.3f}" for _, s in r.stage1_scores[1:]]
+                stages.append("-" if r.stage2_score is None else f"{r.stage2_score:.4f}")
+                stages.append(_placed_by(r))
             table.add_row(
                 str(r.rank),
                 Text(r.model_id),
                 f"{r.score:.2f}",
+                *stages,
                 f"{r.fidelity:.4f}",
                 Text("".join(FLAG_MARKERS.get(f, "?") for f in r.flags), style="bold red"),
                 *(Text(str(v[i])) for v in extra.values()),
@@ -90,6 +108,47 @@ def render_ranking(
         err.print(warn(f"flag {FLAG_MARKERS.get(flag, '?')} ({flag}):", FLAG_LEGEND.get(flag, "")))
     for s in ranking.skipped:
         err.print(warn("skipped", f"{s.source}: {s.reason}"))
+    for r in ranking.rows:
+        if r.not_reranked is not None:
+            err.print(warn("not re-ranked", f"{r.model_id}: {r.not_reranked}"))
+    if ranking.stage2 is not None:
+        err.print(stage2_line(ranking))
+
+
+def _placed_by(row: RankedModel) -> str:
+    if row.not_reranked is not None:
+        return "stage 1 (not re-ranked)"
+    return row.placed_by or "stage 1"
+
+
+def _stage_fields(row: RankedModel, ranking: Ranking) -> dict[str, object]:
+    """The two-stage fields of a JSON row."""
+    cost = ranking.stage2
+    assert cost is not None
+    return {
+        "placed_by": row.placed_by,
+        "stage1_scores": dict(row.stage1_scores),
+        "shortlist_place": row.shortlist_place,
+        "stage2_scorer": cost.scorer,
+        "stage2_score": row.stage2_score,
+        "not_reranked": row.not_reranked,
+        "forward_samples": row.forward_samples,
+    }
+
+
+def stage2_line(ranking: Ranking) -> str:
+    """One line on what stage 2 of a two-stage ranking did and spent."""
+    cost = ranking.stage2
+    assert cost is not None
+    line = (
+        f"stage 2: {cost.reranked} of {cost.shortlisted} shortlisted models re-ranked by "
+        f"{cost.scorer} (shortlist: {cost.merge} over {', '.join(cost.stage1)}); "
+        f"forward passes: the baseline (task embedding) + {cost.forward_models} model(s) over "
+        f"the task's images ({cost.forward_samples} images"
+    )
+    if cost.cached_models:
+        line += f"; {cost.cached_models} model(s) from the feature cache"
+    return line + ")"
 
 
 def quiet_libraries() -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,6 +19,12 @@ from ._index import (
 )
 from ._options import DEFAULT_STANDARD, IndexOption, RegistryOption
 from ._render import quiet_libraries, render_ranking, stderr, warn
+
+if TYPE_CHECKING:
+    from ..data import ImageDataset
+    from ..embeddings import TaskEmbedding
+    from ..index import EmbeddingIndex
+    from ..selection import Ranking
 
 INDEX_REPOS_ENV = "HF_STDEMBED_INDEX_REPOS"
 """Shared index datasets ``select`` pulls when no ``--index-repo`` is given (space-separated)."""
@@ -62,10 +69,25 @@ def select(
             f"(repeatable; default: ${INDEX_REPOS_ENV}, space-separated).",
         ),
     ] = None,
+    rerank: Annotated[
+        int,
+        typer.Option(
+            "--rerank",
+            min=0,
+            help="Re-rank a shortlist of K models on the dataset: each is downloaded at its "
+            "pinned revision, forwarded once over the images and ordered by LogME (K forward "
+            "passes). The shortlist merges the best by intersection and by I/|v| (round-robin); "
+            "the other rows keep their stage-1 order; the shortlist is shown whole whatever --top. "
+            "0: the pure O(1) ranking (the default, "
+            "until the benchmark of issue 12 sets K).",
+        ),
+    ] = 0,
 ) -> None:
-    """Rank every published model for a dataset: one task embedding, one sweep."""
+    """Rank every published model for a dataset: one task embedding, one sweep (then, with
+    --rerank K, a shortlist re-ranked on the dataset)."""
     from huggingface_hub import constants
 
+    from ..data import load_image_dataset
     from ..errors import StandardNotFoundError
     from ..index import EmbeddingIndex
     from ..pipeline import compute_task_embedding
@@ -97,16 +119,14 @@ def select(
             )
         if std is None:
             std = resolve_standard(standard, index=opened)
-        task = compute_task_embedding(
-            dataset,
-            std,
-            split=split,
-            image_column=image_column,
-            label_column=label_column,
-            device=device,
-            progress=not quiet,
+        data = load_image_dataset(
+            dataset, split=split, image_column=image_column, label_column=label_column
         )
-        ranking = rank_index(task, opened, top=top)
+        task = compute_task_embedding(data, std, split=split, device=device, progress=not quiet)
+        if rerank:
+            ranking = _rerank(task, opened, data, k=rerank, top=top, device=device, quiet=quiet)
+        else:
+            ranking = rank_index(task, opened, top=top)
     render_ranking(
         ranking, as_json=as_json, extra={"link": [links.url(r.model_id) for r in ranking.rows]}
     )
@@ -115,6 +135,41 @@ def select(
             f"No published model uses standard {std.id!r} yet: nothing to rank "
             "(try --refresh, another --standard, or --registry)."
         )
+
+
+def _rerank(
+    task: TaskEmbedding,
+    index: EmbeddingIndex,
+    data: ImageDataset,
+    *,
+    k: int,
+    top: int,
+    device: str | None,
+    quiet: bool,
+) -> Ranking:
+    """:func:`hf_stdembed.rerank.rerank_index` with a progress bar over the shortlist."""
+    from tqdm.auto import tqdm
+
+    from ..rerank import RerankEvent, rerank_index
+
+    bar = None
+
+    def on_progress(event: RerankEvent) -> None:
+        nonlocal bar
+        if quiet:
+            return
+        if bar is None:
+            bar = tqdm(total=event.total, desc="re-rank", unit="model", file=sys.stderr)
+        if event.step in ("load", "features", "score"):
+            bar.set_postfix_str(f"{event.step} {event.model_id}", refresh=True)
+        else:
+            bar.update(1)
+
+    try:
+        return rerank_index(task, index, data, k=k, top=top, device=device, on_progress=on_progress)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _pull_shared_indexes(

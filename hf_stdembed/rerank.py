@@ -1,0 +1,312 @@
+"""Two-stage selection: a shortlist from the O(1) sweep, re-ranked on the user's data.
+
+Stage 1 scores every model of the task's standard in the index with several named
+similarities of :data:`hf_stdembed.core.metric.SIMILARITIES` (default: the plain
+intersection ``I`` and the model-normalised ``I / |v|``, which favour wide and narrow models:
+complementary) and merges their orders into a shortlist of K models by a named rule of
+:data:`hf_stdembed.core.shortlist.MERGE_RULES` (default: round-robin). Issue 12 measured this
+pair, merged so, on the 17-model report; the trusted benchmark is to confirm or replace it
+(``hf-stdembed evaluate`` reports the same selector).
+
+Stage 2 loads each shortlisted model at the revision its embedding pins, runs the task's
+images through it once (the feature cache: a second ranking forwards nothing) and orders the
+shortlist by LogME. A shortlisted model that cannot be re-ranked (no model spec, a spec
+that is not a Hub repo, no pinned revision, a gated or failing download, any error of its
+own) keeps its stage-1 place, marked with the reason; one failing model never stops a
+ranking. A plausibility-flagged row may take a shortlist place but never keeps one on its
+stage-1 score alone: re-ranked, stage 2 places it; not re-ranked, it goes after the
+re-ranked rows.
+
+A model spec in an index is a stranger's text (a card, an imported file): only Hub repo
+specs (``timm:org/name``, ``transformers:org/name``, ``org/name``) are loaded, always at the
+row's pinned revision, never a local directory nor an entry point (which would run code).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ._text import shorten
+from .core.logme import logme
+from .core.metric import SIMILARITIES, fuzzy_similarity
+from .core.shortlist import MERGE_RULES, merge_shortlist, two_stage_order
+from .data import ImageDataset
+from .embeddings import TaskEmbedding
+from .errors import ModelLoadError
+from .extractors import FeatureExtractor, load_extractor
+from .features import cache_path, extract_features
+from .index import EmbeddingIndex, IndexRow
+from .selection import RankedModel, Ranking, Stage2Cost, other_standards
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_STAGE1 = ("intersection", "model-normalised")
+"""The stage-1 scores merged into the shortlist by default (the first also orders the rows
+outside it)."""
+DEFAULT_MERGE = "round-robin"
+STAGE2_SCORERS: dict[str, Callable[..., float]] = {"logme": logme}
+"""Named stage-2 scorers: ``(features, labels, num_classes=) -> score``, higher is better."""
+STAGED, UNSTAGED = "stage 2", "stage 1"
+"""``RankedModel.placed_by`` of a row placed by stage 2 (re-ranked), or by stage 1."""
+_CHUNK_ROWS = 4096
+
+
+@dataclass(frozen=True)
+class RerankEvent:
+    """A progress event of stage 2, one per step of each shortlisted model."""
+
+    model_id: str
+    step: str  # "load", "features", "score", "done" or "not re-ranked"
+    position: int  # 1-based, on the shortlist
+    total: int  # shortlisted models
+    reason: str | None = None  # for "not re-ranked"
+
+
+Loader = Callable[[str, str], FeatureExtractor]
+"""Loads a (checked) Hub model spec at a pinned revision; default :func:`load_extractor`."""
+
+
+def _load_pinned(spec: str, revision: str) -> FeatureExtractor:
+    """:func:`load_extractor` at a pinned revision (the default :data:`Loader`)."""
+    return load_extractor(spec, revision=revision)
+
+
+class _NotReranked(Exception):
+    """A shortlisted model stage 2 cannot score; the message says why."""
+
+
+def rerank_index(
+    task: TaskEmbedding,
+    index: EmbeddingIndex,
+    data: ImageDataset,
+    *,
+    k: int,
+    top: int | None = None,
+    stage1: Sequence[str] = DEFAULT_STAGE1,
+    merge: str = DEFAULT_MERGE,
+    scorer: str = "logme",
+    device: str | torch.device | None = None,
+    batch_size: int = 64,
+    cache_dir: str | Path | None = None,
+    load: Loader | None = None,
+    on_progress: Callable[[RerankEvent], None] | None = None,
+) -> Ranking:
+    """Ranks the index's models of the task's standard in two stages (see the module doc).
+
+    Args:
+        task: the task embedding (of ``data``).
+        index: the local index.
+        data: the labelled task data the task embedding was computed on (its train split).
+        k: the shortlist size; 0 gives the pure stage-1 order (no model loaded).
+        top: keep only the best ``top`` rows (the shortlist is always kept whole).
+        stage1: named stage-1 scores (:data:`~hf_stdembed.core.metric.SIMILARITIES`); the
+            first orders the rows outside the shortlist and is each row's ``score``.
+        merge: the shortlist merge rule (:data:`~hf_stdembed.core.shortlist.MERGE_RULES`).
+        scorer: the stage-2 scorer (:data:`STAGE2_SCORERS`).
+        device, batch_size, cache_dir: of the feature extraction
+            (:func:`~hf_stdembed.features.extract_features`).
+        load: loads a Hub model spec at a revision (default :func:`load_extractor`).
+        on_progress: called with a :class:`RerankEvent` at each step of stage 2.
+
+    Returns:
+        The ranking; ``stage2`` says what stage 2 spent.
+
+    Raises:
+        ValueError: on a negative ``k``, no or unknown stage-1 scores, an unknown merge rule
+            or scorer, or data without labels.
+
+    Example:
+        ```py
+        >>> with EmbeddingIndex.open() as index:
+        ...     ranking = rerank_index(task, index, data, k=5)
+        >>> [(r.model_id, r.placed_by, r.stage2_score) for r in ranking.rows[:2]]
+        ```
+    """
+    _check_options(k, stage1, merge, scorer)
+    if data.label_column is None:
+        raise ValueError("stage 2 needs labelled task data")
+    standards = index.stats().standards
+    skipped = other_standards(task, standards)
+    rows, scores = _stage1_scores(task, index, stage1)
+    if not rows:
+        return Ranking(rows=[], skipped=skipped)
+    orders = [torch.argsort(s, descending=True, stable=True).tolist() for s in scores]
+    shortlist = merge_shortlist(orders, k, rule=merge) if k else []
+    outcome = _stage2(
+        [rows[i] for i in shortlist],
+        data,
+        scorer=scorer,
+        device=device,
+        batch_size=batch_size,
+        cache_dir=cache_dir,
+        load=load or _load_pinned,
+        on_progress=on_progress,
+    )
+    stage2 = {shortlist[j]: s for j, s in outcome.scores.items()}
+    demoted = {i for i in shortlist if rows[i].flag_names}
+    final = two_stage_order(shortlist, stage2, demoted=demoted)
+    on_list = set(shortlist)
+    final += [i for i in orders[0] if i not in on_list]
+    if top is not None:
+        final = final[: max(top, len(shortlist))]
+    place = {c: p for p, c in enumerate(shortlist, 1)}
+    reasons = {shortlist[j]: r for j, r in outcome.reasons.items()}
+    forwarded = {shortlist[j] for j in outcome.forwarded}
+    ranked = [
+        RankedModel(
+            rank=rank,
+            model_id=rows[i].repo_id,
+            model_revision=rows[i].revision,
+            score=float(scores[0][i]),
+            fidelity=rows[i].fidelity,
+            source=rows[i].source,
+            flags=rows[i].flag_names,
+            stage1_scores=tuple((n, float(s[i])) for n, s in zip(stage1, scores, strict=True)),
+            shortlist_place=place.get(i),
+            stage2_score=stage2.get(i),
+            placed_by=STAGED if i in stage2 else UNSTAGED,
+            not_reranked=reasons.get(i),
+            forward_samples=len(data) if i in forwarded else 0,
+        )
+        for rank, i in enumerate(final, 1)
+    ]
+    cost = Stage2Cost(
+        k=k,
+        shortlisted=len(shortlist),
+        reranked=len(stage2),
+        forward_models=len(forwarded),
+        forward_samples=len(forwarded) * len(data),
+        cached_models=len(stage2) - len(stage2.keys() & forwarded),
+        scorer=scorer,
+        stage1=tuple(stage1),
+        merge=merge,
+    )
+    return Ranking(rows=ranked, skipped=skipped, stage2=cost)
+
+
+def check_model_spec(row: IndexRow) -> str:
+    """The Hub model spec of an index row that stage 2 may load, checked.
+
+    Raises:
+        _NotReranked: (the reason) when the row names no spec, a spec that is not a Hub repo
+            (a local directory or an entry point: never loaded from an index), or no pinned
+            model revision.
+    """
+    from .pipeline import loadable_spec
+
+    spec = row.model_spec
+    if not spec:
+        raise _NotReranked("no loadable model spec (neither the card nor the embedding names one)")
+    try:
+        hub = loadable_spec(spec)
+    except ModelLoadError as e:
+        raise _NotReranked(str(e)) from e
+    if hub is None:
+        raise _NotReranked(
+            f"model spec {shorten(spec, 80)!r} is not a Hub repo (a spec from an index never "
+            "loads a local directory or runs an entry point)"
+        )
+    if not row.model_revision:
+        raise _NotReranked("the embedding pins no model revision to load")
+    return hub
+
+
+@dataclass
+class _Stage2Outcome:
+    scores: dict[int, float]  # shortlist position -> stage-2 score
+    reasons: dict[int, str]  # shortlist position -> why not re-ranked
+    forwarded: set[int]  # shortlist positions whose model ran over the task's data
+
+
+def _stage2(
+    rows: list[IndexRow],
+    data: ImageDataset,
+    *,
+    scorer: str,
+    device: str | torch.device | None,
+    batch_size: int,
+    cache_dir: str | Path | None,
+    load: Loader,
+    on_progress: Callable[[RerankEvent], None] | None,
+) -> _Stage2Outcome:
+    """Scores each shortlisted row on the task's data; a failure is the row's own."""
+    labels = data.labels()
+    outcome = _Stage2Outcome({}, {}, set())
+    total = len(rows)
+
+    def tell(j: int, step: str, reason: str | None = None) -> None:
+        if on_progress is not None:
+            on_progress(RerankEvent(rows[j].repo_id, step, j + 1, total, reason))
+
+    for j, row in enumerate(rows):
+        try:
+            tell(j, "load")
+            spec = check_model_spec(row)
+            extractor = load(spec, row.model_revision or "")
+            tell(j, "features")
+            cached = cache_path(extractor, data, cache_dir=cache_dir).is_file()
+            features = extract_features(
+                extractor,
+                data,
+                batch_size=batch_size,
+                device=device,
+                cache_dir=cache_dir,
+                progress=False,
+            )
+            if not cached:
+                outcome.forwarded.add(j)
+            tell(j, "score")
+            score = STAGE2_SCORERS[scorer](features, labels, num_classes=data.num_classes)
+            if not np.isfinite(score):
+                raise _NotReranked(f"{scorer} is not finite on its features")
+            outcome.scores[j] = float(score)
+            tell(j, "done")
+        except _NotReranked as e:
+            outcome.reasons[j] = str(e)
+        except Exception as e:  # any model's failure is its own: never the ranking's end
+            logger.debug("stage 2 of %s failed", row.repo_id, exc_info=True)
+            outcome.reasons[j] = shorten(f"{type(e).__name__}: {e}".replace("\n", " "), 300)
+        if j in outcome.reasons:
+            tell(j, "not re-ranked", outcome.reasons[j])
+    return outcome
+
+
+def _stage1_scores(
+    task: TaskEmbedding, index: EmbeddingIndex, names: Sequence[str]
+) -> tuple[list[IndexRow], list[torch.Tensor]]:
+    """The rows of the task's standard and each named score of every row: one sweep, in row
+    chunks so that a memory-mapped matrix is never copied whole."""
+    rows, matrix = index.snapshot(task.standard_hash)
+    if not rows:
+        return [], []
+    vector = task.vector.detach().cpu().float()
+    parts: list[list[torch.Tensor]] = [[] for _ in names]
+    for start in range(0, matrix.shape[0], _CHUNK_ROWS):
+        block = torch.from_numpy(np.array(matrix[start : start + _CHUNK_ROWS], np.float32))
+        for part, name in zip(parts, names, strict=True):
+            part.append(fuzzy_similarity(vector, block, name))
+    return rows, [torch.cat(part) for part in parts]
+
+
+def _check_options(k: int, stage1: Sequence[str], merge: str, scorer: str) -> None:
+    if k < 0:
+        raise ValueError(f"Invalid k value: {k} (0: no re-ranking)")
+    if not stage1:
+        raise ValueError("need at least one stage-1 score")
+    unknown = [s for s in stage1 if s not in SIMILARITIES]
+    if unknown:
+        raise ValueError(
+            f"unknown stage-1 score(s) {unknown}; choose from {', '.join(SIMILARITIES)}"
+        )
+    if merge not in MERGE_RULES:
+        raise ValueError(f"unknown merge rule {merge!r}; choose one of {', '.join(MERGE_RULES)}")
+    if scorer not in STAGE2_SCORERS:
+        raise ValueError(
+            f"unknown stage-2 scorer {scorer!r}; choose one of {', '.join(STAGE2_SCORERS)}"
+        )

@@ -1,0 +1,473 @@
+"""Two-stage select (issue 12): a shortlist from the O(1) sweep, re-ranked by LogME.
+
+Planted ground truth: an index of hand-made embeddings whose models are tiny in-process
+extractors on images whose class is their colour. ``good`` sees the colour (LogME high),
+``noise`` returns per-image noise (LogME low); stage 1 is planted to rank ``good`` low by the
+plain intersection and first by the model-normalised one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hf_stdembed.core.shortlist import merge_shortlist, two_stage_order
+from hf_stdembed.data import as_image_dataset
+from hf_stdembed.embeddings import TaskEmbedding
+from hf_stdembed.extractors import FeatureExtractor, load_extractor
+from hf_stdembed.index import EmbeddingIndex, IndexRow
+from hf_stdembed.rerank import rerank_index
+from hf_stdembed.selection import rank_index
+
+H = "ab" * 8
+TASK = np.array([1, 1, 1, 1, 0, 0, 0, 0], np.float32)
+# intersection: wide 4, mid-a 2.4, mid-b 2.4, narrow 1; I/|v|: narrow 1, mid-b .67, wide .6
+PLANTED = {
+    "org/wide": ([1, 1, 1, 1, 0.9, 0.9, 0.9, 0], "timm:org/wide-noise"),
+    "org/mid-a": ([0.8, 0.8, 0.8, 0, 0.5, 0.5, 0.5, 0.5], "timm:org/mid-noise"),
+    "org/mid-b": ([0.6, 0.6, 0.6, 0.6, 0.3, 0.3, 0.3, 0.3], "timm:org/mid-noise"),
+    "org/narrow": ([1, 0, 0, 0, 0, 0, 0, 0], "timm:org/good"),
+}
+
+
+# --- planted models and data -----------------------------------------------------------------
+
+
+def _transform(image):
+    import torchvision.transforms.functional as TF
+
+    return TF.to_tensor(image.convert("RGB").resize((8, 8)))
+
+
+def _extractor(name: str, *, informative: bool, dim: int = 12) -> FeatureExtractor:
+    proj = torch.randn(3 * 64, dim, generator=torch.Generator().manual_seed(len(name)))
+
+    def forward(pixels: torch.Tensor) -> torch.Tensor:
+        if informative:
+            return torch.cat([pixels.mean((2, 3)), torch.relu(pixels.flatten(1) @ proj)], 1)
+        keys = (pixels.flatten(1).sum(1) * 1e4).long()  # per-image noise, blind to the colour
+        gens = [torch.Generator().manual_seed(int(k)) for k in keys]
+        return torch.stack([torch.rand(dim + 3, generator=g) for g in gens])
+
+    return FeatureExtractor(
+        name=name, revision="0", transform=_transform, forward=forward, preprocessing=name
+    )
+
+
+MODELS = {
+    "timm:org/good": lambda: _extractor("good", informative=True),
+    "timm:org/wide-noise": lambda: _extractor("wide-noise", informative=False),
+    "timm:org/mid-noise": lambda: _extractor("mid-noise", informative=False),
+}
+
+
+class Loader:
+    """The planted models by spec; any other spec goes to the real loader (offline)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def __call__(self, spec: str, revision: str) -> FeatureExtractor:
+        self.calls.append((spec, revision))
+        if spec in MODELS:
+            return MODELS[spec]()
+        return load_extractor(spec, revision=revision)
+
+
+def colour_dataset(count: int = 45, *, seed: int = 0):
+    import datasets
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    colours = np.array([[200, 40, 40], [40, 200, 40], [40, 40, 200]])
+    images, labels = [], []
+    for i in range(count):
+        pixels = colours[i % 3] + rng.normal(0, 60, (8, 8, 3))
+        images.append(Image.fromarray(pixels.clip(0, 255).astype(np.uint8)))
+        labels.append(i % 3)
+    features = datasets.Features(
+        {"image": datasets.Image(), "label": datasets.ClassLabel(names=["r", "g", "b"])}
+    )
+    return datasets.Dataset.from_dict({"image": images, "label": labels}, features=features)
+
+
+@pytest.fixture
+def data():
+    return as_image_dataset(colour_dataset(), source="colours", fingerprint="colours-45")
+
+
+def task_embedding(vector: np.ndarray = TASK, standard_hash: str = H) -> TaskEmbedding:
+    one = torch.ones(1, dtype=torch.float64)
+    return TaskEmbedding(
+        vector=torch.from_numpy(vector),
+        standard_id="test-standard",
+        standard_hash=standard_hash,
+        dataset_id="colours",
+        dataset_split="train",
+        gamma=0.0,
+        converged_accuracy=100.0,
+        gammas=one,
+        accuracies=one,
+        mask_sizes=one,
+    )
+
+
+def row(repo: str, spec: str | None, *, standard_hash: str = H, **changes) -> IndexRow:
+    return dataclasses.replace(
+        IndexRow(
+            repo_id=repo,
+            revision="c" * 40,
+            standard_id="test-standard",
+            standard_hash=standard_hash,
+            file_path="stdembed/test-standard.safetensors",
+            file_sha256="0" * 64,
+            model_id=repo,
+            model_revision="d" * 40,
+            l_to=0.5,
+            l_from=0.6,
+            library_version="0.1.0",
+            created_at="2025-01-01T00:00:00+00:00",
+            model_spec=spec,
+        ),
+        **changes,
+    )
+
+
+def planted_index(
+    path: Path, extra: dict[str, tuple[list[float], str | None]] | None = None, **specs
+) -> EmbeddingIndex:
+    """The planted rows (``extra`` first, in matrix order); ``specs`` override model specs
+    (``org_wide="..."`` for ``org/wide``)."""
+    planted = {**(extra or {}), **PLANTED}
+    with EmbeddingIndex.open(path).update() as tx:
+        for repo, (vector, spec) in planted.items():
+            spec = specs.get(repo.replace("/", "_").replace("-", "_"), spec)
+            tx.upsert(row(repo, spec), np.array(vector, np.float32))
+    return EmbeddingIndex.open(path)
+
+
+# --- the pure core ---------------------------------------------------------------------------
+
+
+def test_round_robin_takes_the_top_of_each_score_in_turn():
+    assert merge_shortlist([[0, 1, 2, 3], [3, 2, 1, 0]], 2) == [0, 3]
+    assert merge_shortlist([[0, 1, 2, 3], [0, 2, 1, 3]], 3) == [0, 2, 1]  # no repeat
+    assert merge_shortlist([[0, 1, 2], [2, 1, 0], [1, 0, 2]], 3) == [0, 2, 1]
+    assert merge_shortlist([[0, 1], [1, 0]], 5) == [0, 1]  # fewer candidates than k
+    assert merge_shortlist([[0, 1, 2, 3], [3, 2, 1, 0]], 2, rule="first-score") == [0, 1]
+    assert merge_shortlist([[0, 1]], 0) == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"rule": "best"}, "unknown merge rule"), ({"k": -1}, "Invalid k"), ({"orders": []}, "order")],
+)
+def test_merge_refuses_bad_settings(kwargs, message):
+    args = {"orders": [[0, 1]], "k": 1, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        merge_shortlist(args.pop("orders"), args.pop("k"), **args)
+
+
+def test_two_stage_order_keeps_unscored_places_and_demotes_flagged_ones():
+    assert two_stage_order([5, 6, 7], {5: 0.0, 6: 1.0, 7: 2.0}) == [7, 6, 5]
+    assert two_stage_order([5, 6, 7], {6: 1.0, 7: 2.0}) == [5, 7, 6]
+    assert two_stage_order([5, 6, 7], {6: 1.0, 7: 2.0}, demoted={5}) == [7, 6, 5]
+    assert two_stage_order([5, 6, 7], {5: 3.0, 7: 2.0}, demoted={5}) == [5, 6, 7]  # scored: kept
+    assert two_stage_order([5, 6], {6: 1.0, 5: 1.0}) == [5, 6]  # ties: shortlist order
+
+
+# --- the library on a planted index ----------------------------------------------------------
+
+
+def test_a_model_stage_1_ranks_last_reaches_the_top_when_shortlisted(tmp_path, data):
+    loader = Loader()
+    with planted_index(tmp_path / "index") as index:
+        plain = rank_index(task_embedding(), index)
+        assert [r.model_id for r in plain.rows][-1] == "org/narrow"
+        ranking = rerank_index(task_embedding(), index, data, k=2, load=loader)
+    rows = ranking.rows
+    assert [r.model_id for r in rows] == ["org/narrow", "org/wide", "org/mid-a", "org/mid-b"]
+    assert [r.placed_by for r in rows] == ["stage 2", "stage 2", "stage 1", "stage 1"]
+    assert rows[0].stage2_score > rows[1].stage2_score
+    assert [r.shortlist_place for r in rows] == [2, 1, None, None]
+    assert rows[2].stage2_score is None and rows[2].not_reranked is None  # not shortlisted
+    # each row keeps both stage-1 scores; `score` is the plain intersection, as without rerank
+    assert dict(rows[0].stage1_scores) == pytest.approx(
+        {"intersection": 1.0, "model-normalised": 1.0}
+    )
+    by_id = {r.model_id: r.score for r in plain.rows}
+    assert all(r.score == pytest.approx(by_id[r.model_id]) for r in rows)
+    assert sorted(loader.calls) == [("timm:org/good", "d" * 40), ("timm:org/wide-noise", "d" * 40)]
+    cost = ranking.stage2
+    assert (cost.k, cost.shortlisted, cost.reranked) == (2, 2, 2)
+    assert (cost.forward_models, cost.forward_samples, cost.cached_models) == (2, 90, 0)
+    assert [r.forward_samples for r in rows] == [45, 45, 0, 0]
+
+
+def test_a_second_ranking_forwards_nothing_through_the_feature_cache(tmp_path, data):
+    with planted_index(tmp_path / "index") as index:
+        first = rerank_index(task_embedding(), index, data, k=2, load=Loader())
+        again = rerank_index(task_embedding(), index, data, k=2, load=Loader())
+    assert [r.model_id for r in again.rows] == [r.model_id for r in first.rows]
+    assert (again.stage2.forward_models, again.stage2.cached_models) == (0, 2)
+
+
+def test_one_score_alone_leaves_the_narrow_model_off_the_shortlist(tmp_path, data):
+    with planted_index(tmp_path / "index") as index:
+        single = rerank_index(
+            task_embedding(), index, data, k=2, stage1=("intersection",), load=Loader()
+        )
+        merged = rerank_index(task_embedding(), index, data, k=2, load=Loader())
+    assert single.rows[-1].model_id == "org/narrow" and single.rows[-1].shortlist_place is None
+    assert {r.model_id for r in merged.rows if r.shortlist_place} == {"org/wide", "org/narrow"}
+
+
+def test_a_model_that_cannot_be_loaded_keeps_its_place_marked_with_the_reason(tmp_path, data):
+    loader = Loader()
+    with planted_index(tmp_path / "index", org_wide="timm:org/gone") as index:
+        ranking = rerank_index(task_embedding(), index, data, k=2, load=loader)
+    first, second = ranking.rows[:2]
+    assert (first.model_id, first.rank, first.placed_by) == ("org/wide", 1, "stage 1")
+    assert "org/gone" in first.not_reranked and first.stage2_score is None
+    assert (second.model_id, second.placed_by) == ("org/narrow", "stage 2")
+    assert ranking.stage2.reranked == 1
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        (None, "no loadable model spec"),
+        ("entrypoint:os:getcwd", "not a Hub repo"),
+        ("os:getcwd", "not a Hub repo"),
+        ("timm:/tmp/weights", "not a Hub repo"),
+    ],
+)
+def test_no_spec_or_a_spec_that_is_no_hub_repo_is_never_loaded(tmp_path, data, spec, reason):
+    loader = Loader()
+    with planted_index(tmp_path / "index", org_wide=spec) as index:
+        ranking = rerank_index(task_embedding(), index, data, k=2, load=loader)
+    assert ranking.rows[0].model_id == "org/wide" and reason in ranking.rows[0].not_reranked
+    assert loader.calls == [("timm:org/good", "d" * 40)]
+
+
+def test_a_failing_model_never_stops_the_ranking(tmp_path, data):
+    def load(spec: str, revision: str) -> FeatureExtractor:
+        if spec == "timm:org/wide-noise":
+            raise RuntimeError("CUDA out of memory\nsecond line")
+        return MODELS[spec]()
+
+    events = []
+    with planted_index(tmp_path / "index") as index:
+        ranking = rerank_index(
+            task_embedding(), index, data, k=2, load=load, on_progress=events.append
+        )
+    assert ranking.rows[0].model_id == "org/wide"
+    assert ranking.rows[0].not_reranked == "RuntimeError: CUDA out of memory second line"
+    assert ranking.rows[1].placed_by == "stage 2"
+    ends = [(e.model_id, e.step) for e in events if e.step in ("done", "not re-ranked")]
+    assert ends == [("org/wide", "not re-ranked"), ("org/narrow", "done")]
+    assert {e.total for e in events} == {2}
+
+
+@pytest.mark.parametrize("spec", [None, "timm:org/mid-noise"])
+def test_a_forged_saturated_row_cannot_keep_first_place(tmp_path, data, spec):
+    forged = {"org/forged": ([1.0] * 8, spec)}  # the largest intersection there can be
+    with planted_index(tmp_path / "index", extra=forged) as index:
+        assert rank_index(task_embedding(), index).rows[0].model_id == "org/forged"
+        ranking = rerank_index(task_embedding(), index, data, k=3, load=Loader())
+    ids = [r.model_id for r in ranking.rows]
+    assert ids[0] == "org/narrow"
+    forged_row = ranking.rows[ids.index("org/forged")]
+    assert forged_row.flags == ("saturated",) and forged_row.shortlist_place == 1
+    if spec is None:  # not re-ranked: after every re-ranked row, not at its stage-1 place
+        assert ids.index("org/forged") == 2 and forged_row.not_reranked
+
+
+def test_rerank_zero_is_the_stage_1_order_and_loads_nothing(tmp_path, data):
+    loader = Loader()
+    with planted_index(tmp_path / "index") as index:
+        plain = rank_index(task_embedding(), index)
+        zero = rerank_index(task_embedding(), index, data, k=0, load=loader)
+    assert [(r.model_id, r.score) for r in zero.rows] == [
+        (r.model_id, pytest.approx(r.score)) for r in plain.rows
+    ]
+    assert loader.calls == [] and zero.stage2.forward_models == 0
+
+
+def test_other_standards_are_skipped_and_bad_options_refused(tmp_path, data):
+    with planted_index(tmp_path / "index") as index:
+        with index.update() as tx:
+            tx.upsert(row("org/other", None, standard_hash="cd" * 8), np.zeros(8, np.float32))
+        ranking = rerank_index(task_embedding(), index, data, k=1, load=Loader())
+        assert len(ranking.rows) == 4 and "1 model(s)" in ranking.skipped[0].source
+        for kwargs, message in [
+            ({"k": -1}, "Invalid k"),
+            ({"stage1": ("dice",)}, "unknown stage-1"),
+            ({"stage1": ()}, "at least one"),
+            ({"merge": "best"}, "unknown merge"),
+            ({"scorer": "leep"}, "unknown stage-2"),
+        ]:
+            with pytest.raises(ValueError, match=message):
+                rerank_index(task_embedding(), index, data, **{"k": 1, **kwargs})
+
+
+# --- the index keeps the spec ----------------------------------------------------------------
+
+
+def test_the_model_spec_survives_export_and_import(tmp_path):
+    with planted_index(tmp_path / "a", org_wide=None) as index:
+        index.export_parquet(tmp_path / "rows.parquet")
+    with EmbeddingIndex.open(tmp_path / "b") as other:
+        other.import_parquet(tmp_path / "rows.parquet")
+        specs = {r.repo_id: r.model_spec for r in other.rows()}
+    assert specs == {
+        "org/wide": None,
+        "org/mid-a": "timm:org/mid-noise",
+        "org/mid-b": "timm:org/mid-noise",
+        "org/narrow": "timm:org/good",
+    }
+
+
+def test_a_schema_3_index_without_the_spec_column_gains_it(tmp_path):
+    import sqlite3
+
+    with planted_index(tmp_path / "index"):
+        pass
+    db = tmp_path / "index" / "index.sqlite"
+    conn = sqlite3.connect(db)
+    conn.execute("ALTER TABLE rows DROP COLUMN model_spec")
+    conn.commit()
+    conn.close()
+    with EmbeddingIndex.open(tmp_path / "index") as index:
+        assert {r.model_spec for r in index.rows()} == {None}
+        with index.update() as tx:
+            tx.upsert(row("org/new", "timm:org/good"), np.zeros(8, np.float32))
+        assert index.get("org/new", H).model_spec == "timm:org/good"
+
+
+# --- the CLI ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli_setup(tmp_path, tiny_timm_dir, monkeypatch):
+    """A tiny standard, the colour dataset as parquet, and the planted rows indexed under the
+    standard (vectors padded to its N); the planted models load in place of Hub downloads."""
+    import yaml
+
+    import hf_stdembed.rerank as rerank_module
+    from hf_stdembed.pipeline import compute_task_embedding
+    from hf_stdembed.standards import get_standard
+
+    parquet = tmp_path / "colours.parquet"
+    colour_dataset().to_parquet(str(parquet))
+    extractor = load_extractor(f"timm:{tiny_timm_dir}")
+    std_file = tmp_path / "tiny.yaml"
+    dim = int(extractor.module.num_features)
+    baseline = {"model": f"timm:{tiny_timm_dir}", "revision": extractor.revision, "dim": dim}
+    probe = {"dataset": "parquet", "split": "train", "data_files": [str(parquet)]}
+    std_file.write_text(yaml.safe_dump({"id": "tiny-rr", "baseline": baseline, "probe": probe}))
+    std = get_standard(std_file)
+    task = compute_task_embedding(str(parquet), std, progress=False).vector.numpy()
+    # planted against the real task mask: wide covers it, narrow is one of its features
+    on = np.flatnonzero(task > 0.5)
+    vectors = {
+        "org/wide": np.where(task > 0.5, 1.0, 0.6),
+        "org/mid": np.where(task > 0.5, 0.5, 0.3),
+        "org/narrow": np.isin(np.arange(dim), on[:1]).astype(float),
+    }
+    specs = {"org/wide": None, "org/mid": "timm:org/mid-noise", "org/narrow": "timm:org/good"}
+    with EmbeddingIndex.open(tmp_path / "index").update() as tx:
+        for repo, vector in vectors.items():
+            tx.upsert(
+                row(repo, specs[repo], standard_hash=std.hash, standard_id=std.id),
+                vector.astype(np.float32),
+            )
+    monkeypatch.setattr(rerank_module, "load_extractor", lambda spec, **_: MODELS[spec]())
+    base = ["select", "-d", parquet, "-s", std_file, "--index", tmp_path / "index"]
+    return [str(a) for a in [*base, "--no-refresh", "-q"]]
+
+
+def _run(args: list[str]):
+    from typer.testing import CliRunner
+
+    from hf_stdembed.cli import app
+
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_cli_rerank_zero_is_todays_ranking(cli_setup):
+    today = json.loads(_run([*cli_setup, "--json"]).stdout)
+    zero = json.loads(_run([*cli_setup, "--json", "--rerank", "0"]).stdout)
+    assert zero == today
+    assert [r["model"] for r in today] == ["org/wide", "org/mid", "org/narrow"]
+    fields = {"rank", "model", "revision", "score", "fidelity", "source", "flags", "link"}
+    assert set(today[0]) == fields
+
+
+def test_cli_json_carries_both_stages_and_the_forward_passes(cli_setup):
+    result = _run([*cli_setup, "--json", "--rerank", "3"])
+    rows = json.loads(result.stdout)
+    # shortlist: wide (intersection #1), narrow (I/|v| #1), mid; wide cannot be re-ranked
+    assert [r["model"] for r in rows] == ["org/wide", "org/narrow", "org/mid"]
+    wide, narrow, mid = rows
+    assert narrow["placed_by"] == "stage 2" and narrow["stage2_scorer"] == "logme"
+    assert narrow["stage2_score"] > mid["stage2_score"]
+    assert narrow["shortlist_place"] == 2 and mid["shortlist_place"] == 3
+    assert set(narrow["stage1_scores"]) == {"intersection", "model-normalised"}
+    assert narrow["stage1_scores"]["intersection"] == narrow["score"]
+    assert wide["placed_by"] == "stage 1" and "no loadable model spec" in wide["not_reranked"]
+    assert wide["shortlist_place"] == 1 and wide["stage2_score"] is None
+    assert narrow["forward_samples"] == 45 and wide["forward_samples"] == 0
+    assert "stage 2: 2 of 3 shortlisted models re-ranked by logme" in result.stderr
+    assert "+ 2 model(s) over the task's images (90 images)" in result.stderr
+    assert "not re-ranked org/wide: no loadable model spec" in result.stderr
+
+
+def test_cli_table_shows_both_stages_and_who_placed_each_row(cli_setup):
+    out = _run([*cli_setup, "--rerank", "2"]).stdout
+    assert "model-normalised" in out and "logme" in out and "placed by" in out
+    assert "stage 2" in out and "stage 1" in out
+
+
+def test_cli_refuses_a_negative_rerank_in_one_line(cli_setup):
+    from typer.testing import CliRunner
+
+    from hf_stdembed.cli import app
+
+    result = CliRunner().invoke(app, [*cli_setup, "--rerank", "-1"])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+
+
+# --- end to end: publish -> crawl -> select --rerank, the models loaded from the (fake) Hub ---
+
+
+@pytest.mark.slow
+def test_publish_crawl_and_rerank_load_each_model_at_its_pinned_revision(
+    hub, tmp_path, tiny_timm_dir, tiny_parquet
+):
+    from test_publish import make_timm_dir, model_files, write_standard
+
+    standard_file = write_standard(tmp_path, tiny_timm_dir, tiny_parquet, standard_id="tiny-e2e")
+    repos = ["tester/rr0", "tester/rr1"]
+    for i, repo in enumerate(repos):
+        hub.add_repo(repo, model_files(make_timm_dir(tmp_path / f"m{i}", seed=20 + i)))
+        _run(["publish", repo, "-s", str(standard_file), "-q"])
+    index = tmp_path / "index"
+    _run(["index", "update", "--index", str(index), "-s", str(standard_file), "-q"])
+    with EmbeddingIndex.open(index) as opened:
+        rows = {r.repo_id: r for r in opened.rows()}
+    assert all(r.model_spec in (repo, f"timm:{repo}") for repo, r in rows.items())
+    args = ["select", "-d", str(tiny_parquet), "-s", str(standard_file), "--index", str(index)]
+    result = _run([*args, "--no-refresh", "-q", "--json", "--rerank", "2"])
+    ranked = json.loads(result.stdout)
+    assert all(r["placed_by"] == "stage 2" and r["not_reranked"] is None for r in ranked)
+    assert {r["model"]: r["revision"] for r in ranked} == {r: rows[r].revision for r in repos}
+    # the task is the probe set here: publish ran both models over it, the cache serves them
+    assert "2 model(s) from the feature cache" in result.stderr
