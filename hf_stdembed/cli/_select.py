@@ -83,8 +83,7 @@ def select(
         ),
     ] = 0,
 ) -> None:
-    """Rank every published model for a dataset: one task embedding, one sweep (then, with
-    --rerank K, a shortlist re-ranked on the dataset)."""
+    """Rank every published model for a dataset: one task embedding, one sweep (--rerank K)."""
     from huggingface_hub import constants
 
     from ..data import load_image_dataset
