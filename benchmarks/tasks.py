@@ -33,6 +33,7 @@ from hf_stdembed.data import (  # noqa: E402
     ImageDataset,
     _take,
     load_image_dataset,
+    stratified_indices,
     stratified_split,
 )
 
@@ -133,26 +134,8 @@ def task_data(bench_dir: Path, name: str) -> tuple[ImageDataset, ImageDataset | 
     return evaluation, specialist
 
 
-def stratified_rows(
-    labels: torch.Tensor, *, test_fraction: float, seed: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sorted ``(train, test)`` positions: the draw of :func:`hf_stdembed.data.stratified_split`.
-
-    Raises:
-        ValueError: ``test_fraction`` is not in ``(0, 1)``.
-    """
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"Invalid test_fraction value: {test_fraction} (must be in (0, 1))")
-    generator = torch.Generator().manual_seed(seed)
-    train_parts, test_parts = [], []
-    for label in torch.unique(labels).tolist():
-        members = torch.nonzero(labels == label).flatten()
-        members = members[torch.randperm(len(members), generator=generator)]
-        n_test = round(len(members) * test_fraction)
-        n_test = min(max(n_test, 1), len(members) - 1) if len(members) > 1 else 0
-        test_parts.append(members[:n_test])
-        train_parts.append(members[n_test:])
-    return torch.sort(torch.cat(train_parts)).values, torch.sort(torch.cat(test_parts)).values
+stratified_rows = stratified_indices
+"""Sorted ``(train, test)`` positions: the draw of :func:`hf_stdembed.data.stratified_split`."""
 
 
 def splits(

@@ -235,9 +235,26 @@ def stratified_split(
         ValueError: ``test_fraction`` is not in ``(0, 1)``.
         DatasetLoadError: the dataset has no label column.
     """
+    train_rows, test_rows = stratified_indices(ds.labels(), test_fraction=test_fraction, seed=seed)
+    train = _take(ds, train_rows, tag=f"train-{test_fraction}-{seed}")
+    test = _take(ds, test_rows, tag=f"test-{test_fraction}-{seed}")
+    return train, test
+
+
+def stratified_indices(
+    labels: torch.Tensor, *, test_fraction: float, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sorted ``(train, test)`` row positions of a seeded stratified split: the draw of
+    :func:`stratified_split` (the same rows for the same labels, ``test_fraction`` and ``seed``).
+
+    Each class with at least two rows gets at least one row in each part; a class with a
+    single row goes to the train part.
+
+    Raises:
+        ValueError: ``test_fraction`` is not in ``(0, 1)``.
+    """
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"Invalid test_fraction value: {test_fraction} (must be in (0, 1))")
-    labels = ds.labels()
     generator = torch.Generator().manual_seed(seed)
     train_parts, test_parts = [], []
     for label in torch.unique(labels).tolist():
@@ -247,9 +264,7 @@ def stratified_split(
         n_test = min(max(n_test, 1), len(members) - 1) if len(members) > 1 else 0
         test_parts.append(members[:n_test])
         train_parts.append(members[n_test:])
-    train = _take(ds, torch.cat(train_parts), tag=f"train-{test_fraction}-{seed}")
-    test = _take(ds, torch.cat(test_parts), tag=f"test-{test_fraction}-{seed}")
-    return train, test
+    return torch.sort(torch.cat(train_parts)).values, torch.sort(torch.cat(test_parts)).values
 
 
 # --- helpers ----------------------------------------------------------------------------

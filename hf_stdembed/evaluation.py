@@ -69,7 +69,7 @@ from .core.ranking_metrics import (
 )
 from .core.shortlist import two_stage_scores
 from .core.statistics import Interval, bootstrap_mean, tied_with_best
-from .data import ImageDataset
+from .data import ImageDataset, stratified_indices
 from .extractors import FeatureExtractor, load_extractor
 from .features import extract_features
 from .pipeline import load_baseline, load_probe
@@ -120,27 +120,9 @@ class SplitTask:
                 raise ValueError(f"task {self.name!r} split {i}: a row is in train and test")
 
 
-def split_indices(
-    labels: torch.Tensor, *, test_fraction: float, seed: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sorted ``(train_idx, test_idx)`` of a seeded stratified split: the same rows as
-    :func:`hf_stdembed.data.stratified_split` with the same ``test_fraction`` and ``seed``.
-
-    Raises:
-        ValueError: ``test_fraction`` is not in ``(0, 1)``.
-    """
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"Invalid test_fraction value: {test_fraction} (must be in (0, 1))")
-    generator = torch.Generator().manual_seed(seed)
-    train_parts, test_parts = [], []
-    for label in torch.unique(labels).tolist():
-        members = torch.nonzero(labels == label).flatten()
-        members = members[torch.randperm(len(members), generator=generator)]
-        n_test = round(len(members) * test_fraction)
-        n_test = min(max(n_test, 1), len(members) - 1) if len(members) > 1 else 0
-        test_parts.append(members[:n_test])
-        train_parts.append(members[n_test:])
-    return torch.sort(torch.cat(train_parts)).values, torch.sort(torch.cat(test_parts)).values
+split_indices = stratified_indices
+"""Sorted ``(train_idx, test_idx)`` of a seeded stratified split (see
+:func:`hf_stdembed.data.stratified_indices`)."""
 
 
 def repeated_splits(
