@@ -67,3 +67,30 @@ def resolve_standard(id_or_path: str | Path, *, index: EmbeddingIndex | None = N
         f"unknown standard {text!r}; built-in standards: {', '.join(sorted(builtins))}{more} "
         "(or pass the path of a standard YAML file)"
     )
+
+
+def resolve_standard_or_indexed(
+    id_or_path: str | Path, *, index_path: str | Path | None = None
+) -> Standard:
+    """:func:`resolve_standard` for commands that have no index open: a YAML file or a
+    built-in id first; then, only when that fails and a local index exists, its stored
+    standards (so a custom standard's id printed by ``index list`` or a card works in
+    ``embed``, ``task``, ``rank``, ``publish``, ``verify``, ``evaluate`` and ``standards show``).
+
+    Args:
+        id_or_path: a YAML file, a built-in id, or a standard id (or hash) the index stores.
+        index_path: the index folder (default: :func:`~hf_stdembed.index.default_index_path`).
+
+    Raises:
+        StandardNotFoundError, InvalidStandardError: as :func:`resolve_standard`.
+    """
+    from .index import EmbeddingIndex, default_index_path
+
+    try:
+        return resolve_standard(id_or_path)
+    except StandardNotFoundError:
+        folder = Path(index_path) if index_path is not None else default_index_path()
+        if not (folder / "index.sqlite").is_file():
+            raise
+        with EmbeddingIndex.open(folder) as index:
+            return resolve_standard(id_or_path, index=index)

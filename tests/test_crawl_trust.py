@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 from hf_stdembed.card import CardEntry, update_card
 from hf_stdembed.cli import app
 from hf_stdembed.crawl import CrawlBudget, crawl
-from hf_stdembed.embeddings import ModelEmbedding, _to_file
+from hf_stdembed.embeddings import ModelEmbedding, TaskEmbedding, _to_file, save_embedding
 from hf_stdembed.errors import RegistryError
 from hf_stdembed.index import SCHEMA_VERSION, EmbeddingIndex
 from hf_stdembed.registry import HubRegistry, RepoSummary
@@ -178,6 +178,36 @@ def test_a_custom_standard_id_resolves_through_the_index(
         (stored,) = opened.standards()
         assert stored.trusted and stored.origin == "user"
         assert stored.load() == standard
+
+
+def test_every_command_resolves_an_id_the_default_index_has_seen(
+    hub: FakeHub, tmp_path: Path, std_file: Path, monkeypatch: pytest.MonkeyPatch
+):
+    standard = custom_standard()
+    hub.add_repo("tester/m0", repo_files("tester/m0", [standard]))
+    monkeypatch.setenv("HF_STDEMBED_INDEX", str(tmp_path / "default-index"))
+    refused = cli("standards", "show", "newcomer-digits", code=1)
+    assert "unknown standard 'newcomer-digits'" in str(refused.exception)
+    cli("index", "update", "--standard", std_file, "-q")  # the default index learns it
+    shown = cli("standards", "show", "newcomer-digits")
+    assert standard.hash in shown.stdout
+    model_file = tmp_path / "m.safetensors"
+    model_file.write_bytes(embedding_bytes(standard, 3)[1])
+    task = TaskEmbedding(
+        vector=torch.rand(standard.dim, generator=torch.Generator().manual_seed(1)),
+        standard_id=standard.id,
+        standard_hash=standard.hash,
+        dataset_id="d",
+        dataset_split="train",
+        gamma=0.1,
+        converged_accuracy=90.0,
+        gammas=torch.tensor([0.1], dtype=torch.float64),
+        accuracies=torch.tensor([90.0], dtype=torch.float64),
+        mask_sizes=torch.tensor([3.0], dtype=torch.float64),
+    )
+    save_embedding(task, tmp_path / "t.safetensors")
+    ranked = cli("rank", tmp_path / "t.safetensors", model_file, "--standard", "newcomer-digits")
+    assert "model-3" in ranked.stdout
 
 
 def test_a_cards_standard_file_is_fetched_untrusted_and_remembered(

@@ -55,13 +55,13 @@ def embed(
     """Compute a model's embedding under a standard and write it to a safetensors file."""
     from ..embeddings import save_embedding
     from ..pipeline import compute_model_embedding
-    from ..standards import get_standard
+    from ..resolve import resolve_standard_or_indexed
 
     if quiet:
         quiet_libraries()
     embedding = compute_model_embedding(
         model,
-        get_standard(standard),
+        resolve_standard_or_indexed(standard),
         revision=revision,
         protocol=protocol.value,
         device=device,
@@ -97,13 +97,13 @@ def task(
     """Learn a task embedding from a labelled image dataset and write it to a file."""
     from ..embeddings import save_embedding
     from ..pipeline import compute_task_embedding
-    from ..standards import get_standard
+    from ..resolve import resolve_standard_or_indexed
 
     if quiet:
         quiet_libraries()
     embedding = compute_task_embedding(
         dataset,
-        get_standard(standard),
+        resolve_standard_or_indexed(standard),
         split=split,
         config=config,
         revision=revision,
@@ -137,16 +137,16 @@ def rank(
 
     from ..embeddings import TaskEmbedding, load_embedding
     from ..errors import InvalidEmbeddingError, StdEmbedError
+    from ..resolve import resolve_standard_or_indexed
     from ..selection import rank_embeddings
-    from ..standards import get_standard
 
-    std = get_standard(standard) if standard else None
+    std = resolve_standard_or_indexed(standard) if standard else None
     task_embedding = load_embedding(task_file, standard=std)
     if not isinstance(task_embedding, TaskEmbedding):
         raise InvalidEmbeddingError(
             "is a model embedding, expected a task embedding", path=task_file
         )
-    std = std or get_standard(task_embedding.standard_id)
+    std = std or resolve_standard_or_indexed(task_embedding.standard_id)
     models, sources, skipped = _load_model_embeddings(embedding_files, std)
     if len(skipped) == 1 and not models:
         raise StdEmbedError(f"{skipped[0].source}: {skipped[0].reason}")

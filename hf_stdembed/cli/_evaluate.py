@@ -91,7 +91,7 @@ def evaluate(
     """Linear probes over seeded splits vs our selection, LogME, fidelity, LOTO, largest, random."""
     from ..evaluation import DEFAULT_VARIANTS
     from ..evaluation import evaluate as run_evaluation
-    from ..standards import get_standard
+    from ..resolve import resolve_standard_or_indexed
 
     known = {v.name: v for v in DEFAULT_VARIANTS}
     unknown = [name for name in variant or () if name not in known]
@@ -104,7 +104,7 @@ def evaluate(
     )
     if quiet:
         quiet_libraries()
-    std = get_standard(standard)
+    std = resolve_standard_or_indexed(standard)
     specs = [
         parse_task(
             t, test_fraction=test_fraction, seed=seed, max_samples=max_samples, splits=splits

@@ -78,7 +78,7 @@ def publish(
     from ..publish import check_access, diff_plan, plan_publish
     from ..publish import publish as push
     from ..registry import open_registry
-    from ..standards import get_standard
+    from ..resolve import resolve_standard_or_indexed
 
     if embedding and (model is not None or revision is not None):
         raise typer.BadParameter(
@@ -87,7 +87,7 @@ def publish(
     if quiet:
         quiet_libraries()
     target = open_registry(registry)
-    standards = [get_standard(s) for s in standard or [DEFAULT_STANDARD]]
+    standards = [resolve_standard_or_indexed(s) for s in standard or [DEFAULT_STANDARD]]
     if not dry_run:
         check_access(target, repo_id, create_pr=create_pr)
     plan = plan_publish(

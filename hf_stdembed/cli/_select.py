@@ -220,7 +220,7 @@ def verify(
     """Check a published embedding against its model: refit with its mask, recompute the mask."""
     from ..errors import StdEmbedError
     from ..registry import open_registry
-    from ..standards import get_standard
+    from ..resolve import resolve_standard_or_indexed
     from ..verify import VerifyThresholds, verify_published
 
     if quiet:
@@ -229,7 +229,7 @@ def verify(
     result = verify_published(
         open_registry(registry),
         repo_id,
-        get_standard(standard),
+        resolve_standard_or_indexed(standard),
         model=model,
         thresholds=thresholds,
         device=device,

@@ -37,8 +37,8 @@ def show(
     standard: Annotated[str, typer.Argument(help="Built-in standard id or a YAML file.")],
 ) -> None:
     """Print a standard as YAML, with its hash."""
-    from ..standards import get_standard
+    from ..resolve import resolve_standard_or_indexed
 
-    found = get_standard(standard)
+    found = resolve_standard_or_indexed(standard)
     typer.echo(f"# hash: {found.hash}")
     typer.echo(found.to_yaml(), nl=False)
