@@ -10,7 +10,7 @@ import torch
 from hf_stdembed.core import ModelEmbeddingConfig, embed_model
 from hf_stdembed.core.batched_model_embedding import embed_models
 
-SHORT = ModelEmbeddingConfig(steps=300, batch_size=64, lr_step=100)
+SHORT = ModelEmbeddingConfig(steps=120, batch_size=64, lr_step=40)
 
 
 def planted(n_base: int, widths: list[int], num: int, *, seed: int = 0):
