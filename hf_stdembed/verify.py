@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -35,6 +36,9 @@ from .features import extract_features
 from .pipeline import _progress_bar, load_baseline, load_probe
 from .registry import DirectoryRegistry, Registry
 from .standards import Standard
+
+if TYPE_CHECKING:
+    from .index import EmbeddingIndex
 
 DEFAULT_MEASURE = "pearson"
 _COMMIT_RE = re.compile(r"[0-9a-f]{40}")
@@ -214,11 +218,102 @@ def verify_published(
     spec, revision = model, None
     if spec is None:
         spec, revision = _model_to_check(registry, repo_id, head, entry, published)
+    return _check(
+        repo_id,
+        published,
+        standard,
+        spec=spec,
+        revision=revision,
+        given=model is not None,
+        thresholds=thresholds,
+        device=device,
+        progress=progress,
+    )
+
+
+def verify_index_row(
+    index: EmbeddingIndex,
+    repo_id: str,
+    standard: Standard,
+    *,
+    model: str | None = None,
+    thresholds: VerifyThresholds = VerifyThresholds(),
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> Agreement:
+    """Checks the row of ``repo_id`` in the local index against its model: the same two
+    checks as :func:`verify_published`, for a row whoever computed it (a third party's index
+    pulled or imported, ``embed-many``, or the crawl).
+
+    Args:
+        index: the local index.
+        repo_id: the row's repo.
+        standard: the row's standard.
+        model: the model spec to check with. Default: the spec the row records (a Hub repo
+            only, at the revision recorded; never code or a local path).
+        thresholds, device, progress: as in :func:`verify_published`.
+
+    Raises:
+        StdEmbedError: the index has no such row, or no model to check with (pass ``model``).
+    """
+    rows, vectors = index.snapshot(standard.hash)
+    found = [i for i, row in enumerate(rows) if row.repo_id == repo_id]
+    if not found:
+        raise StdEmbedError(
+            f"the index holds no row of {repo_id} under standard {standard.id!r}: "
+            "`hf-stdembed index list` shows what it holds"
+        )
+    row = rows[found[0]]
+    published = ModelEmbedding(
+        vector=torch.from_numpy(vectors[found[0]].copy()),
+        standard_id=row.standard_id,
+        standard_hash=row.standard_hash,
+        model_id=row.model_id,
+        model_revision=row.model_revision,
+        l_to=row.l_to,
+        l_from=row.l_from,
+        model_spec=row.model_spec,
+    )
+    spec, revision = model, None
+    if spec is None:
+        if not row.model_spec:
+            raise StdEmbedError(
+                f"the index row of {repo_id} ({row.source}) does not say which model was "
+                "embedded: pass --model with the model's spec (e.g. --model timm:org/name)"
+            )
+        prefix, target, revision = _split_hub_spec(repo_id, row.model_spec, row.model_revision)
+        spec = prefix + target
+    return _check(
+        repo_id,
+        published,
+        standard,
+        spec=spec,
+        revision=revision,
+        given=model is not None,
+        thresholds=thresholds,
+        device=device,
+        progress=progress,
+    )
+
+
+def _check(
+    repo_id: str,
+    published: ModelEmbedding,
+    standard: Standard,
+    *,
+    spec: str,
+    revision: str | None,
+    given: bool,
+    thresholds: VerifyThresholds,
+    device: str | torch.device | None,
+    progress: bool,
+) -> Agreement:
+    """The two checks of a published embedding against the model ``spec`` at ``revision``."""
     extractor = load_extractor(spec, revision=revision)
     found, embedded = extractor.revision, published.model_revision
     # unpinned (a folder): its weights hash must be the one embedded, when both are hashes
     comparable = found and embedded and len(found) == len(embedded)
-    if model is None and revision is None and comparable and found != embedded:
+    if not given and revision is None and comparable and found != embedded:
         raise StdEmbedError(
             f"{repo_id}: the model found ({spec}) is revision {found}, but the embedding "
             f"was computed from {embedded}: pass --model with the model embedded"
@@ -269,25 +364,35 @@ def _card_model(
 ) -> tuple[str, str | None]:
     """The card's model spec, read as a stranger's: a Hub repo (or a repo of a directory
     registry) at the revision recorded, never code to run or a path of this machine."""
+    local = isinstance(registry, DirectoryRegistry)
+    prefix, target, pinned = _split_hub_spec(repo_id, spec, revision, local_ok=local)
+    if local and (registry.root / target).is_dir():
+        return prefix + str(registry.repo_path(target)), None
+    return prefix + target, pinned
+
+
+def _split_hub_spec(
+    repo_id: str, spec: str, revision: str | None, *, local_ok: bool = False
+) -> tuple[str, str, str | None]:
+    """``(prefix, repo, revision)`` of a stranger's model spec: a Hub repo (``timm:org/name``,
+    ``transformers:org/name`` or ``org/name``), the revision kept when it is a commit; never
+    code to run, nor (unless ``local_ok``) a name that exists as a path of this machine."""
     try:
         source, target = parse_spec(spec)
     except StdEmbedError:
         source, target = "", ""
-    local = isinstance(registry, DirectoryRegistry)
     if (
         source not in (None, "timm", "transformers")
         or not _CARD_REPO_RE.fullmatch(target)
         or ".." in target
-        or (not local and Path(target).expanduser().exists())
+        or (not local_ok and Path(target).expanduser().exists())
     ):
         raise StdEmbedError(
-            f"{repo_id}: the card's model spec {spec!r} is not a Hub repo "
+            f"{repo_id}: the recorded model spec {spec!r} is not a Hub repo "
             "(timm:org/name, transformers:org/name or org/name): pass --model"
         )
     prefix = f"{source}:" if source else ""
-    if local and (registry.root / target).is_dir():
-        return prefix + str(registry.repo_path(target)), None
-    return prefix + target, revision if revision and _COMMIT_RE.fullmatch(revision) else None
+    return prefix, target, revision if revision and _COMMIT_RE.fullmatch(revision) else None
 
 
 def _probe_features(

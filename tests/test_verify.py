@@ -210,3 +210,41 @@ def test_min_jaccard_is_gone_and_new_options_show_in_help():
     done = runner.invoke(app, ["verify", "--help"], env={"COLUMNS": "200"})
     assert "--max-shortfall" in done.output and "--min-agreement" in done.output
     assert "--min-jaccard" not in done.output
+
+
+def test_a_third_party_index_row_is_checked_and_a_forged_one_fails(
+    model_dir: Path, standard_file: Path, tmp_path: Path, verify
+):
+    # issue 13 #4: `verify` rechecks a row whoever computed it (here: an imported index)
+    import torch
+
+    from hf_stdembed.index import EmbeddingIndex, IndexRow
+
+    standard = get_standard(standard_file)
+    spec = f"timm:{model_dir}"
+    genuine = compute_model_embedding(spec, standard, progress=False)
+    folder = tmp_path / "index"
+    with EmbeddingIndex.open(folder) as opened, opened.update() as tx:
+        for repo, vector in (
+            ("someone/genuine", genuine.vector),
+            ("someone/forged", torch.ones_like(genuine.vector)),
+        ):
+            row = IndexRow.from_embedding(
+                dataclasses.replace(genuine, vector=vector),
+                repo,
+                revision="0" * 40,
+                file_path="stdembed/tiny-test.safetensors",
+                file_sha256="1" * 64,
+            )
+            tx.upsert(dataclasses.replace(row, source="import:shared.parquet"), vector)
+    common = ("-s", standard_file, "--from-index", "--index", folder, "--model", spec, "-q")
+    done = verify("someone/genuine", *common)
+    assert done.exit_code == 0, done.output
+    assert "verdict: pass" in done.stdout
+    forged = verify("someone/forged", *common)
+    assert forged.exit_code == 1 and "verdict: FAIL" in forged.stdout
+    assert len(error_lines(forged.output)) == 1
+    missing = verify("someone/absent", *common)
+    assert missing.exit_code == 1 and "holds no row of someone/absent" in missing.output
+    no_spec = verify("someone/genuine", "-s", standard_file, "--from-index", "--index", folder)
+    assert no_spec.exit_code == 1 and "pass --model" in no_spec.output

@@ -215,26 +215,35 @@ def verify(
         ),
     ] = MIN_AGREEMENT,
     device: Annotated[str | None, typer.Option(help="torch device (default: best).")] = None,
+    from_index: Annotated[
+        bool,
+        typer.Option(
+            "--from-index",
+            help="Check the repo's row of the local index (any source: a pulled or imported "
+            "index, embed-many) instead of the file published in the repo.",
+        ),
+    ] = False,
+    index: IndexOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Check a published embedding against its model: refit with its mask, recompute the mask."""
     from ..errors import StdEmbedError
+    from ..index import EmbeddingIndex
     from ..registry import open_registry
-    from ..resolve import resolve_standard_or_indexed
-    from ..verify import VerifyThresholds, verify_published
+    from ..resolve import resolve_standard, resolve_standard_or_indexed
+    from ..verify import VerifyThresholds, verify_index_row, verify_published
 
     if quiet:
         quiet_libraries()
     thresholds = VerifyThresholds(max_shortfall=max_shortfall, min_agreement=min_agreement)
-    result = verify_published(
-        open_registry(registry),
-        repo_id,
-        resolve_standard_or_indexed(standard),
-        model=model,
-        thresholds=thresholds,
-        device=device,
-        progress=not quiet,
-    )
+    options = {"model": model, "thresholds": thresholds, "device": device, "progress": not quiet}
+    if from_index:
+        with EmbeddingIndex.open(index) as opened:
+            std = resolve_standard(standard, index=opened)
+            result = verify_index_row(opened, repo_id, std, **options)
+    else:
+        std = resolve_standard_or_indexed(standard)
+        result = verify_published(open_registry(registry), repo_id, std, **options)
     m = result.measures
     typer.echo(f"{repo_id} [{result.standard_id}], checked with {result.model}")
     typer.echo(
