@@ -79,7 +79,7 @@ def select(
             "passes). The shortlist merges the best by intersection and by I/|v| (round-robin); "
             "the other rows keep their stage-1 order; the shortlist is shown whole whatever --top. "
             "0: the pure O(1) ranking (the default, "
-            "until the benchmark of issue 12 sets K).",
+            "until the offline benchmark sets K).",
         ),
     ] = 0,
 ) -> None:
