@@ -16,7 +16,8 @@ Everything goes through the on-disk cache (``--cache-dir``: features, P masks, l
 LogME and Q), so rerunning the same command regenerates the whole report from the caches
 (``summary.md``, ``summary.json``, per-standard reports and plots, the pool table) without a
 forward pass or an optimisation. The cold run can be spread over several runs
-(``--extract-only``, ``--p-only``) that fill the same cache. P runs at the paper's schedule
+(``--extract-only``, ``--p-only``, ``--ground-truth-only``) that fill the same cache, in
+parallel where cores allow. P runs at the paper's schedule
 (4,000 steps; ``--p-steps`` only for smoke tests: fewer steps leave the masks at their
 start). Run it from the repository root: the dataset fingerprints that key the caches
 include the data file paths, so keep ``--bench-dir`` the same between runs sharing caches.
@@ -181,6 +182,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--extract-only", action="store_true", help="only warm the caches")
     parser.add_argument("--p-only", action="store_true", help="only run P into the cache")
     parser.add_argument(
+        "--ground-truth-only",
+        action="store_true",
+        help="only run the linear probes, LogME and Q into the cache (no P)",
+    )
+    parser.add_argument(
         "--features",
         nargs="*",
         default=list(FEATURE_TRANSFORMS),
@@ -221,6 +227,20 @@ def main(argv: list[str] | None = None) -> None:
             precompute_p(pool, standard, args.cache_dir, variants)
         return
     tasks = split_tasks(args.bench_dir, sizes, args.tasks)
+    if args.ground_truth_only:
+        from hf_stdembed.evaluation import precompute_ground_truth
+
+        precompute_ground_truth(
+            pool,
+            standards,
+            tasks,
+            cache_dir=args.cache_dir,
+            device=args.device,
+            log=lambda message: print(
+                time.strftime("%H:%M:%S"), message, file=sys.stderr, flush=True
+            ),
+        )
+        return
     if args.extract_only:
         order = [("probe", probe_set(args.bench_dir, sizes))]
         order += [(task.name, task.data) for task in tasks]

@@ -505,21 +505,16 @@ def evaluate(
             info.fidelity[transform] = fidelity
             masks[transform].append(mask)
         for task in tasks:
-            runs = _ground_truth(extractor, task, probe_config, cache_dir, device)
-            per_split_acc = accuracies.setdefault(task.name, [[] for _ in runs])
-            per_split_logme = logmes.setdefault(task.name, [[] for _ in runs])
-            for s, run in enumerate(runs):
-                per_split_acc[s].append(run.accuracy)
-                if with_logme:
-                    score = _memo(
-                        cache_dir,
-                        "logme",
-                        run.ident,
-                        logme,
-                        run.x_train,
-                        run.y_train,
-                        num_classes=run.num_classes,
-                    )
+            per_split_acc = accuracies.setdefault(task.name, [])
+            per_split_logme = logmes.setdefault(task.name, [])
+            for s, (accuracy, score) in enumerate(
+                _candidate_on_task(extractor, task, probe_config, with_logme, cache_dir, device)
+            ):
+                if s == len(per_split_acc):
+                    per_split_acc.append([])
+                    per_split_logme.append([])
+                per_split_acc[s].append(accuracy)
+                if score is not None:
                     per_split_logme[s].append(score)
         infos.append(info)
     stacked = {c: torch.stack(m) for c, m in masks.items()}
@@ -528,17 +523,7 @@ def evaluate(
         log(f"task {task.name}")
         runs = _ground_truth(baseline, task, probe_config, cache_dir, device)
         for s, run in enumerate(runs):
-            q = _memo(
-                cache_dir,
-                "task-embedding",
-                [standard.hash, *run.data_ident],
-                embed_task,
-                run.x_train,
-                run.y_train,
-                num_classes=run.num_classes,
-                config=standard.task_embedding,
-                device=device,
-            )
+            q = _task_embedding(standard, run, cache_dir, device)
             scores: dict[str, list[float]] = {}
             for v in variants:
                 scores[v.name] = fuzzy_similarity(q.mask, stacked[v.features], v.metric).tolist()
@@ -580,6 +565,83 @@ def evaluate(
         tasks=results,
         variants=list(variants),
         settings={"linear_probe": asdict(probe_config), "logme": with_logme},
+    )
+
+
+def precompute_ground_truth(
+    candidates: list[str],
+    standards: list[Standard],
+    tasks: list[TaskSpec | SplitTask],
+    *,
+    probe_config: LinearProbeConfig = LinearProbeConfig(),
+    with_logme: bool = True,
+    device: str | torch.device | None = None,
+    cache_dir: str | Path,
+    log: Any = None,
+) -> None:
+    """Fills ``cache_dir`` with what :func:`evaluate` needs besides P: every candidate's
+    linear probes and LogME scores on every split (standard-independent) and every standard's
+    task embeddings. Lets a cold benchmark run the ground truth beside P's optimisations."""
+    log = log or (lambda message: None)
+    for spec in candidates:
+        extractor = load_extractor(spec)
+        for task in tasks:
+            for _ in _candidate_on_task(
+                extractor, task, probe_config, with_logme, cache_dir, device
+            ):
+                pass
+        log(f"ground truth {extractor.name}")
+    for standard in standards:
+        baseline = load_baseline(standard)
+        for task in tasks:
+            for run in _ground_truth(baseline, task, probe_config, cache_dir, device):
+                _task_embedding(standard, run, cache_dir, device)
+            log(f"task embeddings {standard.id} {task.name}")
+
+
+def _candidate_on_task(
+    extractor: FeatureExtractor,
+    task: TaskSpec | SplitTask,
+    probe_config: LinearProbeConfig,
+    with_logme: bool,
+    cache_dir: str | Path | None,
+    device: str | torch.device | None,
+) -> list[tuple[float, float | None]]:
+    """Per split: the candidate's linear-probe accuracy and its LogME score (memoised)."""
+    out = []
+    for run in _ground_truth(extractor, task, probe_config, cache_dir, device):
+        score = None
+        if with_logme:
+            score = _memo(
+                cache_dir,
+                "logme",
+                run.ident,
+                logme,
+                run.x_train,
+                run.y_train,
+                num_classes=run.num_classes,
+            )
+        out.append((run.accuracy, score))
+    return out
+
+
+def _task_embedding(
+    standard: Standard,
+    run: _SplitRun,
+    cache_dir: str | Path | None,
+    device: str | torch.device | None,
+) -> TaskEmbeddingResult:
+    """Q on the baseline's train features of one split (memoised)."""
+    return _memo(
+        cache_dir,
+        "task-embedding",
+        [standard.hash, *run.data_ident],
+        embed_task,
+        run.x_train,
+        run.y_train,
+        num_classes=run.num_classes,
+        config=standard.task_embedding,
+        device=device,
     )
 
 
