@@ -40,7 +40,7 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from hf_stdembed.data import ImageDataset, load_image_dataset, select_subset  # noqa: E402
+from hf_stdembed.data import ImageDataset  # noqa: E402
 from hf_stdembed.evaluation import FEATURE_TRANSFORMS  # noqa: E402
 
 ZOO = (
@@ -75,14 +75,14 @@ class Sizes:
     test_fraction: float = 0.3
 
 
-def _parquet(path: Path) -> ImageDataset:
-    return load_image_dataset("parquet", data_files=str(path), split="train")
-
-
 def probe_set(bench_dir: Path, sizes: Sizes) -> ImageDataset:
-    """The standards' probe set: ``select_subset(CIFAR-10 train, sizes.probe, seed)``."""
-    train = _parquet(bench_dir / "data" / "cifar10" / "train.parquet")
-    return select_subset(train, sizes.probe, seed=sizes.seed)
+    """The standards' probe set, loaded as P loads it (``pipeline.load_probe``), so the
+    features ``--extract-only`` caches are the ones P reads."""
+    from hf_stdembed.pipeline import load_probe
+
+    return load_probe(
+        make_standard(next(iter(_contract("pool").STANDARD_BASELINES)), bench_dir, sizes)
+    )
 
 
 def split_tasks(bench_dir: Path, sizes: Sizes, names: list[str] | None = None) -> list[Any]:
