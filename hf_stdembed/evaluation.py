@@ -317,8 +317,8 @@ class TaskResult:
         scores (and LogME) this result holds, K in :data:`SHORTLIST_KS`."""
         out: dict[str, list[float]] = {}
         for name in names:
-            config = STAGE1_CONFIGS[name]
-            if not has_config(self, config):
+            config = STAGE1_CONFIGS.get(name)  # a name a newer version dropped: left out
+            if config is None or not has_config(self, config):
                 continue
             stage1 = [[self.scores[v][i] for i in pool] for v in config.scores]
             stage2 = [self.scores["logme"][i] for i in pool]
@@ -674,15 +674,15 @@ def evaluate(
         raise ValueError("need at least one candidate and one task")
     _check_research(research, union_baselines, shortlists)
     names = [v.name for v in variants]
-    reserved = {"logme", *TASK_BLIND_SELECTORS}
+    reserved = {"logme", *TASK_BLIND_SELECTORS, *research}
     if (
         len(set(names)) < len(names)
         or reserved & set(names)
-        or any(n.startswith(TWO_STAGE_PREFIX) for n in names)
+        or any(n.startswith((TWO_STAGE_PREFIX, CONFIG_PREFIX)) for n in names)
     ):
         raise ValueError(
             f"variant names must be unique, not one of {', '.join(sorted(reserved))} and not "
-            f"start with {TWO_STAGE_PREFIX!r}: {names}"
+            f"start with {TWO_STAGE_PREFIX!r} or {CONFIG_PREFIX!r}: {names}"
         )
     log = _logger(progress)
     feats = {"cache_dir": cache_dir, "progress": False}
@@ -804,15 +804,18 @@ def _check_research(
 class _ClosedForm:
     """The research scores of one :func:`evaluate` run: closed-form masks and scalars per
     candidate (memoised under new memo kinds, keyed by the feature caches' identities), and
-    per task split the scores Q's mask gets against them."""
+    per task split the scores Q's mask gets against them.
+
+    The union's blocks are put in a canonical order (by feature identity), so two standards
+    whose baselines form the same union (A's with B, B's with A) share its Q and R^2 masks."""
 
     research: tuple[str, ...]
     cache_dir: str | Path | None
     probe: ImageDataset
     base_key: dict[str, Any]
     base_probe: torch.Tensor
-    union: list[FeatureExtractor]  # the union's other baselines
-    union_keys: list[dict[str, Any]]
+    union: list[FeatureExtractor | None]  # the union's blocks, canonical order; None: baseline
+    union_keys: list[dict[str, Any]]  # their feature identities, same order
     union_probe: torch.Tensor | None
     union_stats: list[Any]
     r2: list[torch.Tensor] = field(default_factory=list)
@@ -829,13 +832,20 @@ class _ClosedForm:
         base_probe: torch.Tensor,
         cache_dir: str | Path | None,
     ) -> _ClosedForm:
-        union: list[FeatureExtractor] = []
+        union: list[FeatureExtractor | None] = []
+        union_keys: list[dict[str, Any]] = []
         union_probe, stats = None, []
         if any(r in UNION_SCORES for r in research):
-            union = [load_extractor(spec) for spec in union_baselines]
-            blocks = [base_probe]
-            blocks += [
-                extract_features(u, probe, cache_dir=cache_dir, progress=False) for u in union
+            members: list[FeatureExtractor | None] = [None]
+            members += [load_extractor(spec) for spec in union_baselines]
+            keyed = [(cache_key(baseline if u is None else u, probe), u) for u in members]
+            keyed.sort(key=lambda pair: json.dumps(pair[0], sort_keys=True))
+            union_keys, union = [k for k, _ in keyed], [u for _, u in keyed]
+            blocks = [
+                base_probe
+                if u is None
+                else extract_features(u, probe, cache_dir=cache_dir, progress=False)
+                for u in union
             ]
             union_probe, stats = union_features(blocks)
         return cls(
@@ -845,7 +855,7 @@ class _ClosedForm:
             base_key=cache_key(baseline, probe),
             base_probe=base_probe,
             union=union,
-            union_keys=[cache_key(u, probe) for u in union],
+            union_keys=union_keys,
             union_probe=union_probe,
             union_stats=stats,
         )
@@ -871,7 +881,7 @@ class _ClosedForm:
             )
             self.beyond.append(float(value))
         if self.union_probe is not None:
-            key = self._key(extractor, [self.base_key, *self.union_keys])
+            key = self._key(extractor, self.union_keys)
             mask = _memo_tensor(
                 self.cache_dir, "union-r2-mask", key, r2_mask, cand_probe, self.union_probe
             )
@@ -903,7 +913,7 @@ class _ClosedForm:
             for name, metric in zip(UNION_SCORES, metrics.values(), strict=True):
                 if name in self.research:
                     scores[name] = fuzzy_similarity(q_union.mask, stacked, metric).tolist()
-                    forwards[name] = 1 + len(self.union)
+                    forwards[name] = len(self.union)
         return forwards
 
     def _union_task_embedding(
@@ -914,12 +924,14 @@ class _ClosedForm:
         run: _SplitRun,
         device: str | torch.device | None,
     ) -> TaskEmbeddingResult:
-        """Q on the union's standardised train features of one split (memoised: new work)."""
-        blocks = [run.x_train]
-        for extractor in self.union:
-            blocks.append(_train_features(extractor, task, split, self.cache_dir))
+        """Q on the union's standardised train features of one split (memoised: new work,
+        shared by the standards whose baselines form the same union)."""
+        blocks = [
+            run.x_train if u is None else _train_features(u, task, split, self.cache_dir)
+            for u in self.union
+        ]
         x_train, _ = union_features(blocks, stats=self.union_stats)
-        key = [standard.hash, [self.base_key, *self.union_keys], *run.data_ident]
+        key = [asdict(standard.task_embedding), self.union_keys, *run.data_ident]
         return _memo(
             self.cache_dir,
             "union-task-embedding",
@@ -939,7 +951,7 @@ class _ClosedForm:
         return {
             "research": {
                 "scores": list(self.research),
-                "union_baselines": [u.name for u in self.union],
+                "union_baselines": [u.name for u in self.union if u is not None],
                 "ridge": list(DEFAULT_RIDGE),
                 "split_seed": DEFAULT_SPLIT_SEED,
             }

@@ -243,6 +243,8 @@ def test_named_configurations_reach_the_summary_only_when_asked():
     assert "two-stage[faithful+normalised]@5" in summary
     assert summary["two-stage[faithful+normalised]@5"]["forward_models"] == 5
     assert not any(n.startswith("two-stage[r2") for n in summary)  # no r2 scores
+    asked.settings["shortlists"].append("a name a newer version dropped")
+    assert set(asked.summary()["mean"]) == set(summary)
     sels = asked.tasks[0].selectors(None, ("faithful+normalised",))
     # shortlist of 5 = the whole pool: the same as LogME over all
     assert sels["two-stage[faithful+normalised]@5"].gaps == sels["logme"].gaps
@@ -374,10 +376,41 @@ def test_evaluate_research_scores_are_memoised_named_and_off_by_default(
         ({"research": ("r3",)}, "unknown research score"),
         ({"research": ("union-r2",)}, "need union_baselines"),
         ({"shortlists": ("nope",)}, "unknown shortlist"),
+        ({"research": ("r2",), "variants": ("r2",)}, "variant names must be unique, not one"),
+        ({"variants": ("two-stage[faithful+normalised]@5",)}, "two-stage\\["),
     ],
 )
 def test_evaluate_refuses_unknown_research_options(kwargs, message):
-    from hf_stdembed.evaluation import evaluate
+    from hf_stdembed.evaluation import Variant, evaluate
 
+    kwargs["variants"] = tuple(Variant(n) for n in kwargs.get("variants", ("faithful",)))
     with pytest.raises(ValueError, match=message):
         evaluate(["x"], None, ["t"], **kwargs)  # type: ignore[arg-type]
+
+
+def test_two_standards_forming_the_same_union_share_its_q_and_masks(tiny_pool, tmp_path):  # noqa: F811
+    from dataclasses import replace
+
+    from hf_stdembed.data import load_image_dataset
+    from hf_stdembed.evaluation import FAITHFUL, SplitTask, evaluate, repeated_splits
+    from hf_stdembed.standards import BaselineSpec
+
+    standard, specs, task_file, probe_config = tiny_pool
+    data = load_image_dataset("parquet", data_files=str(task_file), split="train")
+    tasks = [SplitTask("colours", data, repeated_splits(data, n=2))]
+    other = replace(
+        standard,
+        id="tiny-eval-good",
+        baseline=BaselineSpec(model=specs[1], revision="0", dim=16),
+    )
+    cache = tmp_path / "cache"
+    common = {"variants": (FAITHFUL,), "probe_config": probe_config, "cache_dir": cache}
+    union = ("union-r2", "union-r2+normalised")
+    a = evaluate(specs, standard, tasks, research=union, union_baselines=[specs[1]], **common)
+    kinds = ("union-task-embedding", "union-r2-mask")
+    files = {k: sorted((cache / "evaluation" / k).iterdir()) for k in kinds}
+    assert [len(files[k]) for k in kinds] == [2, 3]  # one Q per split, one mask per candidate
+    b = evaluate(specs, other, tasks, research=union, union_baselines=[specs[0]], **common)
+    assert {k: sorted((cache / "evaluation" / k).iterdir()) for k in kinds} == files
+    assert a.tasks[0].scores["union-r2"] == b.tasks[0].scores["union-r2"]
+    assert a.candidates[2].mask_size["union-r2"] == b.candidates[2].mask_size["union-r2"]
