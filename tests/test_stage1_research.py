@@ -35,7 +35,7 @@ def test_r2_mask_is_one_on_the_features_a_candidate_maps_and_zero_elsewhere():
     assert float(mask.min()) >= 0.0 and float(mask.max()) <= 1.0
 
 
-def test_r2_mask_sees_a_nonlinear_but_monotone_map_and_ignores_noise():
+def test_r2_mask_is_partial_on_a_noisy_copy_and_zero_on_noise():
     base = _baseline()
     g = torch.Generator().manual_seed(2)
     partial = base[:, :5] + 0.5 * base[:, :5].std(0) * torch.randn(1000, 5, generator=g)
