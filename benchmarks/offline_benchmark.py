@@ -209,7 +209,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     os.environ["HF_STDEMBED_BENCH_DIR"] = str(args.bench_dir.resolve())
-    from hf_stdembed.evaluation import DEFAULT_VARIANTS, evaluate
+    from hf_stdembed.core.shortlist import STAGE1_CONFIGS
+    from hf_stdembed.evaluation import DEFAULT_VARIANTS, RESEARCH_SCORES, UNION_SCORES, evaluate
 
     pool_module = _contract("pool")
     sizes = Sizes(probe=args.probe, splits=args.splits)
@@ -248,10 +249,22 @@ def main(argv: list[str] | None = None) -> None:
         return
     args.out.mkdir(parents=True, exist_ok=True)
     summaries: dict[str, dict[str, Any]] = {}
-    for standard in standards:
+    for name, standard in zip(names, standards, strict=True):
         t = time.time()
+        # issue 12's stage-1 research beside the faithful default: closed-form R^2 masks, the
+        # beyond-baseline scalar, the union with the other standard's baseline, and every
+        # named shortlist configuration (two-stage[<config>]@K; curves: two_stage_curve.py)
+        union = [s for n, s in pool_module.STANDARD_BASELINES.items() if n != name]
         report = evaluate(
-            pool, standard, tasks, variants=variants, cache_dir=args.cache_dir, device=args.device
+            pool,
+            standard,
+            tasks,
+            variants=variants,
+            cache_dir=args.cache_dir,
+            device=args.device,
+            research=tuple(r for r in RESEARCH_SCORES if union or r not in UNION_SCORES),
+            union_baselines=union,
+            shortlists=tuple(STAGE1_CONFIGS),
         )
         out = args.out / standard.id
         report.save(out, pools={"whole pool": None})

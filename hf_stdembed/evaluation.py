@@ -31,6 +31,15 @@ similarities, and a few high-variance features dominate the rest), and
 ``metric`` replaces the plain intersection by one of the normalised similarities of
 :data:`~hf_stdembed.core.metric.SIMILARITIES` (a low-dimensional candidate can only be
 equivalent to few baseline features, so the plain intersection favours wide models).
+
+Research scores (issue 12; off by default, ``research=``): closed-form stage-1 scores of
+:mod:`hf_stdembed.core.closed_form` beside P's: ``r2`` / ``r2+normalised`` (Q's mask against
+held-out ridge R^2 masks), ``beyond-baseline`` (task-blind: the share of a candidate's features
+the baseline fails to explain), ``union-r2`` / ``union-r2+normalised`` (Q and the R^2 masks on
+the union of the standard's baseline and ``union_baselines``, each block standardised).
+Two-stage selectors over named stage-1 configurations (``shortlists=``,
+:data:`~hf_stdembed.core.shortlist.STAGE1_CONFIGS`) are reported as ``two-stage[<config>]@K``
+over :data:`SHORTLIST_KS`, and :func:`two_stage_curve` gives their quality for every K.
 """
 
 from __future__ import annotations
@@ -56,6 +65,13 @@ from .core import (
     fuzzy_similarity,
     linear_probe,
 )
+from .core.closed_form import (
+    DEFAULT_RIDGE,
+    DEFAULT_SPLIT_SEED,
+    beyond_baseline,
+    r2_mask,
+    union_features,
+)
 from .core.logme import logme
 from .core.metric import SIMILARITIES
 from .core.ranking_metrics import (
@@ -67,11 +83,17 @@ from .core.ranking_metrics import (
     top_k_order,
     weighted_tau,
 )
-from .core.shortlist import two_stage_scores
+from .core.shortlist import (
+    CURVE_FIGURES,
+    STAGE1_CONFIGS,
+    Stage1Config,
+    shortlist_curve,
+    two_stage_scores,
+)
 from .core.statistics import Interval, bootstrap_mean, tied_with_best
 from .data import ImageDataset, stratified_indices
 from .extractors import FeatureExtractor, load_extractor
-from .features import extract_features
+from .features import cache_key, extract_features
 from .pipeline import load_baseline, load_probe
 from .standards import Standard
 
@@ -82,6 +104,15 @@ TWO_STAGE_STAGE1 = ("faithful", "normalised")
 """The variants whose scores are merged (round-robin) into a two-stage selector's shortlist,
 as ``select --rerank`` does (its defaults: intersection and I/|v|)."""
 TWO_STAGE_PREFIX = "two-stage@"
+CONFIG_PREFIX = "two-stage["
+"""``two-stage[<config>]@K``: a named stage-1 configuration's shortlist of K, ordered by LogME."""
+SHORTLIST_KS = (5, 10)
+"""Shortlist sizes of the ``two-stage[<config>]@K`` selectors in the summary (every K:
+:func:`two_stage_curve`)."""
+BEYOND_BASELINE = "beyond-baseline"
+RESEARCH_SCORES = ("r2", "r2+normalised", BEYOND_BASELINE, "union-r2", "union-r2+normalised")
+"""Optional research scores of :func:`evaluate` (``research=``), named as in the report."""
+UNION_SCORES = ("union-r2", "union-r2+normalised")
 
 
 @dataclass(frozen=True)
@@ -166,7 +197,7 @@ FIDELITY_SELECTORS = {f: "fidelity" if f == "raw" else f"{f} fidelity" for f in 
 """Task-blind reference selectors: P's min(L_to, L_from) of each candidate, per transform."""
 LOTO = "loto"
 """Leave-one-task-out general quality: mean accuracy on the other tasks, same split index."""
-TASK_BLIND_SELECTORS = ("random", "largest", *FIDELITY_SELECTORS.values(), LOTO)
+TASK_BLIND_SELECTORS = ("random", "largest", *FIDELITY_SELECTORS.values(), LOTO, BEYOND_BASELINE)
 """Selectors that forward no model over the task's data (``loto`` reuses the other tasks')."""
 
 FAITHFUL = Variant("faithful")
@@ -224,19 +255,30 @@ class TaskResult:
     gamma_sweep: dict[str, list[float]]  # gammas, accuracies, mask_sizes
     scores: dict[str, list[float]]  # selector -> score per candidate (higher = pick first)
     split: int = 0  # index of the train/test split of the task
+    forwards: dict[str, int] = field(default_factory=dict)  # models forwarded, where not 1
 
-    def selectors(self, pool: list[int] | None = None) -> dict[str, SelectorResult]:
-        """Gaps, taus and costs of every selector, over ``pool`` (indices; default: all)."""
+    def selectors(
+        self, pool: list[int] | None = None, shortlists: tuple[str, ...] | list[str] = ()
+    ) -> dict[str, SelectorResult]:
+        """Gaps, taus and costs of every selector, over ``pool`` (indices; default: all);
+        ``shortlists``: names of :data:`STAGE1_CONFIGS` to add as ``two-stage[<name>]@K``."""
         pool = list(range(len(self.accuracies))) if pool is None else pool
         acc = [self.accuracies[i] for i in pool]
         m = len(pool)
         out = {}
-        for name, all_scores in {**self.scores, **self._two_stage(pool)}.items():
+        configured = self._configured(pool, shortlists)
+        for name, all_scores in {**self.scores, **self._two_stage(pool), **configured}.items():
             scores = [all_scores[i] for i in pool]
             if name == "logme":
                 models, samples = m, m * self.num_train
             elif name.startswith(TWO_STAGE_PREFIX):  # stage 2 forwards the shortlist only
                 models = min(int(name.removeprefix(TWO_STAGE_PREFIX)), m)
+                samples = models * self.num_train
+            elif name.startswith(CONFIG_PREFIX):
+                models = min(int(name.rsplit("@", 1)[1]), m)
+                samples = models * self.num_train
+            elif name in self.forwards:
+                models = self.forwards[name]
                 samples = models * self.num_train
             elif name in TASK_BLIND_SELECTORS:
                 models, samples = 0, 0
@@ -269,6 +311,29 @@ class TaskResult:
                 full[i] = within[j]
             out[f"{TWO_STAGE_PREFIX}{k}"] = full
         return out
+
+    def _configured(self, pool: list[int], names: tuple[str, ...] | list[str]) -> dict:
+        """``two-stage[<name>]@K`` scores over ``pool`` for each named configuration whose
+        scores (and LogME) this result holds, K in :data:`SHORTLIST_KS`."""
+        out: dict[str, list[float]] = {}
+        for name in names:
+            config = STAGE1_CONFIGS.get(name)  # a name a newer version dropped: left out
+            if config is None or not has_config(self, config):
+                continue
+            stage1 = [[self.scores[v][i] for i in pool] for v in config.scores]
+            stage2 = [self.scores["logme"][i] for i in pool]
+            for k in SHORTLIST_KS:
+                within = two_stage_scores(stage1, stage2, k, rule=config.rule, quotas=config.quotas)
+                full = [float("nan")] * len(self.accuracies)
+                for j, i in enumerate(pool):
+                    full[i] = within[j]
+                out[f"{CONFIG_PREFIX}{name}]@{k}"] = full
+        return out
+
+
+def has_config(result: TaskResult, config: Stage1Config) -> bool:
+    """Whether a task result holds every score of a stage-1 configuration, and LogME."""
+    return "logme" in result.scores and all(s in result.scores for s in config.scores)
 
 
 @dataclass
@@ -310,7 +375,8 @@ class EvaluationReport:
         (``max_top1``...: the worst task of each split), with ``per_split`` values and
         ``tied_best``: whether the selector ties the best selector on that figure."""
         pool = self.pool_indices(specs)
-        results = {(t.name, t.split): t.selectors(pool) for t in self.tasks}
+        shortlists = tuple(self.settings.get("shortlists", ()))
+        results = {(t.name, t.split): t.selectors(pool, shortlists) for t in self.tasks}
         names = list(results[next(iter(results))]) if results else []
         per_task: dict[str, dict[str, Any]] = {}
         for task in self.task_names():
@@ -407,6 +473,28 @@ class EvaluationReport:
             lines += _task_table(self, task)
         return "\n".join(lines)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EvaluationReport:
+        """The report back from :meth:`to_dict`'s JSON (summaries are recomputed, not read;
+        fields a older report lacks take their defaults, unknown ones are ignored).
+
+        Raises:
+            ValueError: the data is not a saved evaluation report.
+        """
+        try:
+            return cls(
+                standard_id=data["standard"]["id"],
+                standard_hash=data["standard"]["hash"],
+                baseline=data["baseline"],
+                probe_size=int(data["probe_size"]),
+                candidates=[_known(CandidateInfo, c) for c in data["candidates"]],
+                tasks=[_known(TaskResult, t) for t in data["tasks"]],
+                variants=[_known(Variant, v) for v in data["variants"]],
+                settings=dict(data.get("settings") or {}),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"not a saved evaluation report ({type(e).__name__}: {e})") from e
+
     def save(
         self,
         out: str | Path,
@@ -427,6 +515,114 @@ class EvaluationReport:
         return written
 
 
+def load_report(path: str | Path) -> EvaluationReport:
+    """An :class:`EvaluationReport` from a saved ``report.json`` (or the folder holding one).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not JSON or not a saved evaluation report.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "report.json"
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not JSON ({e})") from e
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not a saved evaluation report")
+    try:
+        return EvaluationReport.from_dict(data)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from e
+
+
+def _known(cls: Any, data: dict[str, Any]) -> Any:
+    names = set(cls.__dataclass_fields__)
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+CURVE_SUMMARY_FIGURES = ("top1", "max_top1", "weighted_tau", "recall1", "stage1_recall")
+"""Figures of :func:`two_stage_curve` per K: mean and worst (over tasks) top-1 gap, weighted
+tau, recall@1 of the final order, stage-1 recall@K."""
+
+
+def two_stage_curve(
+    report: EvaluationReport,
+    config: str | Stage1Config,
+    *,
+    specs: list[str] | None = None,
+) -> dict[str, Any] | None:
+    """A two-stage selector's quality against its shortlist size K = 1..m, over a pool.
+
+    Per task and split :func:`~hf_stdembed.core.shortlist.shortlist_curve` (the shortlist of
+    K from the configuration's stage-1 scores, ordered by LogME); per split index the mean
+    over tasks (``max_top1``: the worst task), then the mean over split indices with its 95 %
+    bootstrap interval, as :meth:`EvaluationReport.summary` does. Stage 2 forwards K models.
+
+    Args:
+        report: the evaluation (with LogME).
+        config: a name of :data:`~hf_stdembed.core.shortlist.STAGE1_CONFIGS` or a
+            configuration (``Stage1Config(("logme",))`` at K = m is LogME over all).
+        specs: the pool (candidate specs; default all).
+
+    Returns:
+        ``{"ks", "forward_models", "mean": {figure: [per K]}, "intervals": {figure: [[low,
+        high] per K]}, "splits"}`` over :data:`CURVE_SUMMARY_FIGURES`; None when a task lacks
+        the configuration's scores or LogME.
+    """
+    config = STAGE1_CONFIGS[config] if isinstance(config, str) else config
+    if not report.tasks or not all(has_config(t, config) for t in report.tasks):
+        return None
+    pool = report.pool_indices(specs)
+    per_split: dict[int, list[list[dict[str, float]]]] = {}
+    for t in report.tasks:
+        curve = shortlist_curve(
+            [[t.scores[s][i] for i in pool] for s in config.scores],
+            [t.scores["logme"][i] for i in pool],
+            [t.accuracies[i] for i in pool],
+            rule=config.rule,
+            quotas=config.quotas,
+        )
+        per_split.setdefault(t.split, []).append(curve)
+    m = len(pool)
+    mean: dict[str, list[float]] = {f: [] for f in CURVE_SUMMARY_FIGURES}
+    intervals: dict[str, list[list[float]]] = {f: [] for f in CURVE_SUMMARY_FIGURES}
+    for k in range(m):
+        values: dict[str, list[float]] = {f: [] for f in CURVE_SUMMARY_FIGURES}
+        for curves in per_split.values():
+            for figure in CURVE_FIGURES:
+                values[figure].append(_mean([c[k][figure] for c in curves]))
+            values["max_top1"].append(max(c[k]["top1"] for c in curves))
+        for figure, per in values.items():
+            interval = bootstrap_mean(per)
+            mean[figure].append(interval.mean)
+            intervals[figure].append(interval.as_list())
+    ks = list(range(1, m + 1))
+    return {
+        "ks": ks,
+        "forward_models": ks,
+        "mean": mean,
+        "intervals": intervals,
+        "splits": len(per_split),
+    }
+
+
+def logme_over_all(report: EvaluationReport, *, specs: list[str] | None = None) -> dict | None:
+    """LogME over the whole pool (every candidate forwarded) in :func:`two_stage_curve`'s
+    figures: ``{"forward_models", "mean": {figure: value}, "intervals": {figure: [low,
+    high]}}``; None without LogME."""
+    curve = two_stage_curve(report, Stage1Config(("logme",)), specs=specs)
+    if curve is None:
+        return None
+    return {
+        "forward_models": curve["ks"][-1],
+        "mean": {f: v[-1] for f, v in curve["mean"].items()},
+        "intervals": {f: v[-1] for f, v in curve["intervals"].items()},
+        "splits": curve["splits"],
+    }
+
+
 def evaluate(
     candidates: list[str | FeatureExtractor],
     standard: Standard,
@@ -438,6 +634,9 @@ def evaluate(
     device: str | torch.device | None = None,
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    research: tuple[str, ...] = (),
+    union_baselines: tuple[str, ...] | list[str] = (),
+    shortlists: tuple[str, ...] = (),
 ) -> EvaluationReport:
     """Evaluates selection on a pool of candidates, one standard and labelled tasks.
 
@@ -455,26 +654,35 @@ def evaluate(
             with the same inputs costs no forward pass and no optimisation. Without it,
             features go to the default feature cache and nothing else is kept.
         progress: print progress to stderr.
+        research: names of :data:`RESEARCH_SCORES` to add to every task's scores (closed
+            form, memoised under ``cache_dir``; default none: the report is unchanged).
+        union_baselines: model specs whose features join the standard's baseline's (each
+            block standardised over the probe set) for the ``union-*`` research scores.
+        shortlists: names of :data:`~hf_stdembed.core.shortlist.STAGE1_CONFIGS` reported as
+            ``two-stage[<name>]@K`` (each where its scores exist).
 
     Returns:
         The report, one :class:`TaskResult` per task and split; :meth:`EvaluationReport.save`
         writes markdown, JSON and plots.
 
     Raises:
-        ValueError: on an empty pool or no task, or reserved or repeated variant names.
+        ValueError: on an empty pool or no task, reserved or repeated variant names, an
+            unknown research score or shortlist, or ``union-*`` scores without
+            ``union_baselines``.
     """
     if not candidates or not tasks:
         raise ValueError("need at least one candidate and one task")
+    _check_research(research, union_baselines, shortlists)
     names = [v.name for v in variants]
-    reserved = {"logme", *TASK_BLIND_SELECTORS}
+    reserved = {"logme", *TASK_BLIND_SELECTORS, *research}
     if (
         len(set(names)) < len(names)
         or reserved & set(names)
-        or any(n.startswith(TWO_STAGE_PREFIX) for n in names)
+        or any(n.startswith((TWO_STAGE_PREFIX, CONFIG_PREFIX)) for n in names)
     ):
         raise ValueError(
             f"variant names must be unique, not one of {', '.join(sorted(reserved))} and not "
-            f"start with {TWO_STAGE_PREFIX!r}: {names}"
+            f"start with {TWO_STAGE_PREFIX!r} or {CONFIG_PREFIX!r}: {names}"
         )
     log = _logger(progress)
     feats = {"cache_dir": cache_dir, "progress": False}
@@ -484,6 +692,7 @@ def evaluate(
     transforms = [f for f in FEATURE_TRANSFORMS if any(v.features == f for v in variants)]
     infos: list[CandidateInfo] = []
     masks: dict[str, list[torch.Tensor]] = {f: [] for f in transforms}
+    closed = _ClosedForm.start(research, union_baselines, baseline, probe, base_probe, cache_dir)
     # per task: per split, per candidate
     accuracies: dict[str, list[list[float]]] = {}
     logmes: dict[str, list[list[float]]] = {}
@@ -504,6 +713,7 @@ def evaluate(
             info.mask_size[transform] = float(mask.sum())
             info.fidelity[transform] = fidelity
             masks[transform].append(mask)
+        closed.add_candidate(extractor, cand_probe, info)
         for task in tasks:
             per_split_acc = accuracies.setdefault(task.name, [])
             per_split_logme = logmes.setdefault(task.name, [])
@@ -531,6 +741,7 @@ def evaluate(
                 scores["logme"] = logmes[task.name][s]
             for transform in transforms:
                 scores[FIDELITY_SELECTORS[transform]] = [c.fidelity[transform] for c in infos]
+            forwards = closed.scores(scores, q, standard, task, s, run, device)
             scores["largest"] = [
                 float(c.num_parameters if c.num_parameters is not None else c.num_features)
                 for c in infos
@@ -553,6 +764,7 @@ def evaluate(
                     },
                     scores=scores,
                     split=s,
+                    forwards=forwards,
                 )
             )
     add_loto(results)
@@ -564,8 +776,216 @@ def evaluate(
         candidates=infos,
         tasks=results,
         variants=list(variants),
-        settings={"linear_probe": asdict(probe_config), "logme": with_logme},
+        settings={
+            "linear_probe": asdict(probe_config),
+            "logme": with_logme,
+            **closed.settings(),
+            **({"shortlists": list(shortlists)} if shortlists else {}),
+        },
     )
+
+
+def _check_research(
+    research: tuple[str, ...], union_baselines: Any, shortlists: tuple[str, ...]
+) -> None:
+    unknown = [r for r in research if r not in RESEARCH_SCORES]
+    if unknown:
+        raise ValueError(
+            f"unknown research score(s) {unknown}; choose from {', '.join(RESEARCH_SCORES)}"
+        )
+    if any(r in UNION_SCORES for r in research) and not union_baselines:
+        raise ValueError("the union-* research scores need union_baselines (model specs)")
+    unknown = [c for c in shortlists if c not in STAGE1_CONFIGS]
+    if unknown:
+        raise ValueError(f"unknown shortlist(s) {unknown}; choose from {', '.join(STAGE1_CONFIGS)}")
+
+
+@dataclass
+class _ClosedForm:
+    """The research scores of one :func:`evaluate` run: closed-form masks and scalars per
+    candidate (memoised under new memo kinds, keyed by the feature caches' identities), and
+    per task split the scores Q's mask gets against them.
+
+    The union's blocks are put in a canonical order (by feature identity), so two standards
+    whose baselines form the same union (A's with B, B's with A) share its Q and R^2 masks."""
+
+    research: tuple[str, ...]
+    cache_dir: str | Path | None
+    probe: ImageDataset
+    base_key: dict[str, Any]
+    base_probe: torch.Tensor
+    union: list[FeatureExtractor | None]  # the union's blocks, canonical order; None: baseline
+    union_keys: list[dict[str, Any]]  # their feature identities, same order
+    union_probe: torch.Tensor | None
+    union_stats: list[Any]
+    r2: list[torch.Tensor] = field(default_factory=list)
+    union_r2: list[torch.Tensor] = field(default_factory=list)
+    beyond: list[float] = field(default_factory=list)
+
+    @classmethod
+    def start(
+        cls,
+        research: tuple[str, ...],
+        union_baselines: Any,
+        baseline: FeatureExtractor,
+        probe: ImageDataset,
+        base_probe: torch.Tensor,
+        cache_dir: str | Path | None,
+    ) -> _ClosedForm:
+        union: list[FeatureExtractor | None] = []
+        union_keys: list[dict[str, Any]] = []
+        union_probe, stats = None, []
+        if any(r in UNION_SCORES for r in research):
+            members: list[FeatureExtractor | None] = [None]
+            members += [load_extractor(spec) for spec in union_baselines]
+            keyed = [(cache_key(baseline if u is None else u, probe), u) for u in members]
+            keyed.sort(key=lambda pair: json.dumps(pair[0], sort_keys=True))
+            union_keys, union = [k for k, _ in keyed], [u for _, u in keyed]
+            blocks = [
+                base_probe
+                if u is None
+                else extract_features(u, probe, cache_dir=cache_dir, progress=False)
+                for u in union
+            ]
+            union_probe, stats = union_features(blocks)
+        return cls(
+            research=tuple(research),
+            cache_dir=cache_dir,
+            probe=probe,
+            base_key=cache_key(baseline, probe),
+            base_probe=base_probe,
+            union=union,
+            union_keys=union_keys,
+            union_probe=union_probe,
+            union_stats=stats,
+        )
+
+    def _key(self, candidate: FeatureExtractor, targets: list[Any]) -> list[Any]:
+        return [cache_key(candidate, self.probe), targets, list(DEFAULT_RIDGE), DEFAULT_SPLIT_SEED]
+
+    def add_candidate(
+        self, extractor: FeatureExtractor, cand_probe: torch.Tensor, info: CandidateInfo
+    ) -> None:
+        """The candidate's R^2 masks and beyond-baseline scalar (what ``research`` needs)."""
+        if {"r2", "r2+normalised"} & set(self.research):
+            key = self._key(extractor, [self.base_key])
+            mask = _memo_tensor(
+                self.cache_dir, "r2-mask", key, r2_mask, cand_probe, self.base_probe
+            )
+            self.r2.append(mask)
+            info.mask_size["r2"] = float(mask.sum())
+        if BEYOND_BASELINE in self.research:
+            key = self._key(extractor, [self.base_key])
+            value = _memo(
+                self.cache_dir, "beyond-baseline", key, beyond_baseline, cand_probe, self.base_probe
+            )
+            self.beyond.append(float(value))
+        if self.union_probe is not None:
+            key = self._key(extractor, self.union_keys)
+            mask = _memo_tensor(
+                self.cache_dir, "union-r2-mask", key, r2_mask, cand_probe, self.union_probe
+            )
+            self.union_r2.append(mask)
+            info.mask_size["union-r2"] = float(mask.sum())
+
+    def scores(
+        self,
+        scores: dict[str, list[float]],
+        q: TaskEmbeddingResult,
+        standard: Standard,
+        task: TaskSpec | SplitTask,
+        split: int,
+        run: _SplitRun,
+        device: str | torch.device | None,
+    ) -> dict[str, int]:
+        """Adds the research scores of one task split to ``scores``; returns the models each
+        forwards over the task where that is not one (the union's baselines)."""
+        forwards: dict[str, int] = {}
+        metrics = {"r2": "intersection", "r2+normalised": "model-normalised"}
+        for name, metric in metrics.items():
+            if name in self.research:
+                scores[name] = fuzzy_similarity(q.mask, torch.stack(self.r2), metric).tolist()
+        if BEYOND_BASELINE in self.research:
+            scores[BEYOND_BASELINE] = list(self.beyond)
+        if self.union_probe is not None:
+            q_union = self._union_task_embedding(standard, task, split, run, device)
+            stacked = torch.stack(self.union_r2)
+            for name, metric in zip(UNION_SCORES, metrics.values(), strict=True):
+                if name in self.research:
+                    scores[name] = fuzzy_similarity(q_union.mask, stacked, metric).tolist()
+                    forwards[name] = len(self.union)
+        return forwards
+
+    def _union_task_embedding(
+        self,
+        standard: Standard,
+        task: TaskSpec | SplitTask,
+        split: int,
+        run: _SplitRun,
+        device: str | torch.device | None,
+    ) -> TaskEmbeddingResult:
+        """Q on the union's standardised train features of one split (memoised: new work,
+        shared by the standards whose baselines form the same union)."""
+        blocks = [
+            run.x_train if u is None else _train_features(u, task, split, self.cache_dir)
+            for u in self.union
+        ]
+        x_train, _ = union_features(blocks, stats=self.union_stats)
+        key = [asdict(standard.task_embedding), self.union_keys, *run.data_ident]
+        return _memo(
+            self.cache_dir,
+            "union-task-embedding",
+            key,
+            embed_task,
+            x_train,
+            run.y_train,
+            num_classes=run.num_classes,
+            config=standard.task_embedding,
+            device=device,
+        )
+
+    def settings(self) -> dict[str, Any]:
+        """What the report records of the research scores (nothing when none were asked)."""
+        if not self.research:
+            return {}
+        return {
+            "research": {
+                "scores": list(self.research),
+                "union_baselines": [u.name for u in self.union if u is not None],
+                "ridge": list(DEFAULT_RIDGE),
+                "split_seed": DEFAULT_SPLIT_SEED,
+            }
+        }
+
+
+def _train_features(
+    extractor: FeatureExtractor,
+    task: TaskSpec | SplitTask,
+    split: int,
+    cache_dir: str | Path | None,
+) -> torch.Tensor:
+    """A model's features of one split's train rows (indexed as :func:`_ground_truth` does)."""
+    if isinstance(task, TaskSpec):
+        return extract_features(extractor, task.train, cache_dir=cache_dir, progress=False)
+    x = extract_features(extractor, task.data, cache_dir=cache_dir, progress=False)
+    return x[task.splits[split][0]]
+
+
+def _memo_tensor(
+    cache_dir: str | Path | None, kind: str, key: Any, fn: Any, *args: Any, **kw: Any
+) -> torch.Tensor:
+    """``fn(*args, **kw)``, a tensor, kept like :func:`_memo`'s values (same key scheme)."""
+    if cache_dir is None:
+        return fn(*args, **kw)
+    text = json.dumps([_MEMO_VERSION, key], sort_keys=True, default=str)
+    name = hashlib.sha256(text.encode()).hexdigest()[:24]
+    path = Path(cache_dir) / "evaluation" / kind / f"{name}.safetensors"
+    saved = _read_cached(path, text)
+    if saved is not None and "value" in saved[0]:
+        return saved[0]["value"]
+    value = fn(*args, **kw)
+    _write_cached(path, text, {"value": value}, {})
+    return value
 
 
 def precompute_ground_truth(

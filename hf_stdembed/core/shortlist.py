@@ -8,7 +8,13 @@ reaches the shortlist when they are merged:
 
 - ``round-robin``: the best of each order in turn, then the second of each, ... (skipping a
   candidate already taken) until K are taken;
+- ``quotas``: per-score quotas first (e.g. 2 from A, 2 from B, 1 from C), taken interleaved
+  (A, B, C, A, B: a round-robin over the scores with quota left), then round-robin;
 - ``first-score``: the first order alone (the single-score shortlist, a reference).
+
+Each rule's shortlist of K is the first K of its shortlist of K + 1, so one merged order gives
+the whole curve of quality against K (:func:`shortlist_curve`). Named stage-1 configurations
+(:data:`STAGE1_CONFIGS`: which scores, which rule) are what the evaluation compares.
 
 Stage 2 (e.g. LogME on the task's features) scores the shortlisted candidates it can; see
 :func:`two_stage_order` for where the others go.
@@ -16,14 +22,68 @@ Stage 2 (e.g. LogME on the task's features) scores the shortlisted candidates it
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
-MERGE_RULES = ("round-robin", "first-score")
+from .ranking_metrics import RECALL_TOLERANCE, weighted_tau
+
+MERGE_RULES = ("round-robin", "quotas", "first-score")
 """Named rules that merge several stage-1 orders into one shortlist."""
 
 
+@dataclass(frozen=True)
+class Stage1Config:
+    """A named stage-1 configuration: the scores whose orders are merged, and how."""
+
+    scores: tuple[str, ...]
+    rule: str = "round-robin"
+    quotas: tuple[int, ...] = ()  # per score, for rule "quotas"
+
+    def __post_init__(self) -> None:
+        if not self.scores:
+            raise ValueError("a stage-1 configuration needs at least one score")
+        _check_rule(self.rule, self.quotas, len(self.scores))
+
+
+def _check_rule(rule: str, quotas: Sequence[int], num_orders: int) -> None:
+    if rule not in MERGE_RULES:
+        raise ValueError(f"unknown merge rule {rule!r}; choose one of {', '.join(MERGE_RULES)}")
+    if rule == "quotas":
+        if len(quotas) != num_orders or any(q < 0 for q in quotas):
+            raise ValueError(
+                f"Invalid quotas value: {tuple(quotas)} (need one count >= 0 per stage-1 "
+                f"score, {num_orders})"
+            )
+    elif quotas:
+        raise ValueError(f"quotas only go with the 'quotas' rule, not {rule!r}")
+
+
+STAGE1_CONFIGS: dict[str, Stage1Config] = {
+    "faithful+normalised": Stage1Config(("faithful", "normalised")),
+    "centred+centred-normalised": Stage1Config(("centred", "centred+normalised")),
+    "faithful+normalised+centred+centred-normalised": Stage1Config(
+        ("faithful", "normalised", "centred", "centred+normalised")
+    ),
+    "r2+r2-normalised": Stage1Config(("r2", "r2+normalised")),
+    "r2+r2-normalised+beyond-baseline": Stage1Config(("r2", "r2+normalised", "beyond-baseline")),
+    "union-r2+union-r2-normalised": Stage1Config(("union-r2", "union-r2+normalised")),
+    "centred+centred-normalised+beyond-baseline:quotas-2-2-1": Stage1Config(
+        ("centred", "centred+normalised", "beyond-baseline"), rule="quotas", quotas=(2, 2, 1)
+    ),
+    "faithful:first-score": Stage1Config(("faithful",), rule="first-score"),
+}
+"""Stage-1 configurations the evaluation reports (each where its scores exist):
+``faithful+normalised`` is ``select --rerank``'s default; ``faithful:first-score`` the
+single-score reference; the others named options under test."""
+
+
 def merge_shortlist(
-    orders: Sequence[Sequence[int]], k: int, *, rule: str = "round-robin"
+    orders: Sequence[Sequence[int]],
+    k: int,
+    *,
+    rule: str = "round-robin",
+    quotas: Sequence[int] = (),
 ) -> list[int]:
     """A shortlist of at most ``k`` distinct candidates from several stage-1 orders.
 
@@ -32,39 +92,50 @@ def merge_shortlist(
             same candidates, or a prefix of one).
         k: the shortlist's size (fewer when the orders hold fewer candidates).
         rule: one of :data:`MERGE_RULES`.
+        quotas: for ``quotas``, per order how many to take before the round-robin.
 
     Returns:
         Candidate indices in shortlist order: the order they were taken in.
 
     Raises:
-        ValueError: on an unknown ``rule``, a negative ``k`` or no order.
+        ValueError: on an unknown ``rule``, a negative ``k``, no order, or quotas that do
+            not fit the rule or the orders.
 
     Example:
         >>> merge_shortlist([[0, 1, 2, 3], [3, 2, 1, 0]], 3)
         [0, 3, 1]
+        >>> merge_shortlist([[0, 1, 2, 3], [3, 2, 1, 0]], 3, rule="quotas", quotas=(0, 2))
+        [3, 2, 0]
     """
-    if rule not in MERGE_RULES:
-        raise ValueError(f"unknown merge rule {rule!r}; choose one of {', '.join(MERGE_RULES)}")
     if k < 0:
         raise ValueError(f"Invalid k value: {k}")
     if not orders:
         raise ValueError("need at least one stage-1 order")
+    _check_rule(rule, quotas, len(orders))
     if rule == "first-score":
         orders = orders[:1]
     taken: list[int] = []
     seen: set[int] = set()
     cursors = [0] * len(orders)
-    while len(taken) < k:
-        moved = False
-        for s, order in enumerate(orders):
-            while cursors[s] < len(order) and order[cursors[s]] in seen:
-                cursors[s] += 1
-            if cursors[s] < len(order) and len(taken) < k:
-                taken.append(order[cursors[s]])
-                seen.add(order[cursors[s]])
-                cursors[s] += 1
-                moved = True
-        if not moved:
+
+    def take(s: int) -> bool:
+        order = orders[s]
+        while cursors[s] < len(order) and order[cursors[s]] in seen:
+            cursors[s] += 1
+        if cursors[s] >= len(order) or len(taken) >= k:
+            return False
+        taken.append(order[cursors[s]])
+        seen.add(order[cursors[s]])
+        cursors[s] += 1
+        return True
+
+    left = list(quotas) if rule == "quotas" else [0] * len(orders)
+    while len(taken) < k and any(left):  # the quotas, interleaved
+        for s in range(len(orders)):
+            if left[s] > 0:
+                left[s] = left[s] - 1 if take(s) else 0
+    while len(taken) < k:  # then round-robin
+        if not any([take(s) for s in range(len(orders))]):
             break
     return taken
 
@@ -111,6 +182,7 @@ def two_stage_scores(
     k: int,
     *,
     rule: str = "round-robin",
+    quotas: Sequence[int] = (),
 ) -> list[float]:
     """Scores of a two-stage selector over a pool: higher is picked first.
 
@@ -123,6 +195,7 @@ def two_stage_scores(
         stage2: one stage-2 score per candidate (only the shortlisted ones are read).
         k: the shortlist size.
         rule: one of :data:`MERGE_RULES`.
+        quotas: for ``quotas``, per stage-1 score.
 
     Returns:
         ``m - position`` for each candidate (its final position counted from 0).
@@ -133,7 +206,7 @@ def two_stage_scores(
     """
     m = len(stage2)
     orders = [sorted(range(m), key=lambda i, s=s: -s[i]) for s in stage1]
-    shortlist = merge_shortlist(orders, k, rule=rule)
+    shortlist = merge_shortlist(orders, k, rule=rule, quotas=quotas)
     scored = {i: float(stage2[i]) for i in shortlist if stage2[i] == stage2[i]}
     final = two_stage_order(shortlist, scored)
     on_list = set(shortlist)
@@ -141,4 +214,58 @@ def two_stage_scores(
     out = [0.0] * m
     for position, i in enumerate(final):
         out[i] = float(m - position)
+    return out
+
+
+CURVE_FIGURES = ("top1", "weighted_tau", "recall1", "stage1_recall")
+"""Per K of :func:`shortlist_curve`: the top-1 gap of the final order (points), its weighted
+tau against the accuracies, recall@1 of the final order, and stage-1 recall@K (the shortlist
+holds a candidate within the tolerance of the best)."""
+
+
+def shortlist_curve(
+    stage1: Sequence[Sequence[float]],
+    stage2: Sequence[float],
+    accuracies: Sequence[float],
+    *,
+    rule: str = "round-robin",
+    quotas: Sequence[int] = (),
+    tolerance: float = RECALL_TOLERANCE,
+) -> list[dict[str, float]]:
+    """Quality of a two-stage selector against the shortlist size, on one task.
+
+    Args:
+        stage1: per stage-1 score, one score per candidate.
+        stage2: one stage-2 score per candidate (NaN: not scored).
+        accuracies: the candidates' true accuracies (points).
+        rule: one of :data:`MERGE_RULES`.
+        quotas: for ``quotas``, per stage-1 score.
+        tolerance: recall's tolerance in points.
+
+    Returns:
+        For K = 1..m, the :data:`CURVE_FIGURES` of :func:`two_stage_scores` with shortlist K
+        (weighted tau NaN when the accuracies are constant).
+
+    Example:
+        >>> curve = shortlist_curve([[3, 2, 1], [1, 2, 3]], [0.0, 9.0, 5.0], [70, 60, 80])
+        >>> [(c["top1"], c["stage1_recall"]) for c in curve]
+        [(10.0, 0.0), (0.0, 1.0), (20.0, 1.0)]
+    """
+    m = len(accuracies)
+    best = max(accuracies)
+    orders = [sorted(range(m), key=lambda i, s=s: -s[i]) for s in stage1]
+    merged = merge_shortlist(orders, m, rule=rule, quotas=quotas)
+    constant = len(set(accuracies)) < 2
+    out = []
+    for k in range(1, m + 1):
+        scores = two_stage_scores(stage1, stage2, k, rule=rule, quotas=quotas)
+        top = max(range(m), key=lambda i: scores[i])
+        out.append(
+            {
+                "top1": float(best - accuracies[top]),
+                "weighted_tau": math.nan if constant else weighted_tau(scores, accuracies),
+                "recall1": 1.0 if accuracies[top] >= best - tolerance else 0.0,
+                "stage1_recall": float(any(accuracies[i] >= best - tolerance for i in merged[:k])),
+            }
+        )
     return out
