@@ -205,12 +205,30 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="P steps, lr/10 every steps/4 (default: the paper's 4000, lr/10 every 1000)",
     )
+    parser.add_argument(
+        "--research",
+        nargs="*",
+        default=None,
+        help="issue 12's stage-1 research scores to add (default: all; the union-* ones run "
+        "a new Q per split on the union of both baselines)",
+    )
+    parser.add_argument(
+        "--research-only",
+        action="store_true",
+        help="only compute the closed-form research masks and scalars into the cache (no P)",
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     os.environ["HF_STDEMBED_BENCH_DIR"] = str(args.bench_dir.resolve())
     from hf_stdembed.core.shortlist import STAGE1_CONFIGS
-    from hf_stdembed.evaluation import DEFAULT_VARIANTS, RESEARCH_SCORES, UNION_SCORES, evaluate
+    from hf_stdembed.evaluation import (
+        DEFAULT_VARIANTS,
+        RESEARCH_SCORES,
+        UNION_SCORES,
+        evaluate,
+        precompute_research,
+    )
 
     pool_module = _contract("pool")
     sizes = Sizes(probe=args.probe, splits=args.splits)
@@ -227,6 +245,29 @@ def main(argv: list[str] | None = None) -> None:
         for standard in standards:
             precompute_p(pool, standard, args.cache_dir, variants)
         return
+    unions = {
+        standard.id: [s for n, s in pool_module.STANDARD_BASELINES.items() if n != name]
+        for name, standard in zip(names, standards, strict=True)
+    }
+    research = {
+        standard.id: tuple(
+            r
+            for r in (RESEARCH_SCORES if args.research is None else args.research)
+            if unions[standard.id] or r not in UNION_SCORES
+        )
+        for standard in standards
+    }
+    if args.research_only:
+        for standard in standards:
+            precompute_research(
+                pool,
+                standard,
+                research[standard.id],
+                union_baselines=unions[standard.id],
+                cache_dir=args.cache_dir,
+                log=_log,
+            )
+        return
     tasks = split_tasks(args.bench_dir, sizes, args.tasks)
     if args.ground_truth_only:
         from hf_stdembed.evaluation import precompute_ground_truth
@@ -237,9 +278,7 @@ def main(argv: list[str] | None = None) -> None:
             tasks,
             cache_dir=args.cache_dir,
             device=args.device,
-            log=lambda message: print(
-                time.strftime("%H:%M:%S"), message, file=sys.stderr, flush=True
-            ),
+            log=_log,
         )
         return
     if args.extract_only:
@@ -249,12 +288,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     args.out.mkdir(parents=True, exist_ok=True)
     summaries: dict[str, dict[str, Any]] = {}
-    for name, standard in zip(names, standards, strict=True):
+    for standard in standards:
         t = time.time()
         # issue 12's stage-1 research beside the faithful default: closed-form R^2 masks, the
         # beyond-baseline scalar, the union with the other standard's baseline, and every
         # named shortlist configuration (two-stage[<config>]@K; curves: two_stage_curve.py)
-        union = [s for n, s in pool_module.STANDARD_BASELINES.items() if n != name]
         report = evaluate(
             pool,
             standard,
@@ -262,8 +300,8 @@ def main(argv: list[str] | None = None) -> None:
             variants=variants,
             cache_dir=args.cache_dir,
             device=args.device,
-            research=tuple(r for r in RESEARCH_SCORES if union or r not in UNION_SCORES),
-            union_baselines=union,
+            research=research[standard.id],
+            union_baselines=unions[standard.id],
             shortlists=tuple(STAGE1_CONFIGS),
         )
         out = args.out / standard.id
@@ -303,6 +341,10 @@ def main(argv: list[str] | None = None) -> None:
     }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     (args.out / "summary.md").write_text(summary_markdown(summaries, rows, setup) + "\n")
+
+
+def _log(message: str) -> None:
+    print(time.strftime("%H:%M:%S"), message, file=sys.stderr, flush=True)
 
 
 def summary_markdown(

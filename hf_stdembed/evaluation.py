@@ -1019,6 +1019,31 @@ def precompute_ground_truth(
             log(f"task embeddings {standard.id} {task.name}")
 
 
+def precompute_research(
+    candidates: list[str],
+    standard: Standard,
+    research: tuple[str, ...],
+    *,
+    union_baselines: tuple[str, ...] | list[str] = (),
+    cache_dir: str | Path,
+    log: Any = None,
+) -> None:
+    """Fills ``cache_dir`` with the closed-form research masks and scalars of every candidate
+    under ``standard`` (what :func:`evaluate` with ``research`` reads back), without P."""
+    log = log or (lambda message: None)
+    _check_research(research, union_baselines, ())
+    probe = load_probe(standard)
+    baseline = load_baseline(standard)
+    base_probe = extract_features(baseline, probe, cache_dir=cache_dir, progress=False)
+    closed = _ClosedForm.start(research, union_baselines, baseline, probe, base_probe, cache_dir)
+    for spec in candidates:
+        extractor = load_extractor(spec)
+        cand_probe = extract_features(extractor, probe, cache_dir=cache_dir, progress=False)
+        info = CandidateInfo(spec, extractor.name, int(cand_probe.shape[1]), None)
+        closed.add_candidate(extractor, cand_probe, info)
+        log(f"research {standard.id} {extractor.name}")
+
+
 def _candidate_on_task(
     extractor: FeatureExtractor,
     task: TaskSpec | SplitTask,
