@@ -71,7 +71,18 @@ STAGE1_CONFIGS: dict[str, Stage1Config] = {
     "centred+centred-normalised+beyond-baseline:quotas-2-2-1": Stage1Config(
         ("centred", "centred+normalised", "beyond-baseline"), rule="quotas", quotas=(2, 2, 1)
     ),
+    "faithful+normalised+r2+r2-normalised": Stage1Config(
+        ("faithful", "normalised", "r2", "r2+normalised")
+    ),
+    "faithful+normalised+beyond-baseline": Stage1Config(
+        ("faithful", "normalised", "beyond-baseline")
+    ),
+    "faithful+normalised+beyond-baseline:quotas-2-2-1": Stage1Config(
+        ("faithful", "normalised", "beyond-baseline"), rule="quotas", quotas=(2, 2, 1)
+    ),
+    "faithful+normalised+fidelity": Stage1Config(("faithful", "normalised", "fidelity")),
     "faithful:first-score": Stage1Config(("faithful",), rule="first-score"),
+    "r2:first-score": Stage1Config(("r2",), rule="first-score"),
 }
 """Stage-1 configurations the evaluation reports (each where its scores exist):
 ``faithful+normalised`` is ``select --rerank``'s default; ``faithful:first-score`` the
