@@ -228,6 +228,7 @@ def main(argv: list[str] | None = None) -> None:
         UNION_SCORES,
         evaluate,
         precompute_research,
+        recall_table,
     )
 
     pool_module = _contract("pool")
@@ -308,6 +309,9 @@ def main(argv: list[str] | None = None) -> None:
         report.save(out, pools={"whole pool": None})
         (out / "standard.yaml").write_text(standard.to_yaml())
         summaries[standard.id] = report.summary()
+        (out / "recall-at-k.md").write_text(
+            "\n".join([f"# recall@K: `{standard.id}`", "", *recall_table(summaries[standard.id])])
+        )
         print(f"{standard.id}: {time.time() - t:.0f}s -> {out}", file=sys.stderr, flush=True)
     command = "python benchmarks/offline_benchmark.py " + " ".join(
         sys.argv[1:] if argv is None else argv
@@ -361,7 +365,8 @@ def summary_markdown(
             f"{summary['splits']} splits per task",
             "",
             *interval_table(summary),
-            *recall_table(summary),
+            *recall_table(summary, ks=sorted({1, 2, 3, 5, 10, 15, 20, 30, len(summary["pool"])})),
+            f"recall@K for every K = 1..{len(summary['pool'])}: `{standard}/recall-at-k.md`. "
             f"Plots: `{standard}/{standard}-recall-at-k-whole-pool.png` (recall@K), "
             f"`{standard}/{standard}-<task>-accuracy-vs-score.png`; every candidate's accuracy "
             f"per task: `{standard}/report.md`.",

@@ -1182,26 +1182,31 @@ def interval_table(summary: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-def recall_table(summary: dict[str, Any]) -> list[str]:
-    """Markdown: recall@K (a candidate within 1 point of the best in the top K) for
-    K = 1..m, share of task x split, one column per selector, with 95 % intervals."""
+def recall_table(summary: dict[str, Any], ks: list[int] | None = None) -> list[str]:
+    """Markdown: recall@K (a candidate within 1 point of the best in the top K), share of
+    task x split, with 95 % intervals: one row per K = 1..m and one column per selector, or,
+    given ``ks``, one row per selector and one column per K of ``ks`` (a compact view)."""
     names = list(summary["mean"])
     m = len(summary["pool"])
     lines = [
         "recall@K: share of task x split where a candidate within 1 point of the best is in "
         "the selector's top K [95 % interval over splits].",
         "",
-        "| K | " + " | ".join(names) + " |",
-        "| --- " * (len(names) + 1) + "|",
     ]
-    for k in range(m):
-        cells = [
-            _interval_text(
-                summary["mean"][n]["recall"][k], summary["mean"][n]["recall_intervals"][k]
-            )
-            for n in names
-        ]
-        lines.append(f"| {k + 1} | " + " | ".join(cells) + " |")
+
+    def cell(name: str, k: int) -> str:
+        mean = summary["mean"][name]
+        return _interval_text(mean["recall"][k - 1], mean["recall_intervals"][k - 1])
+
+    if ks is not None:
+        ks = [k for k in ks if 1 <= k <= m]
+        lines += ["| selector | " + " | ".join(f"K={k}" for k in ks) + " |"]
+        lines += ["| --- " * (len(ks) + 1) + "|"]
+        lines += [f"| {n} | " + " | ".join(cell(n, k) for k in ks) + " |" for n in names]
+        return [*lines, ""]
+    lines += ["| K | " + " | ".join(names) + " |", "| --- " * (len(names) + 1) + "|"]
+    for k in range(1, m + 1):
+        lines.append(f"| {k} | " + " | ".join(cell(n, k) for n in names) + " |")
     return [*lines, ""]
 
 

@@ -87,11 +87,14 @@ def test_offline_benchmark_writes_the_report_and_regenerates_it_from_its_caches(
     assert f"## Standard `{std}`: 3 candidates, 3 splits per task" in summary
     assert "[95 % bootstrap interval] over 3 split(s)" in summary
     assert "| loto |" in summary and "| logme |" in summary
-    assert "| K | faithful |" in summary  # the recall@K table
+    assert "| selector | K=1 | K=2 | K=3 |" in summary  # the compact recall@K table
+    assert "| faithful | " in summary
     assert "| red | 45 | 33 | 12 |" in summary  # task sizes per split
     assert "## Pool (3 candidates)" in summary and "| noise | tiny |" in summary
     written = {p.name for p in (out / std).iterdir()}
     assert f"{std}-recall-at-k-whole-pool.png" in written
+    full = (out / std / "recall-at-k.md").read_text()  # every K = 1..m
+    assert "| K | faithful |" in full and "\n| 3 | " in full
     assert {f"{std}-red-accuracy-vs-score.png", f"{std}-blue-accuracy-vs-score.png"} <= written
     first = json.loads((out / "summary.json").read_text())
     assert first["setup"]["tasks"]["blue"]["train"] == [33, 33, 33]
