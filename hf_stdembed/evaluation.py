@@ -1289,18 +1289,21 @@ def plot_report(
 
 
 def plot_recall(summary: dict[str, Any], path: str | Path, *, title: str = "") -> Path:
-    """recall@K against K for every selector of a summary, shaded 95 % intervals."""
+    """recall@K against K for every selector of a summary, shaded 95 % intervals; the named
+    stage-1 configurations (``two-stage[<config>]@K``) are left to their own curves
+    (:func:`two_stage_curve`), the table keeps them."""
     import matplotlib
     import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(9, 4.5))
     m = len(summary["pool"])
     ks = list(range(1, m + 1))
     colours = plt.get_cmap("tab20").colors
-    for i, (name, stats) in enumerate(summary["mean"].items()):
+    shown = {n: v for n, v in summary["mean"].items() if not n.startswith("two-stage[")}
+    for i, (name, stats) in enumerate(shown.items()):
         style = "--" if name in TASK_BLIND_SELECTORS or name == "logme" else "-"
         (line,) = ax.plot(
             ks, stats["recall"], style, marker=".", ms=3, lw=1, label=name, c=colours[i % 20]
@@ -1313,7 +1316,7 @@ def plot_recall(summary: dict[str, Any], path: str | Path, *, title: str = "") -
     ax.set_ylabel("recall@K (a model within 1 point of the best in the top K)")
     ax.set_ylim(-0.02, 1.02)
     ax.set_title(title or f"recall@K over {summary['splits']} split(s), {m} candidates", fontsize=9)
-    ax.legend(fontsize=6, ncol=2)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)
