@@ -299,18 +299,10 @@ class TaskResult:
         """``two-stage@K`` scores over ``pool`` (indexed like ``self.scores``): the shortlist
         of K merged round-robin from :data:`TWO_STAGE_STAGE1`, ordered by LogME; empty
         without LogME or those variants."""
-        if "logme" not in self.scores or any(v not in self.scores for v in TWO_STAGE_STAGE1):
+        config = Stage1Config(TWO_STAGE_STAGE1)
+        if not has_config(self, config):
             return {}
-        stage1 = [[self.scores[v][i] for i in pool] for v in TWO_STAGE_STAGE1]
-        stage2 = [self.scores["logme"][i] for i in pool]
-        out = {}
-        for k in TWO_STAGE_KS:
-            within = two_stage_scores(stage1, stage2, k)
-            full = [float("nan")] * len(self.accuracies)
-            for j, i in enumerate(pool):
-                full[i] = within[j]
-            out[f"{TWO_STAGE_PREFIX}{k}"] = full
-        return out
+        return {f"{TWO_STAGE_PREFIX}{k}": self._shortlisted(pool, config, k) for k in TWO_STAGE_KS}
 
     def _configured(self, pool: list[int], names: tuple[str, ...] | list[str]) -> dict:
         """``two-stage[<name>]@K`` scores over ``pool`` for each named configuration whose
@@ -320,15 +312,20 @@ class TaskResult:
             config = STAGE1_CONFIGS.get(name)  # a name a newer version dropped: left out
             if config is None or not has_config(self, config):
                 continue
-            stage1 = [[self.scores[v][i] for i in pool] for v in config.scores]
-            stage2 = [self.scores["logme"][i] for i in pool]
             for k in SHORTLIST_KS:
-                within = two_stage_scores(stage1, stage2, k, rule=config.rule, quotas=config.quotas)
-                full = [float("nan")] * len(self.accuracies)
-                for j, i in enumerate(pool):
-                    full[i] = within[j]
-                out[f"{CONFIG_PREFIX}{name}]@{k}"] = full
+                out[f"{CONFIG_PREFIX}{name}]@{k}"] = self._shortlisted(pool, config, k)
         return out
+
+    def _shortlisted(self, pool: list[int], config: Stage1Config, k: int) -> list[float]:
+        """A two-stage selector's scores over ``pool`` (NaN outside it): the shortlist of K
+        from ``config``'s stage-1 scores, ordered by LogME."""
+        stage1 = [[self.scores[v][i] for i in pool] for v in config.scores]
+        stage2 = [self.scores["logme"][i] for i in pool]
+        within = two_stage_scores(stage1, stage2, k, rule=config.rule, quotas=config.quotas)
+        full = [float("nan")] * len(self.accuracies)
+        for j, i in enumerate(pool):
+            full[i] = within[j]
+        return full
 
 
 def has_config(result: TaskResult, config: Stage1Config) -> bool:
@@ -977,9 +974,7 @@ def _memo_tensor(
     """``fn(*args, **kw)``, a tensor, kept like :func:`_memo`'s values (same key scheme)."""
     if cache_dir is None:
         return fn(*args, **kw)
-    text = json.dumps([_MEMO_VERSION, key], sort_keys=True, default=str)
-    name = hashlib.sha256(text.encode()).hexdigest()[:24]
-    path = Path(cache_dir) / "evaluation" / kind / f"{name}.safetensors"
+    path, text = _memo_path(cache_dir, kind, key)
     saved = _read_cached(path, text)
     if saved is not None and "value" in saved[0]:
         return saved[0]["value"]
@@ -1403,9 +1398,7 @@ def _memo(cache_dir: str | Path | None, kind: str, key: Any, fn: Any, *args: Any
     ``cache_dir/evaluation/<kind>/`` as safetensors, keyed by the JSON of ``key``."""
     if cache_dir is None:
         return fn(*args, **kw)
-    text = json.dumps([_MEMO_VERSION, key], sort_keys=True, default=str)
-    name = hashlib.sha256(text.encode()).hexdigest()[:24]
-    path = Path(cache_dir) / "evaluation" / kind / f"{name}.safetensors"
+    path, text = _memo_path(cache_dir, kind, key)
     saved = _read_cached(path, text)
     if saved is not None:
         tensors, scalars = saved
@@ -1424,6 +1417,13 @@ def _memo(cache_dir: str | Path | None, kind: str, key: Any, fn: Any, *args: Any
         tensors, scalars = {}, {"value": float(value)}
     _write_cached(path, text, tensors, scalars)
     return value
+
+
+def _memo_path(cache_dir: str | Path, kind: str, key: Any) -> tuple[Path, str]:
+    """Where :func:`_memo` keeps the value for ``key``, and the key's text stored with it."""
+    text = json.dumps([_MEMO_VERSION, key], sort_keys=True, default=str)
+    name = hashlib.sha256(text.encode()).hexdigest()[:24]
+    return Path(cache_dir) / "evaluation" / kind / f"{name}.safetensors", text
 
 
 def _read_cached(path: Path, key: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
