@@ -40,7 +40,8 @@ import numpy as np
 import torch
 
 from hf_stdembed.core import fuzzy_intersection
-from hf_stdembed.index import EmbeddingIndex, IndexRow, _quantise, _sweep, default_threads
+from hf_stdembed.index import EmbeddingIndex, IndexRow, default_threads
+from hf_stdembed.index.store import _quantise, _sweep
 
 STANDARD_HASH = "00000000b3c4a7e1"
 TARGET_ROWS = 10**7

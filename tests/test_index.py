@@ -482,7 +482,7 @@ def test_upgrade_of_a_read_only_index_says_so(tmp_path: Path, monkeypatch):
     def read_only(database, **kwargs):  # as if the file were not writable (tests run as root)
         return connect(Path(database).as_uri() + "?mode=ro", uri=True, **kwargs)
 
-    monkeypatch.setattr(index_module.sqlite3, "connect", read_only)
+    monkeypatch.setattr(sqlite3, "connect", read_only)
     message = f"must be upgraded once by a process that can write to {re.escape(str(path))}"
     with pytest.raises(IndexCorruptError, match=message) as caught:
         EmbeddingIndex.open(path, timeout=0.1)
@@ -544,7 +544,7 @@ def test_interrupt_during_commit_rolls_back(
         if at == stage:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(index_module, "_test_pause", interrupt)
+    monkeypatch.setattr(index_module.store, "_test_pause", interrupt)
     with pytest.raises(KeyboardInterrupt), index.update() as tx:
         # 1 dead of 5: appended in place; 2 dead of 5: a compaction into a new generation
         tx.upsert(make_row(1, revision="c" * 40), vectors(1, seed=9)[0])

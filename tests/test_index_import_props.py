@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hf_stdembed.errors import InvalidEmbeddingError
-from hf_stdembed.index import ROW_FIELDS, EmbeddingIndex, IndexRow, _parquet_schema
+from hf_stdembed.index import ROW_FIELDS, EmbeddingIndex, IndexRow
+from hf_stdembed.index.store import _parquet_schema
 
 DIM = 8
 GOOD = {

@@ -56,21 +56,21 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from ._text import shorten
-from .errors import (
+from .._text import shorten
+from ..errors import (
     IndexBusyError,
     IndexCorruptError,
     InvalidEmbeddingError,
     InvalidStandardError,
     StandardMismatchError,
 )
-from .plausibility import fidelity_problem, row_flags
+from ..plausibility import fidelity_problem, row_flags
 
 if TYPE_CHECKING:
     import torch
 
-    from .embeddings import ModelEmbedding
-    from .standards import Standard
+    from ..embeddings import ModelEmbedding
+    from ..standards import Standard
 
 INDEX_ENV = "HF_STDEMBED_INDEX"
 """Environment variable that overrides the default index folder."""
@@ -222,7 +222,7 @@ class StoredStandard:
         Raises:
             InvalidStandardError: if the stored text is not the standard of its hash.
         """
-        from .standards import standard_from_text
+        from ..standards import standard_from_text
 
         where = f"standard {self.standard_id!r} stored in the index (from {self.origin})"
         standard = standard_from_text(self.yaml, source=where, trusted=self.trusted)
@@ -1159,7 +1159,7 @@ class EmbeddingIndex:
         """The exact float32 top-k among the live rows the quantised sweep cannot rule out."""
         import torch
 
-        from .core import fuzzy_intersection
+        from ..core import fuzzy_intersection
 
         candidates = _top_candidates(approx, k, live.dim, dead)
         matrix, u = self._matrix(live, "f32"), torch.from_numpy(task)
@@ -1397,7 +1397,7 @@ def _parquet_schema(standards: dict[str, str] | None = None) -> Any:
 def _carried_standards(metadata: dict[bytes, bytes] | None) -> list[Standard]:
     """The custom standards a parquet file carries, read as a stranger's (untrusted); an
     entry that is not the standard of its hash is ignored."""
-    from .standards import MAX_STANDARD_BYTES, standard_from_text
+    from ..standards import MAX_STANDARD_BYTES, standard_from_text
 
     raw = (metadata or {}).get(_PARQUET_STANDARDS_KEY.encode())
     if not raw or len(raw) > _MAX_CARRIED_STANDARDS * MAX_STANDARD_BYTES:
@@ -2012,6 +2012,6 @@ def _set_live(conn: sqlite3.Connection, target: _Live, count: int, dead: int = 0
 @functools.cache
 def _builtin_dims() -> dict[str, int]:
     """N of every built-in standard, by hash."""
-    from .standards import builtin_standards
+    from ..standards import builtin_standards
 
     return {standard.hash: standard.dim for standard in builtin_standards().values()}
