@@ -41,7 +41,8 @@ import torch
 
 from hf_stdembed.core import fuzzy_intersection
 from hf_stdembed.index import EmbeddingIndex, IndexRow, default_threads
-from hf_stdembed.index.store import _quantise, _sweep
+from hf_stdembed.index.sweep import quantise as _quantise
+from hf_stdembed.index.sweep import sweep as _sweep
 
 STANDARD_HASH = "00000000b3c4a7e1"
 TARGET_ROWS = 10**7

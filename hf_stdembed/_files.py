@@ -1,4 +1,5 @@
-"""Atomic file writes: a crash never leaves a torn file, only the old one or the new one."""
+"""Durable file writes: atomic replacement (a crash never leaves a torn file, only the old one
+or the new one) and the fsync of a folder's new entries."""
 
 from __future__ import annotations
 
@@ -26,8 +27,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     mode = stat.S_IMODE(tmp.stat().st_mode)  # 0o666 less the umask
     try:
         yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
+        fsync_file(tmp)
         with contextlib.suppress(FileNotFoundError):
             mode = stat.S_IMODE(os.stat(path).st_mode)
         # set again: a writer may have recreated the file (safetensors' save_file makes 0o600)
@@ -66,3 +66,24 @@ def file_sha256(path: str | Path) -> str:
         while block := f.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
+
+
+def fsync_file(path: str | Path) -> None:
+    """Makes a file's written bytes durable."""
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def fsync_dir(path: str | Path) -> None:
+    """Makes new directory entries durable (POSIX; a no-op where directories can't be
+    opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -26,7 +26,13 @@ from hf_stdembed.errors import (
     StandardMismatchError,
     StdEmbedError,
 )
-from hf_stdembed.index import SCHEMA_VERSION, EmbeddingIndex, IndexRow, default_index_path
+from hf_stdembed.index import (
+    SCHEMA_VERSION,
+    EmbeddingIndex,
+    IndexRow,
+    _checkpoint,
+    default_index_path,
+)
 
 H = "0123456789abcdef"  # a standard hash
 H2 = "fedcba9876543210"
@@ -544,7 +550,7 @@ def test_interrupt_during_commit_rolls_back(
         if at == stage:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(index_module.store, "_test_pause", interrupt)
+    monkeypatch.setattr(_checkpoint, "reached", interrupt)
     with pytest.raises(KeyboardInterrupt), index.update() as tx:
         # 1 dead of 5: appended in place; 2 dead of 5: a compaction into a new generation
         tx.upsert(make_row(1, revision="c" * 40), vectors(1, seed=9)[0])
@@ -563,11 +569,23 @@ def test_interrupt_during_commit_rolls_back(
 
 CHILD = textwrap.dedent(
     """
+    import os
     import sys
+    import time
     import numpy as np
-    from hf_stdembed.index import EmbeddingIndex, IndexRow
+    from hf_stdembed.index import EmbeddingIndex, IndexRow, _checkpoint
 
     path, mode, standard_hash, dim = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    pause, _, resume = (sys.argv[5] if len(sys.argv) > 5 else "").partition(":")
+
+    def reached(stage):  # pause at one stage (until the resume file exists, or forever)
+        if stage != pause:
+            return
+        print(f"paused: {stage}", flush=True)
+        while not (resume and os.path.exists(resume)):
+            time.sleep(0.01)
+
+    _checkpoint.reached = reached
     def row(i, revision):
         return IndexRow(f"org/model-{i}", revision, "test-standard", standard_hash,
                         "f.safetensors", "0" * 64, f"org/model-{i}", None, 0.5, 0.5, "0.1.0",
@@ -592,9 +610,9 @@ CHILD = textwrap.dedent(
 
 def start_writer(path: Path, mode: str, pause: str) -> subprocess.Popen:
     """A writer process paused at ``pause`` (``<stage>`` or ``<stage>:<resume file>``)."""
-    env = {**os.environ, "HF_STDEMBED_INDEX_TEST_PAUSE": pause, "PYTHONPATH": str(REPO_ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(path), mode, H, str(DIM)],
+        [sys.executable, "-c", CHILD, str(path), mode, H, str(DIM), pause],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -640,7 +658,6 @@ def test_a_replacing_writer_process_commits(tmp_path: Path):
     with EmbeddingIndex.open(path) as index:
         fill(index, vectors(50))
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    env.pop("HF_STDEMBED_INDEX_TEST_PAUSE", None)
     done = subprocess.run(
         [sys.executable, "-c", CHILD, str(path), "replace", H, str(DIM)],
         capture_output=True,

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from hf_stdembed.errors import InvalidEmbeddingError
 from hf_stdembed.index import ROW_FIELDS, EmbeddingIndex, IndexRow
-from hf_stdembed.index.store import _parquet_schema
+from hf_stdembed.index.parquet import parquet_schema
 
 DIM = 8
 GOOD = {
@@ -76,7 +76,7 @@ def stored_rows_are_valid(index: EmbeddingIndex) -> None:
 def test_import_of_arbitrary_rows_never_crashes_and_explains_refusals(table: list[dict]):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "rows.parquet"
-        pq.write_table(pa.Table.from_pylist(table, schema=_parquet_schema()), path)
+        pq.write_table(pa.Table.from_pylist(table, schema=parquet_schema()), path)
         with EmbeddingIndex.open(Path(tmp) / "index") as index:
             report = index.import_parquet(path)
             assert report.imported + report.unchanged + len(report.skipped) == len(table)
