@@ -567,6 +567,31 @@ def test_interrupt_during_commit_rolls_back(
     index.check()
 
 
+@pytest.mark.parametrize("compact", [False, True])
+def test_an_update_reaches_each_checkpoint_in_order(index: EmbeddingIndex, monkeypatch, compact):
+    fill(index, vectors(4))
+    reached: list[str] = []
+    monkeypatch.setattr(_checkpoint, "reached", reached.append)
+    with index.update() as tx:
+        tx.upsert(make_row(1, revision="c" * 40), vectors(1, seed=9)[0])
+        if compact:
+            tx.remove("org/model-0", H)
+    # one block of float32 rows written (the replaced row's, or the compacted generation's)
+    assert reached == ["partial-matrix", "matrices-synced", "sql-pending"]
+    assert index.stats().standards[H].generation == (2 if compact else 1)
+
+
+def test_the_library_has_no_test_hook_nor_print():
+    assert _checkpoint.reached("sql-pending") is None  # production: a no-op
+    package = Path(index_module.__file__).parent
+    for module in package.glob("*.py"):
+        text = module.read_text()
+        assert "print(" not in text and "time.sleep" not in text, module.name
+        environ = [line.strip() for line in text.splitlines() if "environ" in line]
+        allowed = ["env = os.environ.get(INDEX_ENV)"] if module.stem == "store" else []
+        assert environ == allowed, module.name
+
+
 CHILD = textwrap.dedent(
     """
     import os
