@@ -26,6 +26,18 @@ def is_standard_file(id_or_path: str | Path) -> bool:
     return text.endswith((".yaml", ".yml")) or Path(text).is_file()
 
 
+def file_standard(id_or_path: str | Path) -> Standard | None:
+    """The standard of a ``--standard`` value that names a YAML file (read and validated now,
+    so that a bad file fails before any work), else None: the value is an id, to resolve with
+    :func:`resolve_standard` once the index that may know it is open.
+
+    Raises:
+        InvalidStandardError: the file is not a valid standard.
+        StandardNotFoundError: a ``.yaml`` / ``.yml`` value names no file.
+    """
+    return get_standard(id_or_path) if is_standard_file(id_or_path) else None
+
+
 def resolve_standard(id_or_path: str | Path, *, index: EmbeddingIndex | None = None) -> Standard:
     """The standard a ``--standard`` value names.
 
