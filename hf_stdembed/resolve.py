@@ -2,10 +2,11 @@
 
 A custom standard is printed by id everywhere (``index list``, cards), so its id must work
 wherever a standard is asked for: ids resolve through the built-in standards first, then
-the standards stored in the local index (those given with ``--standard FILE`` on a crawl,
-those fetched from a repo's ``standard_file``, those carried by an imported index). A
-stored standard keeps its provenance: one fetched from a stranger is loaded with
-``trusted=False`` (its baseline may not be a Python entry point).
+the standards stored in the local index (those a user gave as a YAML file to a crawl:
+``select --standard FILE``, ``index update --standard-file FILE``; those fetched from a
+repo's ``standard_file``; those carried by an imported index). A stored standard keeps
+its provenance: one fetched from a stranger is loaded with ``trusted=False`` (its baseline
+may not be a Python entry point).
 """
 
 from __future__ import annotations
