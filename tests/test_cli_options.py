@@ -177,3 +177,19 @@ def test_index_update_lists_private_repos_with_the_token_given(monkeypatch, tmp_
         assert anonymous.exit_code == 0 and with_token.exit_code == 0, with_token.output
         assert "0 repos listed" in anonymous.output, anonymous.output
         assert "1 repos listed" in with_token.output, with_token.output
+
+
+def test_file_standard_reads_a_yaml_value_and_leaves_an_id(tmp_path: Path):
+    """`select` takes the file rule from the library (it re-implemented it)."""
+    from hf_stdembed.errors import StandardNotFoundError
+    from hf_stdembed.resolve import file_standard
+    from hf_stdembed.standards import get_standard
+
+    path = tmp_path / "copy.yaml"
+    path.write_text(get_standard("resnet18-in1k-val").to_yaml())
+
+    assert file_standard("resnet18-in1k-val") is None
+    assert file_standard("some-indexed-id") is None
+    assert file_standard(path).hash == get_standard("resnet18-in1k-val").hash
+    with pytest.raises(StandardNotFoundError):
+        file_standard(tmp_path / "missing.yaml")
