@@ -131,13 +131,17 @@ class Registry(Protocol):
         ...
 
 
-def open_registry(url_or_dir: str | os.PathLike[str] | None = None) -> Registry:
+def open_registry(
+    url_or_dir: str | os.PathLike[str] | None = None, *, token: str | None = None
+) -> Registry:
     """The registry a ``--registry`` value names.
 
     Args:
         url_or_dir (`str`, *optional*): None for the Hub at the configured endpoint
             (``HF_ENDPOINT``), an ``http://`` or ``https://`` URL for a Hub at that endpoint,
             anything else for a local directory registry.
+        token (`str`, *optional*): a Hub registry's token (default: ``HF_TOKEN`` or the saved
+            login); a directory registry has none.
 
     Returns:
         `Registry`: a :class:`HubRegistry` or a :class:`DirectoryRegistry`.
@@ -154,10 +158,10 @@ def open_registry(url_or_dir: str | os.PathLike[str] | None = None) -> Registry:
         ```
     """
     if url_or_dir is None:
-        return HubRegistry()
+        return HubRegistry(token=token)
     text = os.fspath(url_or_dir)
     if text.startswith(("http://", "https://")):
-        return HubRegistry(endpoint=text.rstrip("/"))
+        return HubRegistry(endpoint=text.rstrip("/"), token=token)
     return DirectoryRegistry(Path(text).expanduser())
 
 
@@ -810,13 +814,14 @@ class HubRegistry:
         )
 
 
-def open_hub(url: str | None = None) -> HubRegistry:
-    """The Hub a ``--registry`` value names, for commands that need dataset repos.
+def open_hub(url: str | None = None, *, token: str | None = None) -> HubRegistry:
+    """The Hub a ``--registry`` value names (with ``token``, default the saved login), for
+    commands that need dataset repos.
 
     Raises:
         RegistryError: if ``url`` names a local directory (it holds no dataset repos).
     """
-    registry = open_registry(url)
+    registry = open_registry(url, token=token)
     if not isinstance(registry, HubRegistry):
         raise RegistryError(
             f"a directory registry ({registry.name}) holds no dataset repos: give a Hub URL "

@@ -2,10 +2,11 @@
 
 A custom standard is printed by id everywhere (``index list``, cards), so its id must work
 wherever a standard is asked for: ids resolve through the built-in standards first, then
-the standards stored in the local index (those given with ``--standard FILE`` on a crawl,
-those fetched from a repo's ``standard_file``, those carried by an imported index). A
-stored standard keeps its provenance: one fetched from a stranger is loaded with
-``trusted=False`` (its baseline may not be a Python entry point).
+the standards stored in the local index (those a user gave as a YAML file to a crawl:
+``select --standard FILE``, ``index update --standard-file FILE``; those fetched from a
+repo's ``standard_file``; those carried by an imported index). A stored standard keeps
+its provenance: one fetched from a stranger is loaded with ``trusted=False`` (its baseline
+may not be a Python entry point).
 """
 
 from __future__ import annotations
@@ -24,6 +25,18 @@ def is_standard_file(id_or_path: str | Path) -> bool:
     """Whether a ``--standard`` value names a YAML file (rather than an id)."""
     text = str(id_or_path)
     return text.endswith((".yaml", ".yml")) or Path(text).is_file()
+
+
+def file_standard(id_or_path: str | Path) -> Standard | None:
+    """The standard of a ``--standard`` value that names a YAML file (read and validated now,
+    so that a bad file fails before any work), else None: the value is an id, to resolve with
+    :func:`resolve_standard` once the index that may know it is open.
+
+    Raises:
+        InvalidStandardError: the file is not a valid standard.
+        StandardNotFoundError: a ``.yaml`` / ``.yml`` value names no file.
+    """
+    return get_standard(id_or_path) if is_standard_file(id_or_path) else None
 
 
 def resolve_standard(id_or_path: str | Path, *, index: EmbeddingIndex | None = None) -> Standard:

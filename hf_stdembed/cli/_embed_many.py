@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ._options import DEFAULT_STANDARD, IndexOption
+from ._options import (
+    DEFAULT_STANDARD,
+    BatchSizeOpt,
+    CacheDirOpt,
+    DeviceOpt,
+    IndexOpt,
+    QuietOpt,
+    StandardOpt,
+    TokenOpt,
+)
 from ._render import quiet_libraries, stderr, warn
 
 if TYPE_CHECKING:
@@ -28,10 +37,7 @@ def embed_many(
         list[str] | None,
         typer.Argument(help="Hub model specs: org/name, timm:org/name, transformers:org/name."),
     ] = None,
-    standard: Annotated[
-        str,
-        typer.Option("--standard", "-s", help="Standard id (built-in or in the index) or YAML."),
-    ] = DEFAULT_STANDARD,
+    standard: StandardOpt = DEFAULT_STANDARD,
     from_file: Annotated[
         Path | None,
         typer.Option("--from-file", help="A file of model specs, one a line (# comments)."),
@@ -47,7 +53,7 @@ def embed_many(
     ] = None,
     sort: SortOption = "downloads",
     limit: Annotated[int, typer.Option(help="Hub query: at most this many models.")] = 100,
-    index: IndexOption = None,
+    index: IndexOpt = None,
     ray_address: Annotated[
         str | None,
         typer.Option(
@@ -62,9 +68,11 @@ def embed_many(
         str | None,
         typer.Option(help="Who computed the rows, recorded as embed-many:WHO (default: host)."),
     ] = None,
-    push_index: Annotated[
+    push_to: Annotated[
         str | None,
-        typer.Option(help="Then push the index to this Hub dataset repo (as `index push`)."),
+        typer.Option(
+            "--push-index", help="Then push the index to this Hub dataset repo (as `index push`)."
+        ),
     ] = None,
     open_prs: Annotated[
         bool,
@@ -72,14 +80,16 @@ def embed_many(
             "--open-prs", help="Then open a pull request with its embedding to each model's repo."
         ),
     ] = False,
-    device: Annotated[str | None, typer.Option(help="torch device in-process.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Forward-pass batch size.")] = 64,
-    cache_dir: Annotated[
-        Path | None, typer.Option(help="Feature cache folder (default: under the HF cache).")
-    ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    device: DeviceOpt = None,
+    batch_size: BatchSizeOpt = 64,
+    cache_dir: CacheDirOpt = None,
+    quiet: QuietOpt = False,
+    token: TokenOpt = None,
 ) -> None:
-    """Embed many Hub models under one standard (on Ray when installed) into the local index."""
+    """Embed many Hub models under one standard (on Ray when installed) into the local index.
+
+    --device: the device of an in-process run. --token: for the Hub queries, push and PRs.
+    """
     from tqdm.auto import tqdm
 
     from .. import embed_many as many
@@ -87,11 +97,11 @@ def embed_many(
     from ..index import EmbeddingIndex
     from ..registry import HubRegistry
     from ..resolve import resolve_standard
-    from . import _index
+    from ._index import push_index
 
     if quiet:
         quiet_libraries()
-    hub = HubRegistry()
+    hub = HubRegistry(token=token)
     specs = list(models or [])
     if from_file is not None:
         specs += many.read_model_list(from_file.read_text(encoding="utf-8", errors="replace"))
@@ -127,8 +137,8 @@ def embed_many(
         _summary(report)
         if open_prs:
             _open_prs(hub, opened, std, jobs)
-    if push_index:
-        _index.push(push_index, index=index)
+    if push_to:
+        push_index(hub, push_to, index=index)
 
 
 def _summary(report: EmbedManyReport) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..errors import StdEmbedError
-from ._options import DEFAULT_STANDARD
+from ._options import DEFAULT_STANDARD, CacheDirOpt, DeviceOpt, OutOpt, QuietOpt, StandardOpt
 from ._render import quiet_libraries, stderr
 
 
@@ -52,10 +52,8 @@ def evaluate(
     task: Annotated[
         list[str], typer.Option("--task", "-t", help="NAME=DATASET[:split] (repeatable).")
     ],
-    out: Annotated[Path, typer.Option(help="Folder for report.md, report.json and plots.")],
-    standard: Annotated[
-        str, typer.Option("--standard", "-s", help="Built-in standard id or a YAML file.")
-    ] = DEFAULT_STANDARD,
+    out: OutOpt,
+    standard: StandardOpt = DEFAULT_STANDARD,
     test_fraction: Annotated[float, typer.Option(help="Share of each class to test on.")] = 0.3,
     max_samples: Annotated[
         int | None, typer.Option(help="Stratified subsample of each task first.")
@@ -68,13 +66,7 @@ def evaluate(
             "reported as the mean with a 95% bootstrap interval over them."
         ),
     ] = 5,
-    cache_dir: Annotated[
-        Path | None,
-        typer.Option(
-            help="Keep features, P's masks, linear probes, LogME and Q here: rerunning the "
-            "same command then runs no forward pass and no optimisation."
-        ),
-    ] = None,
+    cache_dir: CacheDirOpt = None,
     variant: Annotated[
         list[str] | None,
         typer.Option(
@@ -85,8 +77,8 @@ def evaluate(
     ] = None,
     logme: Annotated[bool, typer.Option(help="Also score the pool with LogME.")] = True,
     plots: Annotated[bool, typer.Option(help="Write PNG plots (needs matplotlib).")] = True,
-    device: Annotated[str | None, typer.Option(help="torch device (default: best).")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False,
+    device: DeviceOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Linear probes over seeded splits vs our selection, LogME, fidelity, LOTO, largest, random."""
     from ..evaluation import DEFAULT_VARIANTS

@@ -2,36 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ._options import IndexOption, RegistryOption, StandardsOption
+from ._options import (
+    DEFAULT_CRAWL_MB,
+    DEFAULT_CRAWL_SECONDS,
+    CrawlMegabytesOpt,
+    CrawlSecondsOpt,
+    CreatePrOpt,
+    IndexOpt,
+    OptionalStandardOpt,
+    QuietOpt,
+    RegistryOpt,
+    RevisionOpt,
+    StandardFileAliasOpt,
+    StandardFileOpt,
+    TokenOpt,
+)
 from ._render import stderr, stdout, warn
 
 if TYPE_CHECKING:
     from ..crawl import CrawlReport
     from ..index import EmbeddingIndex, ImportReport
-
-CrawlSecondsOption = Annotated[
-    float,
-    typer.Option(
-        "--crawl-seconds",
-        help="Time budget of the crawl, in seconds (0: none); repos not reached are crawled "
-        "next time.",
-    ),
-]
-CrawlMegabytesOption = Annotated[
-    float,
-    typer.Option(
-        "--crawl-mb",
-        help="Download budget of the crawl, in MB (0: none); repos not reached are crawled "
-        "next time.",
-    ),
-]
-DEFAULT_CRAWL_SECONDS = 1800.0  # half an hour: a first crawl of a few thousand repos
-DEFAULT_CRAWL_MB = 2048.0  # 2 GB: about 500,000 embeddings of N = 512 (4 KB each)
+    from ..registry import HubRegistry, Registry
+    from ..standards import Standard
 
 app = typer.Typer(
     help="The local index of published embeddings: update, list, export, import, push, pull."
@@ -39,9 +37,9 @@ app = typer.Typer(
 
 
 def run_crawl(
-    registry: str | None,
+    source: Registry,
     index: EmbeddingIndex,
-    standards: list[str] | None,
+    standards: Sequence[Standard] = (),
     *,
     quiet: bool,
     seconds: float = DEFAULT_CRAWL_SECONDS,
@@ -49,24 +47,20 @@ def run_crawl(
 ) -> CrawlReport:
     """Crawls a registry into the index with a progress bar, and prints a summary.
 
-    ``standards``: YAML files the user gives (trusted); ``seconds`` and ``megabytes``: the
-    crawl's budget (0: none).
+    ``standards``: custom standards the user gives (trusted); ``seconds`` and ``megabytes``:
+    the crawl's budget (0: none).
     """
     from tqdm.auto import tqdm
 
     from ..crawl import CrawlBudget, crawl
-    from ..registry import open_registry
-    from ..resolve import resolve_standard
 
-    source = open_registry(registry)
-    custom = [resolve_standard(s, index=index) for s in standards or []]
     budget = CrawlBudget(
         seconds=seconds if seconds > 0 else None,
         bytes=int(megabytes * 1e6) if megabytes > 0 else None,
     )
     with tqdm(desc=f"crawling {source.name}", unit="repo", disable=quiet) as bar:
         report = crawl(
-            source, index, standards=custom, on_repo=lambda _: bar.update(), budget=budget
+            source, index, standards=list(standards), on_repo=lambda _: bar.update(), budget=budget
         )
     err = stderr()
     err.print(
@@ -85,28 +79,33 @@ def run_crawl(
 
 @app.command("update")
 def update(
-    registry: RegistryOption = None,
-    index: IndexOption = None,
-    standard: StandardsOption = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
-    crawl_seconds: CrawlSecondsOption = DEFAULT_CRAWL_SECONDS,
-    crawl_mb: CrawlMegabytesOption = DEFAULT_CRAWL_MB,
+    registry: RegistryOpt = None,
+    index: IndexOpt = None,
+    standard_file: StandardFileOpt = None,
+    old_standard_file: StandardFileAliasOpt = None,
+    quiet: QuietOpt = False,
+    crawl_seconds: CrawlSecondsOpt = DEFAULT_CRAWL_SECONDS,
+    crawl_mb: CrawlMegabytesOpt = DEFAULT_CRAWL_MB,
+    token: TokenOpt = None,
 ) -> None:
     """Crawl the registry: download embeddings of new or changed repos only."""
     from ..index import EmbeddingIndex
+    from ..registry import open_registry
+    from ..resolve import resolve_standard
 
     with EmbeddingIndex.open(index) as opened:
-        run_crawl(
-            registry, opened, standard, quiet=quiet, seconds=crawl_seconds, megabytes=crawl_mb
-        )
+        source = open_registry(registry, token=token)
+        files = [*(standard_file or []), *(old_standard_file or [])]
+        custom = [resolve_standard(f, index=opened) for f in files]
+        run_crawl(source, opened, custom, quiet=quiet, seconds=crawl_seconds, megabytes=crawl_mb)
 
 
 @app.command("list")
 def list_rows(
-    index: IndexOption = None,
-    standard: Annotated[str | None, typer.Option(help="Only this standard (id or YAML).")] = None,
+    index: IndexOpt = None,
+    standard: OptionalStandardOpt = None,
 ) -> None:
-    """List the indexed model embeddings."""
+    """List the indexed model embeddings (of one --standard if given)."""
     from rich.table import Table
 
     from ..index import EmbeddingIndex
@@ -134,10 +133,10 @@ def list_rows(
 @app.command("export")
 def export(
     out: Annotated[Path, typer.Argument(help="Parquet file to write.")],
-    index: IndexOption = None,
-    standard: Annotated[str | None, typer.Option(help="Only this standard (id or YAML).")] = None,
+    index: IndexOpt = None,
+    standard: OptionalStandardOpt = None,
 ) -> None:
-    """Export the index to parquet (push it as a Hub dataset to share it)."""
+    """Export the index (or one --standard) to parquet (push it as a Hub dataset to share it)."""
     from ..index import EmbeddingIndex
     from ..resolve import resolve_standard
 
@@ -150,7 +149,7 @@ def export(
 @app.command("import")
 def import_(
     source: Annotated[Path, typer.Argument(help="Parquet file written by `index export`.")],
-    index: IndexOption = None,
+    index: IndexOpt = None,
 ) -> None:
     """Merge an exported index into the local one (every row is validated)."""
     from ..index import EmbeddingIndex
@@ -163,24 +162,37 @@ def import_(
 @app.command("push")
 def push(
     repo_id: Annotated[str, typer.Argument(help="Hub dataset repo to push to (org/name).")],
-    registry: RegistryOption = None,
-    index: IndexOption = None,
-    standard: Annotated[str | None, typer.Option(help="Only this standard (id or YAML).")] = None,
+    registry: RegistryOpt = None,
+    index: IndexOpt = None,
+    standard: OptionalStandardOpt = None,
     private: Annotated[
         bool, typer.Option("--private", help="Create the dataset repo private.")
     ] = False,
-    create_pr: Annotated[
-        bool, typer.Option("--create-pr", help="Open a pull request instead of committing.")
-    ] = False,
+    create_pr: CreatePrOpt = False,
+    token: TokenOpt = None,
 ) -> None:
-    """Share the index as a Hub dataset repo (parquet and a dataset card)."""
+    """Share the index (or one --standard) as a Hub dataset repo (parquet and a dataset card)."""
+    from ..registry import open_hub
+
+    hub = open_hub(registry, token=token)
+    push_index(hub, repo_id, index=index, standard=standard, private=private, create_pr=create_pr)
+
+
+def push_index(
+    hub: HubRegistry,
+    repo_id: str,
+    *,
+    index: Path | None,
+    standard: str | None = None,
+    private: bool = False,
+    create_pr: bool = False,
+) -> None:
+    """``index push``: the index (or one standard's rows) as a dataset repo; prints its URL."""
     import tempfile
 
     from ..index import EmbeddingIndex
-    from ..registry import open_hub
     from ..resolve import resolve_standard
 
-    hub = open_hub(registry)
     with EmbeddingIndex.open(index) as opened, tempfile.TemporaryDirectory() as tmp:
         standard_hash = resolve_standard(standard, index=opened).hash if standard else None
         parquet = opened.export_parquet(Path(tmp, "index.parquet"), standard_hash=standard_hash)
@@ -193,17 +205,24 @@ def push(
 @app.command("pull")
 def pull(
     repo_id: Annotated[str, typer.Argument(help="Hub dataset repo pushed by `index push`.")],
-    revision: Annotated[
-        str | None, typer.Option(help="Branch, tag or commit (default: main).")
-    ] = None,
-    registry: RegistryOption = None,
-    index: IndexOption = None,
+    revision: RevisionOpt = None,
+    registry: RegistryOpt = None,
+    index: IndexOpt = None,
+    token: TokenOpt = None,
 ) -> None:
     """Merge an index shared as a Hub dataset into the local one (every row is validated)."""
-    from ..index import EmbeddingIndex
     from ..registry import open_hub
 
-    parquet = open_hub(registry).download_index_dataset(repo_id, revision=revision)
+    pull_index(open_hub(registry, token=token), repo_id, revision=revision, index=index)
+
+
+def pull_index(
+    hub: HubRegistry, repo_id: str, *, revision: str | None = None, index: Path | None
+) -> None:
+    """``index pull``: merges a dataset repo's index into the local one; prints the counts."""
+    from ..index import EmbeddingIndex
+
+    parquet = hub.download_index_dataset(repo_id, revision=revision)
     with EmbeddingIndex.open(index) as opened:
         commit = _commit_of(parquet) or revision or "main"
         report = opened.import_parquet(parquet, source=f"pull:{repo_id}@{commit}")

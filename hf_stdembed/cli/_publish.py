@@ -8,8 +8,20 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ._embed import BatchSizeOption, CacheDirOption, DeviceOption, QuietOption
-from ._options import DEFAULT_STANDARD
+from ._options import (
+    DEFAULT_STANDARD,
+    BatchSizeOpt,
+    CacheDirOpt,
+    CreatePrOpt,
+    DeviceOpt,
+    JsonOpt,
+    ModelOpt,
+    QuietOpt,
+    RegistryOpt,
+    RevisionOpt,
+    StandardsOpt,
+    TokenOpt,
+)
 from ._render import quiet_libraries, stderr
 
 if TYPE_CHECKING:
@@ -19,13 +31,7 @@ if TYPE_CHECKING:
 
 def publish(
     repo_id: Annotated[str, typer.Argument(help="The model repo to publish to (org/name).")],
-    model: Annotated[
-        str | None,
-        typer.Option(
-            help="Embed this model spec instead of the repo's own model (the card records it "
-            "when it names a Hub repo; a local directory is recorded as not loadable)."
-        ),
-    ] = None,
+    model: ModelOpt = None,
     embedding: Annotated[
         list[Path] | None,
         typer.Option(
@@ -34,47 +40,31 @@ def publish(
             help="Publish this precomputed embedding file (repeatable: one per standard).",
         ),
     ] = None,
-    standard: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--standard",
-            "-s",
-            help=f"Built-in standard id or YAML file (repeatable; default {DEFAULT_STANDARD}).",
-        ),
-    ] = None,
-    revision: Annotated[
-        str | None,
-        typer.Option(help="Model revision to embed (default: the head of main, pinned)."),
-    ] = None,
-    create_pr: Annotated[
-        bool,
-        typer.Option("--create-pr", help="Open a pull request (for repos you cannot write to)."),
-    ] = False,
+    standard: StandardsOpt = None,
+    revision: RevisionOpt = None,
+    create_pr: CreatePrOpt = False,
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Show the files and README diff; push nothing."),
     ] = False,
-    as_json: Annotated[
-        bool,
-        typer.Option(
-            "--json",
-            help="Print the result as JSON (URLs, and per standard the file, sha256 and "
-            "fidelity) instead of the URL; with --dry-run the README diff goes to stderr.",
-        ),
-    ] = False,
-    registry: Annotated[
-        str | None,
-        typer.Option(
-            help="Hub endpoint URL, or a local directory laid out like Hub repos "
-            "(default: the Hub at HF_ENDPOINT)."
-        ),
-    ] = None,
-    device: DeviceOption = None,
-    batch_size: BatchSizeOption = 64,
-    cache_dir: CacheDirOption = None,
-    quiet: QuietOption = False,
+    as_json: JsonOpt = False,
+    registry: RegistryOpt = None,
+    device: DeviceOpt = None,
+    batch_size: BatchSizeOpt = 64,
+    cache_dir: CacheDirOpt = None,
+    quiet: QuietOpt = False,
+    token: TokenOpt = None,
 ) -> None:
-    """Embed a model; publish stdembed/<standard>.safetensors and its card in one commit."""
+    """Embed a model; publish stdembed/<standard>.safetensors and its card in one commit.
+
+    --standard: repeatable, one embedding per standard (default: resnet18-in1k-val).
+
+    --model: the card records it when it names a Hub repo (a local directory: not loadable).
+
+    --revision: the model's, pinned in the card (default: the head of main).
+
+    --json: the URLs and each standard's file, sha256 and fidelity (--dry-run: diff to stderr).
+    """
     from ..publish import check_access, diff_plan, plan_publish
     from ..publish import publish as push
     from ..registry import open_registry
@@ -86,7 +76,7 @@ def publish(
         )
     if quiet:
         quiet_libraries()
-    target = open_registry(registry)
+    target = open_registry(registry, token=token)
     standards = [resolve_standard_or_indexed(s) for s in standard or [DEFAULT_STANDARD]]
     if not dry_run:
         check_access(target, repo_id, create_pr=create_pr)

@@ -4,26 +4,39 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ._index import (
+from ._index import pull_index, run_crawl
+from ._options import (
     DEFAULT_CRAWL_MB,
     DEFAULT_CRAWL_SECONDS,
-    CrawlMegabytesOption,
-    CrawlSecondsOption,
-    pull,
-    run_crawl,
+    DEFAULT_STANDARD,
+    CrawlMegabytesOpt,
+    CrawlSecondsOpt,
+    DeviceOpt,
+    ImageColumnOpt,
+    IndexOpt,
+    JsonOpt,
+    LabelColumnOpt,
+    ModelOpt,
+    QuietOpt,
+    RegistryOpt,
+    SplitOpt,
+    StandardOpt,
+    TokenOpt,
+    TopOpt,
 )
-from ._options import DEFAULT_STANDARD, IndexOption, RegistryOption
 from ._render import quiet_libraries, render_ranking, stderr, warn
 
 if TYPE_CHECKING:
     from ..data import ImageDataset
     from ..embeddings import TaskEmbedding
     from ..index import EmbeddingIndex
+    from ..registry import Registry
     from ..selection import Ranking
 
 INDEX_REPOS_ENV = "HF_STDEMBED_INDEX_REPOS"
@@ -39,28 +52,21 @@ def select(
     dataset: Annotated[
         str, typer.Option("--dataset", "-d", help="Hub dataset id or local dataset path.")
     ],
-    split: Annotated[str, typer.Option(help="Dataset split to learn the task from.")] = "train",
-    standard: Annotated[
-        str,
-        typer.Option(
-            "--standard",
-            "-s",
-            help="Standard id (built-in, or seen by the index) or a YAML file.",
-        ),
-    ] = DEFAULT_STANDARD,
-    top: Annotated[int, typer.Option(help="How many models to show.")] = 10,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-    registry: RegistryOption = None,
-    index: IndexOption = None,
+    split: SplitOpt = "train",
+    standard: StandardOpt = DEFAULT_STANDARD,
+    top: TopOpt = 10,
+    as_json: JsonOpt = False,
+    registry: RegistryOpt = None,
+    index: IndexOpt = None,
     refresh: Annotated[
         bool, typer.Option(help="Crawl the registry for new or changed embeddings first.")
     ] = True,
-    image_column: Annotated[str | None, typer.Option(help="Image column (detected).")] = None,
-    label_column: Annotated[str | None, typer.Option(help="Label column (detected).")] = None,
-    device: Annotated[str | None, typer.Option(help="torch device (default: best).")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
-    crawl_seconds: CrawlSecondsOption = DEFAULT_CRAWL_SECONDS,
-    crawl_mb: CrawlMegabytesOption = DEFAULT_CRAWL_MB,
+    image_column: ImageColumnOpt = None,
+    label_column: LabelColumnOpt = None,
+    device: DeviceOpt = None,
+    quiet: QuietOpt = False,
+    crawl_seconds: CrawlSecondsOpt = DEFAULT_CRAWL_SECONDS,
+    crawl_mb: CrawlMegabytesOpt = DEFAULT_CRAWL_MB,
     index_repo: Annotated[
         list[str] | None,
         typer.Option(
@@ -82,8 +88,12 @@ def select(
             "until the offline benchmark sets K).",
         ),
     ] = 0,
+    token: TokenOpt = None,
 ) -> None:
-    """Rank every published model for a dataset: one task embedding, one sweep (--rerank K)."""
+    """Rank every published model for a dataset: one task embedding, one sweep (--rerank K).
+
+    --token: for the registry's Hub and the shared index datasets.
+    """
     from huggingface_hub import constants
 
     from ..data import load_image_dataset
@@ -91,31 +101,26 @@ def select(
     from ..index import EmbeddingIndex
     from ..pipeline import compute_task_embedding
     from ..registry import HubRegistry, open_registry
-    from ..resolve import is_standard_file, resolve_standard
+    from ..resolve import file_standard, resolve_standard
     from ..selection import rank_index
 
     if quiet:
         quiet_libraries()
-    given = is_standard_file(standard)
-    std = resolve_standard(standard) if given else None  # a bad file fails before the crawl
-    links = open_registry(registry)
+    given = file_standard(standard)  # a bad file fails before the crawl
+    links = open_registry(registry, token=token)
     if refresh and isinstance(links, HubRegistry) and constants.HF_HUB_OFFLINE:
         stderr().print("HF_HUB_OFFLINE is set: ranking the local index as it is (no crawl).")
         refresh = False
     if refresh:
-        _pull_shared_indexes(index_repo, registry, index, hub=isinstance(links, HubRegistry))
+        _pull_shared_indexes(index_repo, links, index, hub=isinstance(links, HubRegistry))
     with EmbeddingIndex.open(index) as opened:
+        std = given
         if std is None:
-            try:
+            with suppress(StandardNotFoundError):  # the crawl may learn it from a repo
                 std = resolve_standard(standard, index=opened)
-            except StandardNotFoundError:
-                if not refresh:
-                    raise  # else the crawl may learn it from a repo's standard file
         if refresh:
-            custom = [standard] if given else None
-            run_crawl(
-                registry, opened, custom, quiet=quiet, seconds=crawl_seconds, megabytes=crawl_mb
-            )
+            custom = [given] if given else []
+            run_crawl(links, opened, custom, quiet=quiet, seconds=crawl_seconds, megabytes=crawl_mb)
         if std is None:
             std = resolve_standard(standard, index=opened)
         data = load_image_dataset(
@@ -172,7 +177,7 @@ def _rerank(
 
 
 def _pull_shared_indexes(
-    given: list[str] | None, registry: str | None, index: Path | None, *, hub: bool
+    given: list[str] | None, registry: Registry, index: Path | None, *, hub: bool
 ) -> None:
     """``index pull`` of each shared index dataset (given, else from the environment); one
     that cannot be pulled is a warning: the ranking goes on without it."""
@@ -184,23 +189,16 @@ def _pull_shared_indexes(
         return
     for repo in repos:
         try:
-            pull(repo, registry=registry, index=index)
+            pull_index(registry, repo, index=index)  # type: ignore[arg-type]  # hub: a Hub
         except StdEmbedError as e:
             stderr().print(warn("not pulled", f"{repo}: {e}"))
 
 
 def verify(
     repo_id: Annotated[str, typer.Argument(help="The repo whose published embedding to check.")],
-    standard: Annotated[
-        str, typer.Option("--standard", "-s", help="Built-in standard id or a YAML file.")
-    ] = DEFAULT_STANDARD,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            help="Model spec to check with (default: the model the card records, else the repo)."
-        ),
-    ] = None,
-    registry: RegistryOption = None,
+    standard: StandardOpt = DEFAULT_STANDARD,
+    model: ModelOpt = None,
+    registry: RegistryOpt = None,
     max_shortfall: Annotated[
         float,
         typer.Option(
@@ -214,7 +212,7 @@ def verify(
             help="Least Pearson correlation of the recomputed mask with the published one."
         ),
     ] = MIN_AGREEMENT,
-    device: Annotated[str | None, typer.Option(help="torch device (default: best).")] = None,
+    device: DeviceOpt = None,
     from_index: Annotated[
         bool,
         typer.Option(
@@ -223,10 +221,14 @@ def verify(
             "index, embed-many) instead of the file published in the repo.",
         ),
     ] = False,
-    index: IndexOption = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    index: IndexOpt = None,
+    quiet: QuietOpt = False,
+    token: TokenOpt = None,
 ) -> None:
-    """Check a published embedding against its model: refit with its mask, recompute the mask."""
+    """Check a published embedding against its model: refit with its mask, recompute the mask.
+
+    --model: default the model the repo's card records, else the repo. --token: for the Hub.
+    """
     from ..errors import StdEmbedError
     from ..index import EmbeddingIndex
     from ..registry import open_registry
@@ -243,7 +245,7 @@ def verify(
             result = verify_index_row(opened, repo_id, std, **options)
     else:
         std = resolve_standard_or_indexed(standard)
-        result = verify_published(open_registry(registry), repo_id, std, **options)
+        result = verify_published(open_registry(registry, token=token), repo_id, std, **options)
     m = result.measures
     typer.echo(f"{repo_id} [{result.standard_id}], checked with {result.model}")
     typer.echo(
