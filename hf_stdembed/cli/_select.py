@@ -84,13 +84,11 @@ def select(
     ] = 0,
 ) -> None:
     """Rank every published model for a dataset: one task embedding, one sweep (--rerank K)."""
-    from huggingface_hub import constants
-
     from ..data import load_image_dataset
     from ..errors import StandardNotFoundError
     from ..index import EmbeddingIndex
     from ..pipeline import compute_task_embedding
-    from ..registry import HubRegistry, open_registry
+    from ..registry import open_registry
     from ..resolve import is_standard_file, resolve_standard
     from ..selection import rank_index
 
@@ -99,11 +97,11 @@ def select(
     given = is_standard_file(standard)
     std = resolve_standard(standard) if given else None  # a bad file fails before the crawl
     links = open_registry(registry)
-    if refresh and isinstance(links, HubRegistry) and constants.HF_HUB_OFFLINE:
+    if refresh and links.offline:
         stderr().print("HF_HUB_OFFLINE is set: ranking the local index as it is (no crawl).")
         refresh = False
     if refresh:
-        _pull_shared_indexes(index_repo, registry, index, hub=isinstance(links, HubRegistry))
+        _pull_shared_indexes(index_repo, registry, index, hub=not links.local)
     with EmbeddingIndex.open(index) as opened:
         if std is None:
             try:
