@@ -52,8 +52,8 @@ class HubRegistry(IndexDatasets):
             errors.
         sleep (`Callable[[float], None]`, defaults to `time.sleep`): the backoff's sleep.
         listing_timeout (`float`, *optional*): seconds one page of :meth:`list_tagged` may
-            take, whole; defaults to ``$HF_STDEMBED_LISTING_TIMEOUT``, else
-            :data:`~.listing.DEFAULT_LISTING_TIMEOUT`.
+            take, whole, and each network read of ``model_info`` and ``whoami``; defaults to
+            ``$HF_STDEMBED_LISTING_TIMEOUT``, else :data:`~.listing.DEFAULT_LISTING_TIMEOUT`.
 
     Raises:
         RegistryError: ``$HF_STDEMBED_LISTING_TIMEOUT`` is not a positive number.
@@ -66,6 +66,8 @@ class HubRegistry(IndexDatasets):
         '---'
         ```
     """
+
+    local = False  # reached over the network
 
     def __init__(
         self,
@@ -92,8 +94,6 @@ class HubRegistry(IndexDatasets):
             library_name=LIBRARY_NAME,
             library_version=__version__,
         )
-
-    local = False
 
     def __repr__(self) -> str:
         return f"HubRegistry(endpoint={self.endpoint!r})"
