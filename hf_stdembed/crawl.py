@@ -427,6 +427,7 @@ def _remove_missing(index: EmbeddingIndex, seen: set[str], report: CrawlReport) 
 
 
 def _is_transient(error: StdEmbedError) -> bool:
-    """Network trouble and exhausted rate limits: worth retrying at the next crawl. A missing
-    repo, revision or file, a refused access or an oversized file is final for that commit."""
-    return type(error) is RegistryError
+    """Network trouble and exhausted rate limits (:attr:`RegistryError.transient`): worth
+    retrying at the next crawl. A missing repo, revision or file, a refused access or an
+    oversized file is final for that commit."""
+    return isinstance(error, RegistryError) and error.transient

@@ -178,7 +178,7 @@ def hub_query(
         )
         return [ModelJob(m.id, prefix + m.id, m.sha) for m in found if m.sha]
 
-    return registry._retrying(None, listing)
+    return registry.retrying(None, listing)
 
 
 # =========================================================================================

@@ -74,10 +74,19 @@ class InvalidCardError(StdEmbedError, ValueError):
 
 
 class RegistryError(StdEmbedError):
-    """A registry (the Hub, or a directory laid out like it) refused or failed a request."""
+    """A registry (the Hub, or a directory laid out like it) refused or failed a request.
 
-    def __init__(self, message: str, *, repo_id: str | None = None) -> None:
+    Attributes:
+        repo_id: the repo the request was about, if any.
+        transient: network trouble, offline mode or a server refusing for now (429, 5xx):
+            the same request may succeed later. False: final until the repo changes.
+    """
+
+    def __init__(
+        self, message: str, *, repo_id: str | None = None, transient: bool = False
+    ) -> None:
         self.repo_id = repo_id
+        self.transient = transient
         super().__init__(message)
 
 

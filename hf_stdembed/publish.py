@@ -25,10 +25,9 @@ from .errors import (
     ConcurrentUpdateError,
     InvalidEmbeddingError,
     InvalidStandardError,
-    RegistryError,
     StandardMismatchError,
 )
-from .registry import CommitResult, DirectoryRegistry, HubRegistry, Registry
+from .registry import CommitResult, ModelSource, Registry
 from .standards import Standard, builtin_standards
 
 README = "README.md"
@@ -59,9 +58,7 @@ def check_access(registry: Registry, repo_id: str, *, create_pr: bool = False) -
         AuthError: the message says the fix (log in, or ``--create-pr``).
         RepoNotFoundError: for a directory registry without the repo.
     """
-    check = getattr(registry, "check_write", None)
-    if check is not None:
-        check(repo_id, create_pr=create_pr)
+    registry.check_write(repo_id, create_pr=create_pr)
 
 
 def plan_publish(
@@ -298,12 +295,11 @@ def _compute(
     from .extractors import load_extractor
     from .pipeline import compute_model_embedding
 
-    token = None
     if model is None:
-        model, revision = _repo_model(registry, repo_id, parent, revision)
-    if isinstance(registry, HubRegistry):
-        token = registry.token
-    extractor = load_extractor(model, revision=revision, token=token)
+        source = _repo_model(registry, repo_id, parent, revision)
+    else:  # another spec: loaded with the registry's token, as the repo's own would be
+        source = ModelSource(model, revision, registry.token)
+    extractor = load_extractor(source.spec, revision=source.revision, token=source.token)
     results = []
     for standard in standards:
         embedding = compute_model_embedding(extractor, standard, **options)
@@ -311,24 +307,15 @@ def _compute(
     return results
 
 
-def _repo_model(
-    registry: Registry, repo_id: str, parent: str, revision: str | None
-) -> tuple[str, str | None]:
-    """The model spec and revision of the repo's own model."""
-    if isinstance(registry, DirectoryRegistry):
-        registry.head(repo_id, revision=revision)  # a directory has only its current files
-        return str(registry.repo_path(repo_id)), None
-    if isinstance(registry, HubRegistry):
-        from huggingface_hub import constants
-
-        if registry.endpoint != constants.ENDPOINT.rstrip("/"):
-            raise RegistryError(
-                f"the model would be downloaded from {constants.ENDPOINT} but the registry is "
-                f"{registry.endpoint}: set HF_ENDPOINT={registry.endpoint} instead of "
-                "--registry, or pass --model / --embedding",
-                repo_id=repo_id,
-            )
-    return repo_id, parent if revision is None else registry.head(repo_id, revision=revision)
+def _repo_model(registry: Registry, repo_id: str, parent: str, revision: str | None) -> ModelSource:
+    """The repo's own model, pinned: at the commit read (``parent``), or at ``revision``
+    resolved to a commit. A folder loads as it is; ``head`` still refuses a ``revision`` that
+    is not its current files."""
+    source = registry.model_source(repo_id, revision=parent)
+    if revision is None:
+        return source
+    pinned = registry.head(repo_id, revision=revision)
+    return source if source.revision is None else dataclasses.replace(source, revision=pinned)
 
 
 def _load_files(

@@ -30,11 +30,11 @@ import torch
 from .card import CardEntry, card_entries, read_front_matter
 from .core import MASK_MEASURES, embed_model, mask_agreement, refit_affine
 from .embeddings import MAX_FILE_BYTES, ModelEmbedding, load_embedding
-from .errors import InvalidCardError, StandardMismatchError, StdEmbedError
+from .errors import InvalidCardError, RepoNotFoundError, StandardMismatchError, StdEmbedError
 from .extractors import FeatureExtractor, load_extractor, parse_spec
 from .features import extract_features
 from .pipeline import _progress_bar, load_baseline, load_probe
-from .registry import DirectoryRegistry, Registry
+from .registry import Registry
 from .standards import Standard
 
 if TYPE_CHECKING:
@@ -354,9 +354,8 @@ def _model_to_check(
             f"{repo_id} holds no model and its card does not say which model was embedded: "
             "pass --model with the model's spec (e.g. --model timm:org/name)"
         )
-    if isinstance(registry, DirectoryRegistry):
-        return str(registry.repo_path(repo_id)), None
-    return repo_id, published.model_revision
+    source = registry.model_source(repo_id, revision=published.model_revision)
+    return source.spec, source.revision
 
 
 def _card_model(
@@ -364,10 +363,14 @@ def _card_model(
 ) -> tuple[str, str | None]:
     """The card's model spec, read as a stranger's: a Hub repo (or a repo of a directory
     registry) at the revision recorded, never code to run or a path of this machine."""
-    local = isinstance(registry, DirectoryRegistry)
-    prefix, target, pinned = _split_hub_spec(repo_id, spec, revision, local_ok=local)
-    if local and (registry.root / target).is_dir():
-        return prefix + str(registry.repo_path(target)), None
+    prefix, target, pinned = _split_hub_spec(repo_id, spec, revision, local_ok=registry.local)
+    if registry.local:
+        try:
+            source = registry.model_source(target, revision=None)
+        except RepoNotFoundError:
+            pass  # not a repo of this registry: the Hub's
+        else:
+            return prefix + source.spec, source.revision
     return prefix + target, pinned
 
 

@@ -150,3 +150,25 @@ def test_the_card_and_parquet_are_readable_by_datasets(hub: FakeHub, source: Pat
     assert loaded.num_rows == 5
     assert len(loaded[0]["embedding"]) == DIM
     assert sorted(loaded["standard_hash"]) == sorted([H] * 3 + [H2] * 2)
+
+
+def test_the_dataset_card_is_the_one_written_before_datasetcard(source: Path, tmp_path: Path):
+    """``index_dataset_card`` (now through ``DatasetCard``) writes the same bytes as the YAML
+    string it replaced: the metadata and the visible text are unchanged."""
+    from hf_stdembed import __version__
+    from hf_stdembed.registry import index_dataset_card
+
+    with EmbeddingIndex.open(source) as index:
+        parquet = index.export_parquet(tmp_path / "index.parquet")
+    expected = (
+        "---\ntags:\n- hf-stdembed\nconfigs:\n- config_name: default\n  data_files:\n"
+        "  - split: train\n    path: data/index.parquet\n---\n\n# hf-stdembed index\n\n"
+        "Published standard embeddings of models, one row per (model repo, standard): the "
+        "repo, the commit and file they were read from, the fidelities `l_to` / `l_from` and "
+        f"the vector (`embedding`). Written by hf-stdembed {__version__} "
+        "(`hf-stdembed index push`); read it into a local index with "
+        "`hf-stdembed index pull REPO_ID`.\n\n5 rows:\n\n"
+        "| standard | hash | rows |\n|---|---|---|\n"
+        f"| standard-0123 | `{H}` | 3 |\n| standard-fedc | `{H2}` | 2 |\n"
+    )
+    assert index_dataset_card(parquet) == expected

@@ -34,6 +34,7 @@ from hf_stdembed.extractors import load_extractor
 from hf_stdembed.pipeline import compute_model_embedding
 from hf_stdembed.publish import diff_plan, plan_publish, publish
 from hf_stdembed.registry import DirectoryRegistry, HubRegistry, open_registry
+from hf_stdembed.registry.directory import LOCK_FILE
 from hf_stdembed.standards import Standard, get_standard
 
 runner = CliRunner()
@@ -553,7 +554,9 @@ def test_directory_registry_publish(directory: Path, standard: Standard) -> None
         entry = card_entries(card.data.to_dict())[0]["tiny-test"]
         assert entry.sha256 == hashlib.sha256(data).hexdigest()
         assert load_embedding(repo / EMBEDDING, standard=standard).model_revision is not None
-        assert not [p for p in repo.rglob("*") if p.name.startswith(".")]  # no temp files left
+        names = {p.relative_to(repo).as_posix() for p in repo.rglob("*")}
+        hidden = {name for name in names if "/." in f"/{name}"}
+        assert hidden <= {".cache", ".cache/huggingface", LOCK_FILE}  # no temp files left
 
     assert ModelCard((directory / "org/m0/README.md").read_text()).data.license == "apache-2.0"
     listed = list(reg.list_tagged(CARD_TAG))

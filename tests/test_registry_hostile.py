@@ -20,13 +20,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_crawl import STANDARD, published_files, seed_repos
 
-from hf_stdembed import registry as registry_module
 from hf_stdembed.card import CARD_TAG
 from hf_stdembed.cli import main
 from hf_stdembed.crawl import crawl
 from hf_stdembed.errors import RegistryError, RemoteFileNotFoundError
 from hf_stdembed.index import EmbeddingIndex
-from hf_stdembed.registry import DirectoryRegistry, HubRegistry
+from hf_stdembed.registry import DirectoryRegistry, HubRegistry, listing, local_files, protocol
+from hf_stdembed.registry import directory as directory_module
+from hf_stdembed.registry import errors as registry_errors
 
 TAGGED = b"---\ntags: [hf-stdembed]\n---\n# A model\n"
 
@@ -224,13 +225,13 @@ def test_big_files_are_not_hashed_at_every_listing(
     with open(weights, "wb") as f:  # sparse: costs no disk
         f.truncate(256 << 20)
     hashed: list[str] = []
-    real = registry_module._file_digest
+    real = local_files.file_digest
 
     def spy(path: Path, name: str) -> str:
         hashed.append(path.name)
         return real(path, name)
 
-    monkeypatch.setattr(registry_module, "_file_digest", spy)
+    monkeypatch.setattr(directory_module, "file_digest", spy)
     first = registry.head("team/m")
     assert "model.safetensors" not in hashed and "README.md" in hashed
     again = DirectoryRegistry(registry.root)  # a new process: no in-memory cache
@@ -307,7 +308,7 @@ def test_listing_retry_after_is_capped_and_attempts_bounded(
     hub.fail_next(10, status=503, path_prefix="/api/models", retry_after=None)
     with pytest.raises(RegistryError, match="503"):
         list(registry.list_tagged(CARD_TAG))
-    assert len(hub.requests) == 3 and max(slept) <= registry_module._MAX_RETRY_AFTER
+    assert len(hub.requests) == 3 and max(slept) <= registry_errors.MAX_RETRY_AFTER
 
 
 def test_drip_fed_listing_fails_fast(
@@ -334,7 +335,7 @@ def test_oversized_listing_page_is_refused(
     hub: FakeHub, monkeypatch: pytest.MonkeyPatch, no_library_sleep: None
 ) -> None:
     seed_repos(hub, 2)
-    monkeypatch.setattr(registry_module, "MAX_LISTING_PAGE_BYTES", 100)
+    monkeypatch.setattr(listing, "MAX_LISTING_PAGE_BYTES", 100)
     with pytest.raises(RegistryError, match="over the 100 byte limit: not read"):
         list(HubRegistry().list_tagged(CARD_TAG))
 
@@ -421,12 +422,12 @@ listing_items = st.fixed_dictionaries(
 @settings(max_examples=150, deadline=None)
 @given(item=listing_items | json_values)
 def test_any_listing_item_is_a_summary_a_problem_or_skipped(item: object) -> None:
-    summary = registry_module._listed_summary(item)
+    summary = listing.listed_summary(item)
     if summary is None:
         return
     assert isinstance(summary.card_data, dict) and len(summary.sha) == 40
     if summary.problem is None:
-        registry_module._check_repo_id(summary.repo_id, namespaced=False)  # usable everywhere
+        protocol.check_repo_id(summary.repo_id, namespaced=False)  # usable everywhere
     else:
         assert summary.card_data == {}
 
@@ -435,6 +436,6 @@ def test_any_listing_item_is_a_summary_a_problem_or_skipped(item: object) -> Non
 @given(text=st.text(max_size=300), truncated=st.booleans())
 def test_any_readme_text_is_card_data_or_a_problem(text: str, truncated: bool) -> None:
     for candidate in (text, f"---\n{text}\n---\n", f"---\ntags: [hf-stdembed]\n{text}\n---\n"):
-        data, problem, mentioned = registry_module._card_of((candidate, truncated), CARD_TAG)
+        data, problem, mentioned = local_files.card_of((candidate, truncated), CARD_TAG)
         assert isinstance(data, dict) and (problem is None or data == {})
         assert mentioned == (CARD_TAG in candidate)

@@ -94,13 +94,11 @@ def select(
 
     --token: for the registry's Hub and the shared index datasets.
     """
-    from huggingface_hub import constants
-
     from ..data import load_image_dataset
     from ..errors import StandardNotFoundError
     from ..index import EmbeddingIndex
     from ..pipeline import compute_task_embedding
-    from ..registry import HubRegistry, open_registry
+    from ..registry import open_registry
     from ..resolve import file_standard, resolve_standard
     from ..selection import rank_index
 
@@ -108,11 +106,11 @@ def select(
         quiet_libraries()
     given = file_standard(standard)  # a bad file fails before the crawl
     links = open_registry(registry, token=token)
-    if refresh and isinstance(links, HubRegistry) and constants.HF_HUB_OFFLINE:
+    if refresh and links.offline:
         stderr().print("HF_HUB_OFFLINE is set: ranking the local index as it is (no crawl).")
         refresh = False
     if refresh:
-        _pull_shared_indexes(index_repo, links, index, hub=isinstance(links, HubRegistry))
+        _pull_shared_indexes(index_repo, links, index, hub=not links.local)
     with EmbeddingIndex.open(index) as opened:
         std = given
         if std is None:
