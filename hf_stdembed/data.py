@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,8 @@ from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
 from hf_stdembed.errors import DatasetLoadError
+
+from ._hashing import json_digest
 
 LABEL_COLUMN_NAMES = ("label", "labels", "target", "fine_label", "coarse_label")
 """Column names taken as labels, in this order, when no column is a ``ClassLabel``."""
@@ -467,5 +468,4 @@ def _is_string(feature: Any) -> bool:
 
 def _digest(payload: dict[str, Any]) -> str:
     """The first 32 hex chars of the sha256 of a JSON payload."""
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    return json_digest(payload)

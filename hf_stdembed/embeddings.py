@@ -23,6 +23,7 @@ from safetensors.torch import save as save_safetensors_bytes
 
 from . import __version__
 from ._files import atomic_write
+from ._hashing import canonical_json
 from .errors import InvalidEmbeddingError, StandardMismatchError, StandardNotFoundError
 from .standards import Standard, builtin_standards
 
@@ -106,7 +107,7 @@ def embedding_bytes(embedding: Embedding) -> bytes:
     data = save_safetensors_bytes(tensors, metadata=metadata)
     (length,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8 : 8 + length])
-    text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    text = canonical_json(header, ensure_ascii=False).encode()
     text += b" " * (-len(text) % 8)  # the tensor data stays 8-byte aligned
     return struct.pack("<Q", len(text)) + text + data[8 + length :]
 

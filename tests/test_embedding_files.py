@@ -21,6 +21,7 @@ from hf_stdembed.embeddings import (
     MAX_METADATA_CHARS,
     ModelEmbedding,
     _to_file,
+    embedding_bytes,
     load_embedding,
     save_embedding,
 )
@@ -198,3 +199,31 @@ def test_random_bytes_are_refused_with_a_reason(tmp_path: Path, data: bytes, pre
 
     with pytest.raises(InvalidEmbeddingError):
         load_embedding(path, standard=STANDARD)
+
+
+def test_standard_hashes_and_file_bytes_are_pinned() -> None:
+    """Standard hashes and embedding file bytes (now from `_hashing`) are those computed
+    before: published files and caches name them."""
+    import hashlib
+
+    from hf_stdembed.standards import builtin_standards
+
+    hashes = {k: s.hash for k, s in builtin_standards().items()}
+    assert hashes == {
+        "resnet18-in1k-val": "2d7cbc85a586adae",
+        "swin-t-in1k-val": "ca0d44df0875ffe8",
+    }
+    std = builtin_standards()["resnet18-in1k-val"]
+    embedding = ModelEmbedding(
+        vector=torch.linspace(0, 1, std.dim),
+        standard_id=std.id,
+        standard_hash=std.hash,
+        model_id="entrypoint:pkg.mod:fn-é",  # non-ASCII metadata is written as UTF-8
+        model_revision="rév",
+        l_to=0.5,
+        l_from=0.25,
+        library_version="0.1.0",
+        created_at="2024-01-01T00:00:00+00:00",
+    )
+    digest = hashlib.sha256(embedding_bytes(embedding)).hexdigest()
+    assert digest == "ba48ce03d3ee16ad41f043c88a5daa67a9744a3f54cf7c84381a41e504606647"
