@@ -36,7 +36,6 @@ from .errors import ModelLoadError, StdEmbedError
 if TYPE_CHECKING:
     import torch
 
-    from .embeddings import ModelEmbedding
     from .index import EmbeddingIndex
     from .registry import HubRegistry, Registry
     from .standards import Standard
@@ -404,7 +403,7 @@ def _record(
     the place), the log line."""
     from ._files import atomic_write
     from .card import embedding_path
-    from .embeddings import load_embedding
+    from .embeddings import ModelEmbedding, load_embedding
     from .index import IndexRow
     from .pipeline import loadable_spec
     from .standards import builtin_standards
@@ -414,7 +413,7 @@ def _record(
     if result.data is not None:
         path = atomic_write(embedding_file(index, standard, job.repo_id), result.data)
         try:
-            embedding: ModelEmbedding = load_embedding(path, standard=standard)  # type: ignore[assignment]
+            embedding = load_embedding(path, standard=standard, kind=ModelEmbedding)
             if embedding.model_revision != job.revision:
                 raise ModelLoadError(
                     f"loaded revision {embedding.model_revision}, asked for {job.revision}",

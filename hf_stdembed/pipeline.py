@@ -312,20 +312,18 @@ def _read_cached(
     if not path.is_file():
         return None
     try:
-        embedding = load_embedding(path, standard=standard)
+        kind = ModelEmbedding if key["kind"] == "model" else TaskEmbedding
+        embedding = load_embedding(path, standard=standard, kind=kind)
     except (StdEmbedError, OSError) as e:  # a torn or foreign file is recomputed, not fatal
         logger.warning("ignoring unusable embedding cache %s: %s", path, e)
         return None
     if key["kind"] == "model":
-        fits = isinstance(embedding, ModelEmbedding) and (
-            embedding.model_id,
-            embedding.model_revision,
-        ) == (key["model"], key["model_revision"])
+        fits = (embedding.model_id, embedding.model_revision) == (
+            key["model"],
+            key["model_revision"],
+        )
     else:
-        fits = isinstance(embedding, TaskEmbedding) and (
-            embedding.dataset_id,
-            embedding.dataset_split,
-        ) == (key["source"], key["split"])
+        fits = (embedding.dataset_id, embedding.dataset_split) == (key["source"], key["split"])
     if not fits:
         logger.warning("ignoring stale embedding cache %s", path)
         return None
