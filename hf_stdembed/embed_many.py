@@ -21,7 +21,6 @@ import hashlib
 import json
 import logging
 import os
-import signal
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -49,9 +48,8 @@ FILES_FOLDER = "embed-many"
 SOURCE_PREFIX = "embed-many:"
 """``IndexRow.source`` of a row computed here: ``embed-many:<who>`` (hostname by default)."""
 HUB_SORTS = ("downloads", "likes", "trending_score", "created_at", "last_modified")
-_CRASH_ENV = "HF_STDEMBED_EMBED_MANY_TEST_CRASH"  # tests: "<marker file>|<repo>" kills once
 # Forwarded to Ray workers (a remote cluster too): where the Hub is and how to reach it.
-_HUB_ENV = ("HF_ENDPOINT", "HF_TOKEN", "HF_HUB_OFFLINE", "HF_HUB_DISABLE_XET", _CRASH_ENV)
+_HUB_ENV = ("HF_ENDPOINT", "HF_TOKEN", "HF_HUB_OFFLINE", "HF_HUB_DISABLE_XET")
 # Forwarded to a local Ray only: folders of this machine.
 _LOCAL_ENV = ("HF_HOME", "HF_HUB_CACHE", "HF_DATASETS_CACHE", "HF_STDEMBED_CACHE")
 
@@ -223,7 +221,6 @@ def embed_one(
     started = time.monotonic()
     target = torch.device(device) if device else default_device()
     try:
-        _crash_once_for_tests(job.repo_id)
         extractor = load_extractor(job.spec, revision=job.revision)
         if standard.hash not in _PROBES:
             _PROBES[standard.hash] = load_probe(standard)
@@ -254,15 +251,6 @@ def embed_one(
     except Exception as e:  # any model's failure is its own: recorded, never the run's end
         data, reason = None, shorten(f"{type(e).__name__}: {e}".replace("\n", " "))
     return _TaskResult(job.repo_id, data, reason, time.monotonic() - started, target.type)
-
-
-def _crash_once_for_tests(repo_id: str) -> None:
-    """Tests: ``HF_STDEMBED_EMBED_MANY_TEST_CRASH=<marker>|<repo>`` kills this process (a
-    worker, or the driver in-process) the first time ``repo`` is embedded."""
-    marker, _, repo = os.environ.get(_CRASH_ENV, "").partition("|")
-    if marker and repo == repo_id and not Path(marker).exists():
-        Path(marker).write_text("crashed once\n")
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 # =========================================================================================
