@@ -107,6 +107,9 @@ def load_image_dataset(
             path, config, data_files=files, split=split, revision=revision
         )
     except ValueError as e:
+        # datasets has no error type for an unknown split: a plain ValueError, "Unknown split
+        # ..." (arrow_reader) or "Bad split: ..." (builder), as of datasets 5.2; its message
+        # is all that tells it from the other ValueErrors of load_dataset.
         if "split" not in str(e).lower():
             raise DatasetLoadError(str(e), source=source) from e
         splits = _split_names(path, config, files, revision)
