@@ -16,13 +16,20 @@ __all__ = ["canonical_json", "json_digest"]
 
 
 def canonical_json(
-    value: Any, *, compact: bool = True, default: Callable[[Any], Any] | None = None
+    value: Any,
+    *,
+    compact: bool = True,
+    default: Callable[[Any], Any] | None = None,
+    ensure_ascii: bool = True,
 ) -> str:
     """``value`` as JSON with sorted keys: compact (``","`` and ``":"``) unless ``compact`` is
     false (json's default ``", "`` and ``": "``, the spelling of the evaluation memo keys);
-    ``default`` converts what JSON cannot hold, as in :func:`json.dumps`."""
+    ``default`` converts what JSON cannot hold and ``ensure_ascii`` (false: non-ASCII text kept
+    as is, the spelling of embedding file headers) is as in :func:`json.dumps`."""
     separators = (",", ":") if compact else None
-    return json.dumps(value, sort_keys=True, separators=separators, default=default)
+    return json.dumps(
+        value, sort_keys=True, separators=separators, default=default, ensure_ascii=ensure_ascii
+    )
 
 
 def json_digest(

@@ -201,9 +201,9 @@ class _Crawl:
         digest = file_sha256(path)
         if digest != entry.sha256:
             raise _Skip(f"sha256 {digest} differs from the card's {entry.sha256}")
-        embedding = load_embedding(path, standard=standard, max_bytes=self.max_bytes)
-        if not isinstance(embedding, ModelEmbedding):
-            raise _Skip("is a task embedding, not a model embedding")
+        embedding = load_embedding(
+            path, standard=standard, max_bytes=self.max_bytes, kind=ModelEmbedding
+        )
         problem = entry_problem(entry, embedding, standard)
         if problem:
             raise _Skip(problem)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,8 @@ from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
 from hf_stdembed.errors import DatasetLoadError
+
+from ._hashing import json_digest
 
 LABEL_COLUMN_NAMES = ("label", "labels", "target", "fine_label", "coarse_label")
 """Column names taken as labels, in this order, when no column is a ``ClassLabel``."""
@@ -106,6 +107,9 @@ def load_image_dataset(
             path, config, data_files=files, split=split, revision=revision
         )
     except ValueError as e:
+        # datasets has no error type for an unknown split: a plain ValueError, "Unknown split
+        # ..." (arrow_reader) or "Bad split: ..." (builder), as of datasets 5.2; its message
+        # is all that tells it from the other ValueErrors of load_dataset.
         if "split" not in str(e).lower():
             raise DatasetLoadError(str(e), source=source) from e
         splits = _split_names(path, config, files, revision)
@@ -467,5 +471,4 @@ def _is_string(feature: Any) -> bool:
 
 def _digest(payload: dict[str, Any]) -> str:
     """The first 32 hex chars of the sha256 of a JSON payload."""
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    return json_digest(payload)

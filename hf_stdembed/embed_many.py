@@ -18,25 +18,22 @@ after another, with the same results.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
-import signal
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._text import shorten
 from .errors import ModelLoadError, StdEmbedError
+from .outcome_log import OutcomeLog
 
 if TYPE_CHECKING:
     import torch
 
-    from .embeddings import ModelEmbedding
     from .index import EmbeddingIndex
     from .registry import HubRegistry, Registry
     from .standards import Standard
@@ -50,9 +47,8 @@ FILES_FOLDER = "embed-many"
 SOURCE_PREFIX = "embed-many:"
 """``IndexRow.source`` of a row computed here: ``embed-many:<who>`` (hostname by default)."""
 HUB_SORTS = ("downloads", "likes", "trending_score", "created_at", "last_modified")
-_CRASH_ENV = "HF_STDEMBED_EMBED_MANY_TEST_CRASH"  # tests: "<marker file>|<repo>" kills once
 # Forwarded to Ray workers (a remote cluster too): where the Hub is and how to reach it.
-_HUB_ENV = ("HF_ENDPOINT", "HF_TOKEN", "HF_HUB_OFFLINE", "HF_HUB_DISABLE_XET", _CRASH_ENV)
+_HUB_ENV = ("HF_ENDPOINT", "HF_TOKEN", "HF_HUB_OFFLINE", "HF_HUB_DISABLE_XET")
 # Forwarded to a local Ray only: folders of this machine.
 _LOCAL_ENV = ("HF_HOME", "HF_HUB_CACHE", "HF_DATASETS_CACHE", "HF_STDEMBED_CACHE")
 
@@ -224,7 +220,6 @@ def embed_one(
     started = time.monotonic()
     target = torch.device(device) if device else default_device()
     try:
-        _crash_once_for_tests(job.repo_id)
         extractor = load_extractor(job.spec, revision=job.revision)
         if standard.hash not in _PROBES:
             _PROBES[standard.hash] = load_probe(standard)
@@ -255,15 +250,6 @@ def embed_one(
     except Exception as e:  # any model's failure is its own: recorded, never the run's end
         data, reason = None, shorten(f"{type(e).__name__}: {e}".replace("\n", " "))
     return _TaskResult(job.repo_id, data, reason, time.monotonic() - started, target.type)
-
-
-def _crash_once_for_tests(repo_id: str) -> None:
-    """Tests: ``HF_STDEMBED_EMBED_MANY_TEST_CRASH=<marker>|<repo>`` kills this process (a
-    worker, or the driver in-process) the first time ``repo`` is embedded."""
-    marker, _, repo = os.environ.get(_CRASH_ENV, "").partition("|")
-    if marker and repo == repo_id and not Path(marker).exists():
-        Path(marker).write_text("crashed once\n")
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 # =========================================================================================
@@ -404,7 +390,7 @@ def _record(
     the place), the log line."""
     from ._files import atomic_write
     from .card import embedding_path
-    from .embeddings import load_embedding
+    from .embeddings import ModelEmbedding, load_embedding
     from .index import IndexRow
     from .pipeline import loadable_spec
     from .standards import builtin_standards
@@ -414,7 +400,7 @@ def _record(
     if result.data is not None:
         path = atomic_write(embedding_file(index, standard, job.repo_id), result.data)
         try:
-            embedding: ModelEmbedding = load_embedding(path, standard=standard)  # type: ignore[assignment]
+            embedding = load_embedding(path, standard=standard, kind=ModelEmbedding)
             if embedding.model_revision != job.revision:
                 raise ModelLoadError(
                     f"loaded revision {embedding.model_revision}, asked for {job.revision}",
@@ -522,71 +508,6 @@ def _on_ray(
             ray.cancel(ref)
         if started_here:
             ray.shutdown()
-
-
-# =========================================================================================
-# The outcome log
-# =========================================================================================
-
-
-class OutcomeLog:
-    """``embed-many.jsonl`` beside the index: one line per outcome (and opened pull request),
-    appended and fsynced; a torn last line (a crash) is ignored when read."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def append(self, standard: Standard, job: ModelJob, outcome: ModelOutcome) -> None:
-        """Records an outcome of a model at a revision."""
-        self._write(
-            {
-                "standard": standard.hash,
-                "repo": job.repo_id,
-                "revision": job.revision,
-                "status": outcome.status,
-                "reason": outcome.reason,
-                "seconds": round(outcome.seconds, 3),
-                "device": outcome.device,
-            }
-        )
-
-    def append_pr(self, standard: Standard, repo_id: str, revision: str, url: str) -> None:
-        """Records the pull request opened for a model's embedding at a revision."""
-        self._write({"standard": standard.hash, "repo": repo_id, "revision": revision, "pr": url})
-
-    def latest(self, standard: Standard) -> dict[str, dict[str, Any]]:
-        """The last outcome of each repo under ``standard`` (``pr``: the last pull request
-        opened for it, at ``pr_revision``)."""
-        found: dict[str, dict[str, Any]] = {}
-        for entry in self._entries():
-            if entry.get("standard") != standard.hash or not isinstance(entry.get("repo"), str):
-                continue
-            current = found.setdefault(entry["repo"], {})
-            if "pr" in entry:
-                current["pr"], current["pr_revision"] = entry["pr"], entry.get("revision")
-            else:
-                current.update({k: v for k, v in entry.items() if k != "pr"})
-        return found
-
-    def _write(self, entry: dict[str, Any]) -> None:
-        entry["at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(entry, sort_keys=True) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-
-    def _entries(self) -> Iterator[dict[str, Any]]:
-        if not self.path.is_file():
-            return
-        with open(self.path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    continue  # a line torn by a crash
-                if isinstance(entry, dict):
-                    yield entry
 
 
 # =========================================================================================

@@ -16,6 +16,7 @@ import struct
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TypeVar, overload
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -23,6 +24,8 @@ from safetensors.torch import save as save_safetensors_bytes
 
 from . import __version__
 from ._files import atomic_write
+from ._hashing import canonical_json
+from ._vectors import vector_problem
 from .errors import InvalidEmbeddingError, StandardMismatchError, StandardNotFoundError
 from .standards import Standard, builtin_standards
 
@@ -87,6 +90,8 @@ class TaskEmbedding:
 
 
 Embedding = ModelEmbedding | TaskEmbedding
+EmbeddingKind = TypeVar("EmbeddingKind", ModelEmbedding, TaskEmbedding)
+_KIND_NAMES = {ModelEmbedding: "model embedding", TaskEmbedding: "task embedding"}
 
 
 def save_embedding(embedding: Embedding, path: str | Path) -> Path:
@@ -106,9 +111,29 @@ def embedding_bytes(embedding: Embedding) -> bytes:
     data = save_safetensors_bytes(tensors, metadata=metadata)
     (length,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8 : 8 + length])
-    text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    text = canonical_json(header, ensure_ascii=False).encode()
     text += b" " * (-len(text) % 8)  # the tensor data stays 8-byte aligned
     return struct.pack("<Q", len(text)) + text + data[8 + length :]
+
+
+@overload
+def load_embedding(
+    path: str | Path,
+    *,
+    standard: Standard | None = None,
+    max_bytes: int = MAX_FILE_BYTES,
+    kind: type[EmbeddingKind],
+) -> EmbeddingKind: ...
+
+
+@overload
+def load_embedding(
+    path: str | Path,
+    *,
+    standard: Standard | None = None,
+    max_bytes: int = MAX_FILE_BYTES,
+    kind: None = None,
+) -> Embedding: ...
 
 
 def load_embedding(
@@ -116,6 +141,7 @@ def load_embedding(
     *,
     standard: Standard | None = None,
     max_bytes: int = MAX_FILE_BYTES,
+    kind: type[ModelEmbedding] | type[TaskEmbedding] | None = None,
 ) -> Embedding:
     """Reads and validates an embedding file.
 
@@ -124,17 +150,20 @@ def load_embedding(
         standard: the standard the file must belong to. When None, the file's standard id
             must name a built-in standard whose hash it matches.
         max_bytes: files larger than this are refused before being read.
+        kind: :class:`ModelEmbedding` or :class:`TaskEmbedding` when the file must hold that
+            kind (checked after the standard); None accepts both.
 
     Returns:
-        A :class:`ModelEmbedding` or :class:`TaskEmbedding`.
+        A :class:`ModelEmbedding` or :class:`TaskEmbedding` (of ``kind`` when given).
 
     Raises:
         FileNotFoundError: if there is no such file.
         InvalidEmbeddingError: on a file that is too large, not safetensors (or with a header
             over :data:`MAX_HEADER_BYTES`, or a tensor of an unknown dtype), of an unknown
             format or schema, with a metadata string over :data:`MAX_METADATA_CHARS`, with
-            fidelities that are not cosine similarities, or whose vector has a wrong shape,
-            dtype or values.
+            fidelities that are not cosine similarities, whose vector has a wrong shape,
+            dtype or values (`vector_problem`), or of another ``kind`` ("<path>: is a task
+            embedding, expected a model embedding").
         StandardNotFoundError: if no standard was given and the file's is not built in.
         StandardMismatchError: if the file belongs to another standard (its id or hash
             differs).
@@ -154,6 +183,9 @@ def load_embedding(
         raise InvalidEmbeddingError(f"not a readable safetensors file ({e})", path=path) from e
     embedding = _from_file(tensors, metadata, str(path))
     _check_standard(embedding, standard, str(path))
+    if kind is not None and not isinstance(embedding, kind):
+        found, expected = _KIND_NAMES[type(embedding)], _KIND_NAMES[kind]
+        raise InvalidEmbeddingError(f"is a {found}, expected a {expected}", path=path)
     return embedding
 
 
@@ -299,17 +331,9 @@ def _from_file(tensors: dict[str, torch.Tensor], meta: dict[str, str], source: s
 
 
 def _check_vector(vector: torch.Tensor, bad) -> None:
-    if vector.dtype != torch.float32:
-        raise bad(f"embedding dtype is {vector.dtype}, expected float32")
-    if vector.ndim != 1 or vector.shape[0] == 0:
-        raise bad(f"embedding shape is {tuple(vector.shape)}, expected (N,)")
-    if torch.isnan(vector).any():
-        raise bad("embedding holds NaN")
-    if (vector < 0).any() or (vector > 1).any():
-        raise bad(
-            f"embedding values must lie in [0, 1]; found [{float(vector.min())}, "
-            f"{float(vector.max())}]"
-        )
+    problem = vector_problem(vector)
+    if problem is not None:
+        raise bad(problem)
 
 
 def _check_standard(embedding: Embedding, standard: Standard | None, source: str) -> None:

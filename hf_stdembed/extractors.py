@@ -13,11 +13,9 @@ source with a prefix, as timm does with ``hf-hub:``:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib
 import json
 import re
-import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -41,6 +39,8 @@ from huggingface_hub.utils import validate_repo_id
 from PIL import Image
 
 from hf_stdembed.errors import ModelLoadError
+
+from .weight_files import WEIGHT_SUFFIXES, check_weight_files, weights_hash
 
 
 @dataclass
@@ -73,7 +73,6 @@ SOURCES = ("timm", "transformers", "entrypoint")
 
 _ENTRYPOINT_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
 _TIMM_WEIGHTS = "model.safetensors"
 _MISSING_KEYS_RE = re.compile(r"Missing key\(s\) in state_dict: ([^\n]*?)(?:\. |\.?$)", re.M)
 
@@ -180,7 +179,7 @@ def _locate(target: str, *, revision: str | None, token: str | bool | None, spec
         revision = weights_hash(path)
         if revision is None:
             raise ModelLoadError(
-                f"no weight file ({', '.join('*' + s for s in _WEIGHT_SUFFIXES)}) in {path}",
+                f"no weight file ({', '.join('*' + s for s in WEIGHT_SUFFIXES)}) in {path}",
                 spec=spec,
             )
         return _Location(path, None, revision, config)
@@ -264,93 +263,6 @@ def _resolve_source(config: dict[str, Any], source: str | None, *, spec: str) ->
             f"config.json describes a {detected} model; use the '{detected}:' prefix", spec=spec
         )
     return detected
-
-
-def weights_hash(model_dir: str | Path) -> str | None:
-    """Hash the weight files of a local model directory.
-
-    Args:
-        model_dir (`str` or `Path`): the directory.
-
-    Returns:
-        `str` or `None`: the first 16 hex chars of a sha256 over the names and bytes of its
-        weight files (``*.safetensors``, ``*.bin``, ``*.pth``, ``*.pt``) in name order, or
-        ``None`` when it holds none.
-    """
-    files = sorted(
-        p for p in Path(model_dir).iterdir() if p.suffix in _WEIGHT_SUFFIXES and p.is_file()
-    )
-    if not files:
-        return None
-    digest = hashlib.sha256()
-    for file in files:
-        digest.update(file.name.encode() + b"\0")
-        with file.open("rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
-    return digest.hexdigest()[:16]
-
-
-_MAX_HEADER_BYTES = 100_000_000  # the safetensors format's own limit
-
-
-def check_weight_files(model_dir: str | Path, *, spec: str | None = None) -> None:
-    """Check that a model folder's weight files are whole before a library loads them.
-
-    An empty, truncated or tensor-less file must never turn into randomly initialised
-    weights: each ``*.safetensors`` file's header must parse, name at least one tensor and
-    describe exactly the file's size; other weight files must not be empty.
-
-    Args:
-        model_dir (`str` or `Path`): the model folder.
-        spec (`str`, *optional*): the model spec, named in the error.
-
-    Raises:
-        ModelLoadError: a weight file is empty, truncated, not safetensors or holds no
-            tensors (the message says to re-download or re-save it).
-    """
-    for file in sorted(Path(model_dir).iterdir()):
-        if file.suffix not in _WEIGHT_SUFFIXES or not file.is_file():
-            continue
-        problem = _weight_file_problem(file)
-        if problem is not None:
-            raise ModelLoadError(
-                f"{file.name} {problem}: the download or save was cut short or the file was"
-                " replaced; re-download or re-save the model",
-                spec=spec,
-            )
-
-
-def _weight_file_problem(file: Path) -> str | None:
-    """What is wrong with a weight file, or None (only safetensors headers are read)."""
-    size = file.stat().st_size
-    if size == 0:
-        return "is empty (0 bytes)"
-    if file.suffix != ".safetensors":
-        return None
-    with file.open("rb") as f:
-        prefix = f.read(8)
-        length = struct.unpack("<Q", prefix)[0] if len(prefix) == 8 else None
-        if length is None or length > min(size - 8, _MAX_HEADER_BYTES):
-            return f"is truncated or not a safetensors file ({size} bytes)"
-        header_bytes = f.read(length)
-    try:
-        header = json.loads(header_bytes)
-        ends = [
-            int(entry["data_offsets"][1])
-            for name, entry in header.items()
-            if name != "__metadata__"
-        ]
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
-        return "is not a safetensors file (its header is not valid)"
-    if not ends:
-        return "holds no tensors"
-    expected = 8 + length + max(ends)
-    if size < expected:
-        return f"is truncated: {size} bytes, its header describes {expected}"
-    if size > expected:
-        return f"has {size} bytes, its header describes {expected}"
-    return None
 
 
 # --- timm -------------------------------------------------------------------------------

@@ -13,8 +13,6 @@ again. A model without a stable revision (``revision`` None) is never cached.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import re
 from collections.abc import Callable
@@ -25,6 +23,7 @@ from typing import Any, Literal
 import torch
 from tqdm.auto import tqdm
 
+from ._hashing import json_digest
 from .core import (
     TaskEmbeddingConfig,
     embed_model,
@@ -301,10 +300,7 @@ def embedding_cache_path(key: dict[str, Any], *, cache_dir: str | Path | None = 
     the digest being the first 32 hex chars of the sha256 of the key's canonical JSON (with
     :data:`EMBEDDING_CACHE_VERSION`)."""
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    text = json.dumps(
-        {**key, "version": EMBEDDING_CACHE_VERSION}, sort_keys=True, separators=(",", ":")
-    )
-    digest = hashlib.sha256(text.encode()).hexdigest()[:32]
+    digest = json_digest({**key, "version": EMBEDDING_CACHE_VERSION})
     return folder / "embeddings" / f"{key['kind']}-{digest}.safetensors"
 
 
@@ -316,20 +312,18 @@ def _read_cached(
     if not path.is_file():
         return None
     try:
-        embedding = load_embedding(path, standard=standard)
+        kind = ModelEmbedding if key["kind"] == "model" else TaskEmbedding
+        embedding = load_embedding(path, standard=standard, kind=kind)
     except (StdEmbedError, OSError) as e:  # a torn or foreign file is recomputed, not fatal
         logger.warning("ignoring unusable embedding cache %s: %s", path, e)
         return None
     if key["kind"] == "model":
-        fits = isinstance(embedding, ModelEmbedding) and (
-            embedding.model_id,
-            embedding.model_revision,
-        ) == (key["model"], key["model_revision"])
+        fits = (embedding.model_id, embedding.model_revision) == (
+            key["model"],
+            key["model_revision"],
+        )
     else:
-        fits = isinstance(embedding, TaskEmbedding) and (
-            embedding.dataset_id,
-            embedding.dataset_split,
-        ) == (key["source"], key["split"])
+        fits = (embedding.dataset_id, embedding.dataset_split) == (key["source"], key["split"])
     if not fits:
         logger.warning("ignoring stale embedding cache %s", path)
         return None

@@ -326,7 +326,7 @@ def _load_files(
     for path in paths:
         for standard in standards:
             try:
-                embedding = load_embedding(path, standard=standard)
+                embedding = load_embedding(path, standard=standard, kind=ModelEmbedding)
             except StandardMismatchError:
                 continue
             break
@@ -335,10 +335,6 @@ def _load_files(
             raise StandardMismatchError(
                 f"{path}: its standard is none of those given ({given}); pass its standard "
                 "with --standard (a built-in id or a YAML file)"
-            )
-        if not isinstance(embedding, ModelEmbedding):
-            raise InvalidEmbeddingError(
-                "is a task embedding, expected a model embedding", path=path
             )
         if standard.id in found:
             raise InvalidEmbeddingError(f"a second file for standard {standard.id!r}", path=path)

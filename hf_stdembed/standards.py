@@ -12,8 +12,6 @@ their own as a YAML path wherever a standard id is accepted.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from ._hashing import json_digest
 from ._yaml import UnsafeYAMLError, load_plain_yaml
 from .core import ModelEmbeddingConfig, TaskEmbeddingConfig
 from .errors import InvalidStandardError, StandardNotFoundError
@@ -87,8 +86,7 @@ class Standard:
     def hash(self) -> str:
         """Content hash: sha256 of the canonical JSON of every field but the description."""
         content = {k: v for k, v in self.to_dict().items() if k != "description"}
-        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        return json_digest(content, 16)
 
     def to_dict(self) -> dict[str, Any]:
         """The standard as plain data (tuples as lists), the YAML layout."""

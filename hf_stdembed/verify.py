@@ -211,9 +211,7 @@ def verify_published(
             f"{repo_id} publishes no embedding for standard {standard.id!r}{detail}"
         )
     path = registry.download(repo_id, entry.file, revision=head, max_bytes=MAX_FILE_BYTES)
-    published = load_embedding(path, standard=standard)
-    if not isinstance(published, ModelEmbedding):
-        raise StdEmbedError(f"{repo_id}: {entry.file} is not a model embedding")
+    published = load_embedding(path, standard=standard, kind=ModelEmbedding)
 
     spec, revision = model, None
     if spec is None:

@@ -298,15 +298,6 @@ def test_intermediate_stages_bad_stage_is_refused() -> None:
         efficientnet_lite.pretrained(64, variant="lite9")
 
 
-def test_efficientnet_lite_scaling_matches_the_reference_table() -> None:
-    from hf_stdembed.zoo.efficientnet_lite import LITE0_STAGES, VARIANTS, scaled_stages
-
-    assert scaled_stages(1.0, 1.0) == LITE0_STAGES
-    lite2 = scaled_stages(VARIANTS["lite2"].width, VARIANTS["lite2"].depth)
-    assert [s.out_channels for s in lite2] == [16, 24, 48, 88, 120, 208, 352]
-    assert [s.repeats for s in lite2] == [1, 3, 3, 4, 4, 5, 1]
-
-
 def test_stage_features_are_the_pooled_block_output() -> None:
     from hf_stdembed.zoo import mobilenet_v2
 

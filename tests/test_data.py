@@ -204,3 +204,12 @@ def test_stratified_split_small_classes(tiny_dataset: datasets.Dataset) -> None:
 def test_stratified_split_bad_fraction(labelled: ImageDataset, fraction: float) -> None:
     with pytest.raises(ValueError, match="Invalid test_fraction"):
         stratified_split(labelled, test_fraction=fraction, seed=0)
+
+
+def test_fingerprint_digest_text_is_pinned() -> None:
+    """Fingerprints name feature caches on disk: the digest (now `_hashing.json_digest`) must
+    stay the one computed before (compact sorted JSON, ASCII escapes, 32 hex digits)."""
+    from hf_stdembed.data import _digest
+
+    payload = {"parent": "abc", "tag": "subset-é", "rows": [3, 1], "n": 1.5}
+    assert _digest(payload) == "7d71dac624222d79b32dfb4ce1827a44"

@@ -174,13 +174,13 @@ def test_killing_the_driver_loses_only_the_model_in_flight(
     repos: list[str], standard_file: Path, tmp_path: Path
 ):
     index, marker = tmp_path / "index", tmp_path / "crashed"
-    command = [sys.executable, "-m", "hf_stdembed", "embed-many", *repos, "-s", str(standard_file)]
-    command += ["--index", str(index), "--no-ray", "-q"]
-    env = {**os.environ, "HF_STDEMBED_EMBED_MANY_TEST_CRASH": f"{marker}|{repos[1]}"}
-    killed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    crash = str(Path(__file__).with_name("crash_once.py"))  # the CLI, repos[1] killing it once
+    command = [sys.executable, crash, str(marker), repos[1], "embed-many", *repos]
+    command += ["-s", str(standard_file), "--index", str(index), "--no-ray", "-q"]
+    killed = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert killed.returncode == -9 and marker.exists()
     assert sorted(rows_by_repo(index, standard_file)) == [repos[0]]  # done before the crash
-    resumed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert "2 embedded, 1 skipped, 0 failed" in resumed.stderr
     assert sorted(rows_by_repo(index, standard_file)) == repos

@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import test_embed_many
+from crash_once import crash_once
 from hub_server import FakeHub
 
+from hf_stdembed import embed_many as embed_many_module
 from hf_stdembed.embed_many import STATE_FILE, ModelJob, OutcomeLog, embed_many
 from hf_stdembed.index import EmbeddingIndex
 from hf_stdembed.registry import HubRegistry
@@ -82,7 +84,8 @@ def test_a_killed_worker_loses_only_its_model_then_the_rerun_completes(
 ):
     standard, jobs = get_standard(standard_file), jobs_of(repos)
     index = tmp_path / "index"
-    monkeypatch.setenv("HF_STDEMBED_EMBED_MANY_TEST_CRASH", f"{tmp_path / 'crashed'}|{repos[1]}")
+    killer = crash_once(embed_many_module.embed_one, tmp_path / "crashed", repos[1])
+    monkeypatch.setattr(embed_many_module, "embed_one", killer)  # Ray ships it to its workers
     first = run(index, standard, jobs, use_ray=True, max_retries=0)
     assert (tmp_path / "crashed").exists()
     assert sorted(first.done) == [repos[0], repos[2]]
@@ -104,6 +107,7 @@ def test_a_worker_killed_once_is_retried_by_ray(
     monkeypatch: pytest.MonkeyPatch,
 ):
     standard = get_standard(standard_file)
-    monkeypatch.setenv("HF_STDEMBED_EMBED_MANY_TEST_CRASH", f"{tmp_path / 'crashed'}|{repos[0]}")
+    killer = crash_once(embed_many_module.embed_one, tmp_path / "crashed", repos[0])
+    monkeypatch.setattr(embed_many_module, "embed_one", killer)  # Ray ships it to its workers
     report = run(tmp_path / "index", standard, jobs_of(repos[:1]), use_ray=True, max_retries=1)
     assert (tmp_path / "crashed").exists() and report.done == [repos[0]]

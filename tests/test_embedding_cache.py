@@ -150,3 +150,10 @@ def test_publish_after_a_dry_run_computes_nothing(
     published = hub.files("tester/m")["stdembed/tiny.safetensors"]
     digest = hashlib.sha256(published).hexdigest()
     assert re.search(rf"stdembed/tiny\.safetensors  \d+ bytes  sha256 {digest}", dry.stdout)
+
+
+def test_embedding_cache_file_name_is_pinned() -> None:
+    """The cache file name (now from `_hashing.json_digest`) is the one computed before."""
+    key = {"kind": "model", "model": "zoo:é", "model_revision": "r1", "x": [1, 2]}
+    path = pipeline.embedding_cache_path(key, cache_dir="/c")
+    assert path == Path("/c/embeddings/model-f9f1250d1b1d2940ccfeba3ea85a5fd1.safetensors")

@@ -7,9 +7,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import struct
+import subprocess
+import sys
 import tracemalloc
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -20,9 +23,12 @@ from hf_stdembed.embeddings import (
     MAX_HEADER_BYTES,
     MAX_METADATA_CHARS,
     ModelEmbedding,
+    TaskEmbedding,
     _to_file,
+    embedding_bytes,
     load_embedding,
     save_embedding,
+    vector_problem,
 )
 from hf_stdembed.errors import InvalidEmbeddingError, StandardMismatchError, StdEmbedError
 from hf_stdembed.standards import get_standard
@@ -198,3 +204,100 @@ def test_random_bytes_are_refused_with_a_reason(tmp_path: Path, data: bytes, pre
 
     with pytest.raises(InvalidEmbeddingError):
         load_embedding(path, standard=STANDARD)
+
+
+def test_standard_hashes_and_file_bytes_are_pinned() -> None:
+    """Standard hashes and embedding file bytes (now from `_hashing`) are those computed
+    before: published files and caches name them."""
+    import hashlib
+
+    from hf_stdembed.standards import builtin_standards
+
+    hashes = {k: s.hash for k, s in builtin_standards().items()}
+    assert hashes == {
+        "resnet18-in1k-val": "2d7cbc85a586adae",
+        "swin-t-in1k-val": "ca0d44df0875ffe8",
+    }
+    std = builtin_standards()["resnet18-in1k-val"]
+    embedding = ModelEmbedding(
+        vector=torch.linspace(0, 1, std.dim),
+        standard_id=std.id,
+        standard_hash=std.hash,
+        model_id="entrypoint:pkg.mod:fn-é",  # non-ASCII metadata is written as UTF-8
+        model_revision="rév",
+        l_to=0.5,
+        l_from=0.25,
+        library_version="0.1.0",
+        created_at="2024-01-01T00:00:00+00:00",
+    )
+    digest = hashlib.sha256(embedding_bytes(embedding)).hexdigest()
+    assert digest == "ba48ce03d3ee16ad41f043c88a5daa67a9744a3f54cf7c84381a41e504606647"
+
+
+def task_embedding() -> TaskEmbedding:
+    sweep = torch.tensor([0.0, 1e-3], dtype=torch.float64)
+    return TaskEmbedding(
+        vector=torch.full((STANDARD.dim,), 0.5),
+        standard_id=STANDARD.id,
+        standard_hash=STANDARD.hash,
+        dataset_id="org/data",
+        dataset_split="train",
+        gamma=1e-3,
+        converged_accuracy=90.0,
+        gammas=sweep,
+        accuracies=torch.tensor([90.0, 89.0], dtype=torch.float64),
+        mask_sizes=torch.tensor([10.0, 5.0], dtype=torch.float64),
+    )
+
+
+def test_load_embedding_of_a_kind_refuses_the_other_kind(tmp_path: Path) -> None:
+    model = save_embedding(embedding(), tmp_path / "model.safetensors")
+    task = save_embedding(task_embedding(), tmp_path / "task.safetensors")
+
+    assert isinstance(load_embedding(model, standard=STANDARD, kind=ModelEmbedding), ModelEmbedding)
+    assert isinstance(load_embedding(task, kind=TaskEmbedding), TaskEmbedding)
+    with pytest.raises(InvalidEmbeddingError) as e:
+        load_embedding(task, standard=STANDARD, kind=ModelEmbedding)
+    assert str(e.value) == f"{task}: is a task embedding, expected a model embedding"
+    with pytest.raises(InvalidEmbeddingError) as e:
+        load_embedding(model, kind=TaskEmbedding)
+    assert str(e.value) == f"{model}: is a model embedding, expected a task embedding"
+    # the standard is checked first: a file of another standard is that, whatever its kind
+    with pytest.raises(StandardMismatchError):
+        load_embedding(task, standard=SWIN, kind=ModelEmbedding)
+
+
+@pytest.mark.parametrize("array", [np.asarray, torch.as_tensor])
+@pytest.mark.parametrize(
+    ("values", "dim", "problem"),
+    [
+        ([0.0, 0.5, 1.0], None, None),
+        ([0.0, 0.5, 1.0], 3, None),
+        ([0.0, 0.5, 1.0], 4, "embedding has 3 values, the standard has 4"),
+        ([[0.5, 0.5]], None, "embedding shape is (1, 2), expected (N,)"),
+        ([], None, "embedding shape is (0,), expected (N,)"),
+        ([0.5, float("nan")], None, "embedding holds NaN"),
+        ([-0.5, 1.0], None, "embedding values must lie in [0, 1]; found [-0.5, 1.0]"),
+        ([0.0, float("inf")], None, "embedding values must lie in [0, 1]; found [0.0, inf]"),
+    ],
+)
+def test_vector_problem_reads_numpy_and_torch_alike(array, values, dim, problem) -> None:
+    vector = array(np.asarray(values, dtype=np.float32))
+    assert vector_problem(vector, dim) == problem
+
+
+def test_vector_problem_names_the_dtype_as_its_array_type_prints_it() -> None:
+    assert vector_problem(np.zeros(3)) == "embedding dtype is float64, expected float32"
+    assert vector_problem(torch.zeros(3, dtype=torch.float64)) == (
+        "embedding dtype is torch.float64, expected float32"
+    )
+    assert vector_problem(np.zeros(3, dtype=np.int32)) == (
+        "embedding dtype is int32, expected float32"
+    )
+
+
+def test_vector_problem_module_does_not_import_torch() -> None:
+    """The index validates vectors with it and must stay torch-free at import."""
+    code = "import sys, hf_stdembed._vectors; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

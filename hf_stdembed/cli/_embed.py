@@ -141,16 +141,12 @@ def rank(
     from dataclasses import replace
 
     from ..embeddings import TaskEmbedding, load_embedding
-    from ..errors import InvalidEmbeddingError, StdEmbedError
+    from ..errors import StdEmbedError
     from ..resolve import resolve_standard_or_indexed
     from ..selection import rank_embeddings
 
     std = resolve_standard_or_indexed(standard) if standard else None
-    task_embedding = load_embedding(task_file, standard=std)
-    if not isinstance(task_embedding, TaskEmbedding):
-        raise InvalidEmbeddingError(
-            "is a model embedding, expected a task embedding", path=task_file
-        )
+    task_embedding = load_embedding(task_file, standard=std, kind=TaskEmbedding)
     std = std or resolve_standard_or_indexed(task_embedding.standard_id)
     models, sources, skipped = _load_model_embeddings(embedding_files, std)
     if len(skipped) == 1 and not models:
@@ -178,7 +174,7 @@ def _load_model_embeddings(paths: list[Path], standard: Standard) -> tuple[list,
     models, sources, skipped = [], [], []
     for path in paths:
         try:
-            embedding = load_embedding(path, standard=standard)
+            embedding = load_embedding(path, standard=standard, kind=ModelEmbedding)
         except FileNotFoundError:
             reason = "no such file"
         except OSError as e:
@@ -186,11 +182,9 @@ def _load_model_embeddings(paths: list[Path], standard: Standard) -> tuple[list,
         except StdEmbedError as e:
             reason = str(e).removeprefix(f"{path}: ")
         else:
-            if isinstance(embedding, ModelEmbedding):
-                models.append(embedding)
-                sources.append(str(path))
-                continue
-            reason = "is a task embedding, expected a model embedding"
+            models.append(embedding)
+            sources.append(str(path))
+            continue
         skipped.append(SkippedModel(model_id=path.name, source=str(path), reason=reason))
     return models, sources, skipped
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
+
+StepCallback = Callable[[int, int], None]
+"""Called after each optimisation step with ``(steps_done, total_steps)``."""
 
 
 def epoch_batches(

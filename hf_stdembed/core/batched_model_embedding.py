@@ -27,8 +27,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from ._training import check_positive, step_batches, uniform_init
-from .model_embedding import ModelEmbeddingConfig, ModelEmbeddingResult, StepCallback
+from ._training import StepCallback, check_positive, step_batches, uniform_init
+from .model_embedding import ModelEmbeddingConfig, ModelEmbeddingResult
 
 
 class _StackedEquivalence(torch.nn.Module):

@@ -26,13 +26,16 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ._training import check_non_negative, check_positive, step_batches, uniform_init
+from ._training import (
+    StepCallback,
+    check_non_negative,
+    check_positive,
+    step_batches,
+    uniform_init,
+)
 
 FetchFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 """Maps a 1-D tensor of probe-sample indices to ``(candidate (b, n), baseline (b, N))``."""
-
-StepCallback = Callable[[int, int], None]
-"""Called after each optimisation step with ``(steps_done, total_steps)``."""
 
 
 @dataclass(frozen=True)

