@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._text import shorten
+from .._vectors import vector_problem
 from ..errors import InvalidStandardError
 
 if TYPE_CHECKING:
@@ -205,22 +206,6 @@ class ImportReport:
 
 
 _HASH_RE = re.compile(r"[0-9a-f]{8,64}")
-
-
-def vector_problem(vector: np.ndarray, dim: int | None) -> str | None:
-    """Why ``vector`` cannot be indexed (float32 ``(N,)``, in [0, 1], no NaN), or None."""
-    if vector.dtype != np.float32:
-        return f"embedding dtype is {vector.dtype}, expected float32"
-    if vector.ndim != 1 or vector.shape[0] == 0:
-        return f"embedding shape is {vector.shape}, expected (N,)"
-    if dim is not None and vector.shape[0] != dim:
-        return f"embedding has {vector.shape[0]} values, the standard has {dim}"
-    if np.isnan(vector).any():
-        return "embedding holds NaN"
-    low, high = float(vector.min()), float(vector.max())
-    if low < 0 or high > 1:
-        return f"embedding values must lie in [0, 1]; found [{low}, {high}]"
-    return None
 
 
 MAX_FIELD_CHARS = {
