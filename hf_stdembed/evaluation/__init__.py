@@ -56,8 +56,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from ._files import atomic_path
-from .core import (
+from .._files import atomic_path
+from ..core import (
     LinearProbeConfig,
     TaskEmbeddingResult,
     embed_model,
@@ -65,16 +65,16 @@ from .core import (
     fuzzy_similarity,
     linear_probe,
 )
-from .core.closed_form import (
+from ..core.closed_form import (
     DEFAULT_RIDGE,
     DEFAULT_SPLIT_SEED,
     beyond_baseline,
     r2_mask,
     union_features,
 )
-from .core.logme import logme
-from .core.metric import SIMILARITIES
-from .core.ranking_metrics import (
+from ..core.logme import logme
+from ..core.metric import SIMILARITIES
+from ..core.ranking_metrics import (
     expected_random_gap,
     expected_random_recall,
     kendall_tau,
@@ -83,19 +83,19 @@ from .core.ranking_metrics import (
     top_k_order,
     weighted_tau,
 )
-from .core.shortlist import (
+from ..core.shortlist import (
     CURVE_FIGURES,
     STAGE1_CONFIGS,
     Stage1Config,
     shortlist_curve,
     two_stage_scores,
 )
-from .core.statistics import Interval, bootstrap_mean, tied_with_best
-from .data import ImageDataset, stratified_indices
-from .extractors import FeatureExtractor, load_extractor
-from .features import cache_key, extract_features
-from .pipeline import load_baseline, load_probe
-from .standards import Standard
+from ..core.statistics import Interval, bootstrap_mean, tied_with_best
+from ..data import ImageDataset, stratified_indices
+from ..extractors import FeatureExtractor, load_extractor
+from ..features import cache_key, extract_features
+from ..pipeline import load_baseline, load_probe
+from ..standards import Standard
 
 TOP_KS = (1, 3, 5)
 TWO_STAGE_KS = (2, 3, 5)
