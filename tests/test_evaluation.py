@@ -108,6 +108,14 @@ def test_expected_random_gap():
 
 # --- the evaluation harness on tiny synthetic models and data ------------------------------
 
+_COMPUTATIONS = (
+    ("embeddings", "embed_model"),
+    ("embeddings", "embed_task"),
+    ("ground_truth", "linear_probe"),
+    ("ground_truth", "logme"),
+)
+"""(module of hf_stdembed.evaluation, name): what a rerun from the cache must not call."""
+
 TINY_MODULE = """
 import torch
 import torchvision.transforms.functional as TF
@@ -236,7 +244,7 @@ def test_evaluate_reports_every_selector_and_writes_outputs(tiny_pool, tmp_path)
 def test_evaluate_rerun_from_cache_spends_no_forward_pass_and_no_optimisation(
     tiny_pool, tmp_path, monkeypatch
 ):
-    from hf_stdembed import evaluation, features
+    from hf_stdembed import features
     from hf_stdembed.data import load_image_dataset, stratified_split
     from hf_stdembed.evaluation import FAITHFUL, TaskSpec, Variant, evaluate
 
@@ -260,8 +268,8 @@ def test_evaluate_rerun_from_cache_spends_no_forward_pass_and_no_optimisation(
 
         return run
 
-    for name in ("embed_model", "embed_task", "linear_probe", "logme"):
-        monkeypatch.setattr(evaluation, name, refuse(name))
+    for module, name in _COMPUTATIONS:
+        monkeypatch.setattr(f"hf_stdembed.evaluation.{module}.{name}", refuse(name))
     monkeypatch.setattr(features, "_run", refuse("a forward pass"))
     third = evaluate(specs, standard, tasks, cache_dir=tmp_path / "cache", **kwargs)
     assert third.to_dict() == first.to_dict()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from test_evaluation import TINY_MODULE, _class_images
+from test_evaluation import _COMPUTATIONS, TINY_MODULE, _class_images
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,7 +75,7 @@ def test_offline_benchmark_writes_the_report_and_regenerates_it_from_its_caches(
         import offline_benchmark
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
-    from hf_stdembed import evaluation, features
+    from hf_stdembed import features
 
     out = tmp_path / "results"
     argv = ["--bench-dir", str(tiny_bench), "--out", str(out), "--probe", "40"]
@@ -106,8 +106,8 @@ def test_offline_benchmark_writes_the_report_and_regenerates_it_from_its_caches(
 
         return run
 
-    for name in ("embed_model", "embed_task", "linear_probe", "logme"):
-        monkeypatch.setattr(evaluation, name, refuse(name))
+    for module, name in _COMPUTATIONS:
+        monkeypatch.setattr(f"hf_stdembed.evaluation.{module}.{name}", refuse(name))
     monkeypatch.setattr(features, "_run", refuse("a forward pass"))
     (out / "summary.md").unlink()
     offline_benchmark.main(argv)

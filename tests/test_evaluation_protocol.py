@@ -12,7 +12,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_evaluation import _class_images, tiny_pool  # noqa: F401  (fixture)
+from test_evaluation import _COMPUTATIONS, _class_images, tiny_pool  # noqa: F401  (fixture)
 
 from hf_stdembed.core.ranking_metrics import (
     expected_random_recall,
@@ -265,7 +265,7 @@ def test_a_tie_is_marked_in_the_gap_table():
 
 @pytest.mark.slow
 def test_split_task_indexes_features_once_and_matches_separate_splits(tiny_pool, monkeypatch):  # noqa: F811
-    from hf_stdembed import evaluation, features
+    from hf_stdembed import features
     from hf_stdembed.data import load_image_dataset, stratified_split
     from hf_stdembed.evaluation import FAITHFUL, SplitTask, TaskSpec, evaluate, repeated_splits
 
@@ -279,7 +279,8 @@ def test_split_task_indexes_features_once_and_matches_separate_splits(tiny_pool,
         calls.append((extractor.name, ds.fingerprint))
         return real(extractor, ds, **kw)
 
-    monkeypatch.setattr(evaluation, "extract_features", counting)
+    for module in ("pool", "ground_truth"):  # the probe set's features, the task's
+        monkeypatch.setattr(f"hf_stdembed.evaluation.{module}.extract_features", counting)
     task = SplitTask("colours", data, repeated_splits(data, n=3, test_fraction=0.3, seed=0))
     report = evaluate(specs[:2], standard, [task], **kwargs)
     assert [(t.name, t.split) for t in report.tasks] == [("colours", s) for s in range(3)]
@@ -303,7 +304,7 @@ def test_split_task_indexes_features_once_and_matches_separate_splits(tiny_pool,
 def test_cli_evaluate_rerun_with_cache_dir_runs_no_optimisation(tiny_pool, tmp_path, monkeypatch):  # noqa: F811
     from typer.testing import CliRunner
 
-    from hf_stdembed import evaluation, features
+    from hf_stdembed import features
     from hf_stdembed.cli import app
 
     standard, specs, task_file, _ = tiny_pool
@@ -325,8 +326,8 @@ def test_cli_evaluate_rerun_with_cache_dir_runs_no_optimisation(tiny_pool, tmp_p
 
         return run
 
-    for name in ("embed_model", "embed_task", "linear_probe", "logme"):
-        monkeypatch.setattr(evaluation, name, refuse(name))
+    for module, name in _COMPUTATIONS:
+        monkeypatch.setattr(f"hf_stdembed.evaluation.{module}.{name}", refuse(name))
     monkeypatch.setattr(features, "_run", refuse("a forward pass"))
     again = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "two")])
     assert again.exit_code == 0, again.exception
