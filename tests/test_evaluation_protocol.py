@@ -350,3 +350,67 @@ def test_cli_evaluate_refuses_zero_splits_in_one_line(tmp_path):
     result = CliRunner().invoke(app, [*args, "--splits", "0"])
     assert isinstance(result.exception, StdEmbedError)
     assert "--splits 0: need at least 1" in str(result.exception)
+
+
+# --- the library loads tasks and reports progress; the CLI renders it -------------------
+
+
+def test_load_split_task_subsamples_then_splits_as_the_cli_did(tiny_pool):  # noqa: F811
+    from hf_stdembed.data import load_image_dataset, stratified_split
+    from hf_stdembed.evaluation import load_split_task, repeated_splits
+
+    _, _, task_file, _ = tiny_pool
+    task = load_split_task("colours", str(task_file), splits=2, max_samples=60, seed=3)
+    data = load_image_dataset("parquet", data_files=str(task_file), split="train")
+    sub = stratified_split(data, test_fraction=60 / 90, seed=3)[1]
+    assert task.name == "colours" and task.data.fingerprint == sub.fingerprint
+    expected = repeated_splits(sub, n=2, test_fraction=0.3, seed=3)
+    for got, want in zip(task.splits, expected, strict=True):
+        assert all(torch.equal(g, w) for g, w in zip(got, want, strict=True))
+    whole = load_split_task("colours", str(task_file), splits=1, max_samples=500)
+    assert whole.data.fingerprint == data.fingerprint  # fewer rows than asked: no subsample
+    with pytest.raises(ValueError, match="splits"):
+        load_split_task("colours", str(task_file), splits=0)
+
+
+def test_evaluate_progress_goes_to_the_callback_else_to_logging(tiny_pool, tmp_path, caplog):  # noqa: F811
+    import logging
+
+    from hf_stdembed.evaluation import FAITHFUL, evaluate, load_split_task
+
+    standard, specs, task_file, probe_config = tiny_pool
+    task = load_split_task("colours", str(task_file), splits=1)
+    kwargs = {
+        "variants": (FAITHFUL,),
+        "probe_config": probe_config,
+        "cache_dir": tmp_path / "cache",
+        "with_logme": False,
+    }
+    heard: list[str] = []
+    evaluate(specs[:2], standard, [task], log=heard.append, **kwargs)
+    assert heard == ["candidate base", "candidate good", "task colours"]
+    heard.clear()
+    evaluate(specs[:2], standard, [task], log=heard.append, progress=False, **kwargs)
+    assert heard == []
+    with caplog.at_level(logging.INFO, logger="hf_stdembed.evaluation"):
+        evaluate(specs[:2], standard, [task], **kwargs)
+    assert [r.getMessage() for r in caplog.records] == heard + [
+        "candidate base",
+        "candidate good",
+        "task colours",
+    ]
+
+
+def test_plots_without_matplotlib_are_a_logged_warning_not_a_print(
+    tmp_path, monkeypatch, caplog, capsys
+):
+    import logging
+    import sys
+
+    from hf_stdembed.evaluation import plot_report
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib: ImportError
+    with caplog.at_level(logging.WARNING, logger="hf_stdembed.evaluation"):
+        assert plot_report(None, tmp_path) == []  # the report is not read without matplotlib
+    assert "matplotlib is missing: no plots" in caplog.text
+    assert capsys.readouterr().err == ""
