@@ -12,7 +12,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_evaluation import _COMPUTATIONS, _class_images, tiny_pool  # noqa: F401  (fixture)
+from test_evaluation import _class_images, refuse_computations, tiny_pool  # noqa: F401  (fixture)
 
 from hf_stdembed.core.ranking_metrics import (
     expected_random_recall,
@@ -304,7 +304,6 @@ def test_split_task_indexes_features_once_and_matches_separate_splits(tiny_pool,
 def test_cli_evaluate_rerun_with_cache_dir_runs_no_optimisation(tiny_pool, tmp_path, monkeypatch):  # noqa: F811
     from typer.testing import CliRunner
 
-    from hf_stdembed import features
     from hf_stdembed.cli import app
 
     standard, specs, task_file, _ = tiny_pool
@@ -320,15 +319,7 @@ def test_cli_evaluate_rerun_with_cache_dir_runs_no_optimisation(tiny_pool, tmp_p
     assert "≈" in first.output or "**" in first.output
     assert "| loto |" in first.output  # two tasks: the leave-one-task-out reference
 
-    def refuse(name):
-        def run(*a, **kw):
-            raise AssertionError(f"{name} ran again")
-
-        return run
-
-    for module, name in _COMPUTATIONS:
-        monkeypatch.setattr(f"hf_stdembed.evaluation.{module}.{name}", refuse(name))
-    monkeypatch.setattr(features, "_run", refuse("a forward pass"))
+    refuse_computations(monkeypatch)
     again = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "two")])
     assert again.exit_code == 0, again.exception
     one = json.loads((tmp_path / "one" / "report.json").read_text())
