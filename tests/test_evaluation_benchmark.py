@@ -76,6 +76,9 @@ def test_offline_benchmark_writes_the_report_and_regenerates_it_from_its_caches(
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
 
+    # main() sets the bench folder's variable for its models: restored after the test, so
+    # that later tests find the real bench folder again
+    monkeypatch.setenv("HF_STDEMBED_BENCH_DIR", str(tiny_bench))
     out = tmp_path / "results"
     argv = ["--bench-dir", str(tiny_bench), "--out", str(out), "--probe", "40"]
     argv += ["--cache-dir", str(tmp_path / "cache"), "--splits", "3", "--p-steps", "40"]
