@@ -12,7 +12,9 @@ def nan_mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else math.nan
 
 
-def nan_safe(fn: Callable[[list[float], list[float]], float], scores, acc) -> float:
+def nan_safe(
+    fn: Callable[[list[float], list[float]], float], scores: list[float], acc: list[float]
+) -> float:
     """``fn(scores, acc)``, or NaN when either holds fewer than two distinct values."""
     if len(set(scores)) < 2 or len(set(acc)) < 2:
         return math.nan
