@@ -304,6 +304,7 @@ def main(argv: list[str] | None = None) -> None:
             research=research[standard.id],
             union_baselines=unions[standard.id],
             shortlists=tuple(STAGE1_CONFIGS),
+            log=_say,
         )
         out = args.out / standard.id
         report.save(out, pools={"whole pool": None})
@@ -345,6 +346,10 @@ def main(argv: list[str] | None = None) -> None:
     }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     (args.out / "summary.md").write_text(summary_markdown(summaries, rows, setup) + "\n")
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def _log(message: str) -> None:

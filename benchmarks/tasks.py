@@ -31,10 +31,10 @@ if str(REPO_ROOT) not in sys.path:
 
 from hf_stdembed.data import (  # noqa: E402
     ImageDataset,
-    _take,
     load_image_dataset,
     stratified_indices,
     stratified_split,
+    take_rows,
 )
 
 TASKS = ("cifar10", "usps", "coil20", "orl", "umist", "palm")
@@ -128,7 +128,7 @@ def task_data(bench_dir: Path, name: str) -> tuple[ImageDataset, ImageDataset | 
     if name == "cifar10":
         train = cifar10_train(bench_dir)
         _, rows = cifar10_rows(train)
-        return _take(train, rows, tag=f"cifar10-outside-probe-{CIFAR_EVAL_SIZE}-{SEED}"), None
+        return take_rows(train, rows, tag=f"cifar10-outside-probe-{CIFAR_EVAL_SIZE}-{SEED}"), None
     full = _parquet(Path(bench_dir) / "data" / f"{name}.parquet")
     specialist, evaluation = stratified_split(full, test_fraction=EVALUATION_SHARE, seed=SEED)
     return evaluation, specialist

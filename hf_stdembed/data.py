@@ -216,7 +216,7 @@ def select_subset(ds: ImageDataset, num_samples: int | None, *, seed: int) -> Im
         raise ValueError(f"Invalid num_samples value: {num_samples}")
     generator = torch.Generator().manual_seed(seed)
     indices = torch.randperm(len(ds), generator=generator)[:num_samples]
-    return _take(ds, indices, tag="subset")
+    return take_rows(ds, indices, tag="subset")
 
 
 def stratified_split(
@@ -240,8 +240,8 @@ def stratified_split(
         DatasetLoadError: the dataset has no label column.
     """
     train_rows, test_rows = stratified_indices(ds.labels(), test_fraction=test_fraction, seed=seed)
-    train = _take(ds, train_rows, tag=f"train-{test_fraction}-{seed}")
-    test = _take(ds, test_rows, tag=f"test-{test_fraction}-{seed}")
+    train = take_rows(ds, train_rows, tag=f"train-{test_fraction}-{seed}")
+    test = take_rows(ds, test_rows, tag=f"test-{test_fraction}-{seed}")
     return train, test
 
 
@@ -425,7 +425,7 @@ def _require_two_classes(ds: ImageDataset) -> None:
     )
 
 
-def _take(ds: ImageDataset, indices: torch.Tensor, *, tag: str) -> ImageDataset:
+def take_rows(ds: ImageDataset, indices: torch.Tensor, *, tag: str) -> ImageDataset:
     """The rows at ``indices`` (sorted), with a fingerprint derived from them."""
     rows = torch.sort(indices).values.tolist()
     digest = hashlib.sha256(np.asarray(rows, dtype=np.int64).tobytes()).hexdigest()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import math
 import os
@@ -16,11 +14,10 @@ import datasets
 import torch
 from huggingface_hub import constants
 from PIL import Image, UnidentifiedImageError
-from safetensors import safe_open
-from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from hf_stdembed._files import atomic_path
+from hf_stdembed._cache import keyed_path, read_keyed, write_keyed
+from hf_stdembed._hashing import canonical_json
 from hf_stdembed.data import ImageDataset
 from hf_stdembed.errors import DatasetLoadError, ModelLoadError
 from hf_stdembed.extractors import FeatureExtractor
@@ -37,16 +34,12 @@ _TENSOR = "features"
 
 
 def default_device() -> torch.device:
-    """The best available device: CUDA, then MPS, then CPU.
+    """The available accelerator (CUDA, MPS, XPU...: ``torch.accelerator``), else the CPU.
 
     Returns:
-        `torch.device`: the device.
+        `torch.device`: the device (no index: the accelerator's current one).
     """
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    return torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")
 
 
 def default_cache_dir() -> Path:
@@ -94,8 +87,7 @@ def cache_path(
         `Path`: ``<cache_dir>/<first 32 hex chars of sha256 of the key>.safetensors``.
     """
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    digest = hashlib.sha256(_key_text(extractor, data).encode()).hexdigest()[:32]
-    return folder / f"{digest}.safetensors"
+    return keyed_path(folder, _key_text(extractor, data), 32)
 
 
 def extract_features(
@@ -309,21 +301,16 @@ def _file_of(column: datasets.Dataset, name: str, row: int) -> str:
 
 def _key_text(extractor: FeatureExtractor, data: ImageDataset) -> str:
     """The cache key as canonical JSON."""
-    return json.dumps(cache_key(extractor, data), sort_keys=True, separators=(",", ":"))
+    return canonical_json(cache_key(extractor, data))
 
 
 def _read_cache(path: Path, *, key_text: str, rows: int) -> torch.Tensor | None:
     """Cached features when the file exists and matches the key and row count."""
-    if not path.is_file():
+    cached = read_keyed(path, key_text, what="feature cache")
+    if cached is None:
         return None
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-            features = f.get_tensor(_TENSOR)
-    except Exception as e:  # a corrupt or foreign file is recomputed, not fatal
-        logger.warning("ignoring unreadable feature cache %s: %s", path, e)
-        return None
-    if metadata.get("key") != key_text or features.ndim != 2 or features.shape[0] != rows:
+    features = cached[0].get(_TENSOR)
+    if features is None or features.ndim != 2 or features.shape[0] != rows:
         logger.warning("ignoring stale feature cache %s", path)
         return None
     return features
@@ -340,7 +327,5 @@ def _write_cache(
     """Write features atomically (temp file in the same folder, then rename)."""
     key = cache_key(extractor, data)
     metadata = {name: "" if value is None else str(value) for name, value in key.items()}
-    metadata["key"] = key_text
     metadata["rows"] = str(features.shape[0])
-    with atomic_path(path) as temp:
-        save_file({_TENSOR: features.contiguous()}, temp, metadata=metadata)
+    write_keyed(path, key_text, {_TENSOR: features}, metadata)

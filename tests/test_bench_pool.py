@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from benchmarks import bench_models, pool, tasks
-from hf_stdembed.data import _take, select_subset, stratified_split
+from hf_stdembed.data import select_subset, stratified_split, take_rows
 from hf_stdembed.extractors import load_extractor
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,10 +48,12 @@ def test_small_task_pools_are_disjoint_stratified_and_seeded(name: str) -> None:
 
     # the pools are exactly these rows (the fingerprint hashes the row list) ...
     assert (
-        evaluation.fingerprint == _take(full, eval_rows, tag=f"test-0.7-{tasks.SEED}").fingerprint
+        evaluation.fingerprint
+        == take_rows(full, eval_rows, tag=f"test-0.7-{tasks.SEED}").fingerprint
     )
     assert (
-        specialist.fingerprint == _take(full, spec_rows, tag=f"train-0.7-{tasks.SEED}").fingerprint
+        specialist.fingerprint
+        == take_rows(full, spec_rows, tag=f"train-0.7-{tasks.SEED}").fingerprint
     )
     # ... which are disjoint and cover the task
     assert not set(spec_rows.tolist()) & set(eval_rows.tolist())
@@ -113,7 +115,7 @@ def test_probe_rows_are_select_subsets_draw() -> None:
     full = tasks._parquet(BENCH / "data" / "coil20.parquet")
     subset = select_subset(full, 500, seed=0)
     rows = tasks.probe_rows(len(full), size=500, seed=0)
-    assert subset.fingerprint == _take(full, rows, tag="subset").fingerprint
+    assert subset.fingerprint == take_rows(full, rows, tag="subset").fingerprint
 
 
 @pytest.mark.slow
@@ -177,9 +179,12 @@ def test_splits_partition_the_pool_as_stratified_split_does() -> None:
             assert abs(_per_class(labels[test]).get(label, 0) - 0.3 * n) <= 1
         # the same rows as stratified_split(pool, 0.3, seed)
         ref_train, ref_test = stratified_split(evaluation, test_fraction=0.3, seed=seed)
-        assert _take(evaluation, test, tag=f"test-0.3-{seed}").fingerprint == ref_test.fingerprint
         assert (
-            _take(evaluation, train, tag=f"train-0.3-{seed}").fingerprint == ref_train.fingerprint
+            take_rows(evaluation, test, tag=f"test-0.3-{seed}").fingerprint == ref_test.fingerprint
+        )
+        assert (
+            take_rows(evaluation, train, tag=f"train-0.3-{seed}").fingerprint
+            == ref_train.fingerprint
         )
     assert not torch.equal(splits[0][1], splits[1][1])  # every seed its own draw
     assert all(

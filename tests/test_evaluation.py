@@ -108,6 +108,31 @@ def test_expected_random_gap():
 
 # --- the evaluation harness on tiny synthetic models and data ------------------------------
 
+_COMPUTATIONS = (
+    ("embeddings", "embed_model"),
+    ("embeddings", "embed_task"),
+    ("ground_truth", "linear_probe"),
+    ("ground_truth", "logme"),
+)
+"""(module of hf_stdembed.evaluation, name): what a rerun from the cache must not call."""
+
+
+def refuse_computations(monkeypatch) -> None:
+    """Makes P, Q, the linear probes, LogME and every forward pass fail with ``<name> was
+    recomputed``: what follows must be answered from the caches."""
+    from hf_stdembed import features
+
+    def refuse(name):
+        def run(*args, **kwargs):
+            raise AssertionError(f"{name} was recomputed")
+
+        return run
+
+    for module, name in _COMPUTATIONS:
+        monkeypatch.setattr(f"hf_stdembed.evaluation.{module}.{name}", refuse(name))
+    monkeypatch.setattr(features, "_run", refuse("a forward pass"))
+
+
 TINY_MODULE = """
 import torch
 import torchvision.transforms.functional as TF
@@ -236,7 +261,6 @@ def test_evaluate_reports_every_selector_and_writes_outputs(tiny_pool, tmp_path)
 def test_evaluate_rerun_from_cache_spends_no_forward_pass_and_no_optimisation(
     tiny_pool, tmp_path, monkeypatch
 ):
-    from hf_stdembed import evaluation, features
     from hf_stdembed.data import load_image_dataset, stratified_split
     from hf_stdembed.evaluation import FAITHFUL, TaskSpec, Variant, evaluate
 
@@ -254,15 +278,7 @@ def test_evaluate_rerun_from_cache_spends_no_forward_pass_and_no_optimisation(
     again = evaluate(specs, standard, tasks, cache_dir=tmp_path / "cache", **kwargs)
     assert again.to_dict() == first.to_dict()
 
-    def refuse(name):
-        def run(*args, **kwargs):
-            raise AssertionError(f"{name} was recomputed")
-
-        return run
-
-    for name in ("embed_model", "embed_task", "linear_probe", "logme"):
-        monkeypatch.setattr(evaluation, name, refuse(name))
-    monkeypatch.setattr(features, "_run", refuse("a forward pass"))
+    refuse_computations(monkeypatch)
     third = evaluate(specs, standard, tasks, cache_dir=tmp_path / "cache", **kwargs)
     assert third.to_dict() == first.to_dict()
     # a new standard (other P schedule) is never answered from the old cache: P runs first

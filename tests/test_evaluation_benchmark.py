@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from test_evaluation import TINY_MODULE, _class_images
+from test_evaluation import TINY_MODULE, _class_images, refuse_computations
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,8 +75,10 @@ def test_offline_benchmark_writes_the_report_and_regenerates_it_from_its_caches(
         import offline_benchmark
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
-    from hf_stdembed import evaluation, features
 
+    # main() sets the bench folder's variable for its models: restored after the test, so
+    # that later tests find the real bench folder again
+    monkeypatch.setenv("HF_STDEMBED_BENCH_DIR", str(tiny_bench))
     out = tmp_path / "results"
     argv = ["--bench-dir", str(tiny_bench), "--out", str(out), "--probe", "40"]
     argv += ["--cache-dir", str(tmp_path / "cache"), "--splits", "3", "--p-steps", "40"]
@@ -100,15 +102,7 @@ def test_offline_benchmark_writes_the_report_and_regenerates_it_from_its_caches(
     assert first["setup"]["tasks"]["blue"]["train"] == [33, 33, 33]
     assert (out / "command.txt").read_text().startswith("python benchmarks/offline_benchmark.py")
 
-    def refuse(name):
-        def run(*a, **kw):
-            raise AssertionError(f"{name} ran again")
-
-        return run
-
-    for name in ("embed_model", "embed_task", "linear_probe", "logme"):
-        monkeypatch.setattr(evaluation, name, refuse(name))
-    monkeypatch.setattr(features, "_run", refuse("a forward pass"))
+    refuse_computations(monkeypatch)
     (out / "summary.md").unlink()
     offline_benchmark.main(argv)
     assert (out / "summary.md").read_text() == summary

@@ -12,7 +12,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_evaluation import _class_images, tiny_pool  # noqa: F401  (fixture)
+from test_evaluation import _class_images, refuse_computations, tiny_pool  # noqa: F401  (fixture)
 
 from hf_stdembed.core.ranking_metrics import (
     expected_random_recall,
@@ -265,7 +265,7 @@ def test_a_tie_is_marked_in_the_gap_table():
 
 @pytest.mark.slow
 def test_split_task_indexes_features_once_and_matches_separate_splits(tiny_pool, monkeypatch):  # noqa: F811
-    from hf_stdembed import evaluation, features
+    from hf_stdembed import features
     from hf_stdembed.data import load_image_dataset, stratified_split
     from hf_stdembed.evaluation import FAITHFUL, SplitTask, TaskSpec, evaluate, repeated_splits
 
@@ -279,7 +279,8 @@ def test_split_task_indexes_features_once_and_matches_separate_splits(tiny_pool,
         calls.append((extractor.name, ds.fingerprint))
         return real(extractor, ds, **kw)
 
-    monkeypatch.setattr(evaluation, "extract_features", counting)
+    for module in ("pool", "ground_truth"):  # the probe set's features, the task's
+        monkeypatch.setattr(f"hf_stdembed.evaluation.{module}.extract_features", counting)
     task = SplitTask("colours", data, repeated_splits(data, n=3, test_fraction=0.3, seed=0))
     report = evaluate(specs[:2], standard, [task], **kwargs)
     assert [(t.name, t.split) for t in report.tasks] == [("colours", s) for s in range(3)]
@@ -303,7 +304,6 @@ def test_split_task_indexes_features_once_and_matches_separate_splits(tiny_pool,
 def test_cli_evaluate_rerun_with_cache_dir_runs_no_optimisation(tiny_pool, tmp_path, monkeypatch):  # noqa: F811
     from typer.testing import CliRunner
 
-    from hf_stdembed import evaluation, features
     from hf_stdembed.cli import app
 
     standard, specs, task_file, _ = tiny_pool
@@ -319,15 +319,7 @@ def test_cli_evaluate_rerun_with_cache_dir_runs_no_optimisation(tiny_pool, tmp_p
     assert "≈" in first.output or "**" in first.output
     assert "| loto |" in first.output  # two tasks: the leave-one-task-out reference
 
-    def refuse(name):
-        def run(*a, **kw):
-            raise AssertionError(f"{name} ran again")
-
-        return run
-
-    for name in ("embed_model", "embed_task", "linear_probe", "logme"):
-        monkeypatch.setattr(evaluation, name, refuse(name))
-    monkeypatch.setattr(features, "_run", refuse("a forward pass"))
+    refuse_computations(monkeypatch)
     again = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "two")])
     assert again.exit_code == 0, again.exception
     one = json.loads((tmp_path / "one" / "report.json").read_text())
@@ -349,3 +341,67 @@ def test_cli_evaluate_refuses_zero_splits_in_one_line(tmp_path):
     result = CliRunner().invoke(app, [*args, "--splits", "0"])
     assert isinstance(result.exception, StdEmbedError)
     assert "--splits 0: need at least 1" in str(result.exception)
+
+
+# --- the library loads tasks and reports progress; the CLI renders it -------------------
+
+
+def test_load_split_task_subsamples_then_splits_as_the_cli_did(tiny_pool):  # noqa: F811
+    from hf_stdembed.data import load_image_dataset, stratified_split
+    from hf_stdembed.evaluation import load_split_task, repeated_splits
+
+    _, _, task_file, _ = tiny_pool
+    task = load_split_task("colours", str(task_file), splits=2, max_samples=60, seed=3)
+    data = load_image_dataset("parquet", data_files=str(task_file), split="train")
+    sub = stratified_split(data, test_fraction=60 / 90, seed=3)[1]
+    assert task.name == "colours" and task.data.fingerprint == sub.fingerprint
+    expected = repeated_splits(sub, n=2, test_fraction=0.3, seed=3)
+    for got, want in zip(task.splits, expected, strict=True):
+        assert all(torch.equal(g, w) for g, w in zip(got, want, strict=True))
+    whole = load_split_task("colours", str(task_file), splits=1, max_samples=500)
+    assert whole.data.fingerprint == data.fingerprint  # fewer rows than asked: no subsample
+    with pytest.raises(ValueError, match="splits"):
+        load_split_task("colours", str(task_file), splits=0)
+
+
+def test_evaluate_progress_goes_to_the_callback_else_to_logging(tiny_pool, tmp_path, caplog):  # noqa: F811
+    import logging
+
+    from hf_stdembed.evaluation import FAITHFUL, evaluate, load_split_task
+
+    standard, specs, task_file, probe_config = tiny_pool
+    task = load_split_task("colours", str(task_file), splits=1)
+    kwargs = {
+        "variants": (FAITHFUL,),
+        "probe_config": probe_config,
+        "cache_dir": tmp_path / "cache",
+        "with_logme": False,
+    }
+    heard: list[str] = []
+    evaluate(specs[:2], standard, [task], log=heard.append, **kwargs)
+    assert heard == ["candidate base", "candidate good", "task colours"]
+    heard.clear()
+    evaluate(specs[:2], standard, [task], log=heard.append, progress=False, **kwargs)
+    assert heard == []
+    with caplog.at_level(logging.INFO, logger="hf_stdembed.evaluation"):
+        evaluate(specs[:2], standard, [task], **kwargs)
+    assert [r.getMessage() for r in caplog.records] == heard + [
+        "candidate base",
+        "candidate good",
+        "task colours",
+    ]
+
+
+def test_plots_without_matplotlib_are_a_logged_warning_not_a_print(
+    tmp_path, monkeypatch, caplog, capsys
+):
+    import logging
+    import sys
+
+    from hf_stdembed.evaluation import plot_report
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib: ImportError
+    with caplog.at_level(logging.WARNING, logger="hf_stdembed.evaluation"):
+        assert plot_report(None, tmp_path) == []  # the report is not read without matplotlib
+    assert "matplotlib is missing: no plots" in caplog.text
+    assert capsys.readouterr().err == ""

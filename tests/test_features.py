@@ -9,9 +9,10 @@ from pathlib import Path
 import datasets
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from hf_stdembed import features as features_module
+from hf_stdembed import _cache
 from hf_stdembed.data import ImageDataset, as_image_dataset, select_subset
 from hf_stdembed.errors import ModelLoadError
 from hf_stdembed.extractors import FeatureExtractor, load_extractor
@@ -125,6 +126,12 @@ def test_subset_is_cached_apart(extractor: FeatureExtractor, data: ImageDataset)
     torch.testing.assert_close(extract_features(extractor, subset, progress=False), full[rows])
 
 
+def load_file_metadata(path: Path) -> dict[str, str]:
+    """The string metadata of a safetensors file."""
+    with safe_open(str(path), framework="pt") as f:
+        return f.metadata()
+
+
 def test_corrupt_or_stale_cache_is_recomputed(
     extractor: FeatureExtractor, data: ImageDataset
 ) -> None:
@@ -139,6 +146,12 @@ def test_corrupt_or_stale_cache_is_recomputed(
     calls.clear()
     torch.testing.assert_close(extract_features(counted, data, progress=False), expected)
     assert calls
+    # the right key over the wrong row count is stale too
+    key_text = load_file_metadata(path)["key"]
+    save_file({"features": expected[:3]}, path, metadata={"key": key_text})
+    calls.clear()
+    torch.testing.assert_close(extract_features(counted, data, progress=False), expected)
+    assert calls
 
 
 def test_failed_write_leaves_no_file(
@@ -147,7 +160,7 @@ def test_failed_write_leaves_no_file(
     def crash(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(features_module, "save_file", crash)
+    monkeypatch.setattr(_cache, "save_file", crash)  # the keyed cache's writer
     with pytest.raises(OSError, match="disk full"):
         extract_features(extractor, data, progress=False)
     folder = cache_path(extractor, data).parent

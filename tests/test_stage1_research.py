@@ -307,7 +307,6 @@ def test_evaluate_research_scores_are_memoised_named_and_off_by_default(
     tmp_path,
     monkeypatch,
 ):
-    from hf_stdembed import evaluation
     from hf_stdembed.data import load_image_dataset
     from hf_stdembed.evaluation import (
         FAITHFUL,
@@ -358,8 +357,13 @@ def test_evaluate_research_scores_are_memoised_named_and_off_by_default(
     def fail(*args, **kw):
         raise AssertionError("recomputed")
 
-    for name in ("r2_mask", "beyond_baseline", "embed_task", "embed_model"):
-        monkeypatch.setattr(evaluation, name, fail)
+    for module, name in (
+        ("research", "r2_mask"),
+        ("research", "beyond_baseline"),
+        ("embeddings", "embed_task"),
+        ("embeddings", "embed_model"),
+    ):
+        monkeypatch.setattr(f"hf_stdembed.evaluation.{module}.{name}", fail)
     again = evaluate(specs, standard, tasks, **kwargs, **research)
     assert again.tasks[1].scores == report.tasks[1].scores
     # off by default: the report of today, from the same cache

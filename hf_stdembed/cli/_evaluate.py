@@ -21,8 +21,7 @@ def parse_task(
     ``DATASET`` is a ``.parquet`` file, a local folder or a Hub id; the split (default
     ``train``) is split class by class into train and test parts.
     """
-    from ..data import load_image_dataset, stratified_split
-    from ..evaluation import SplitTask, repeated_splits
+    from ..evaluation import load_split_task
 
     if splits < 1:
         raise StdEmbedError(f"--splits {splits}: need at least 1 train/test split")
@@ -35,14 +34,15 @@ def parse_task(
     head, colon, tail = source.rpartition(":")
     if colon and tail and "/" not in tail and not Path(source).exists():
         source, split = head, tail
-    if source.endswith(".parquet"):
-        data = load_image_dataset("parquet", data_files=source, split="train")
-    else:
-        data = load_image_dataset(source, split=split)
-    if max_samples is not None and max_samples < len(data):
-        data = stratified_split(data, test_fraction=max_samples / len(data), seed=seed)[1]
-    indices = repeated_splits(data, n=splits, test_fraction=test_fraction, seed=seed)
-    return SplitTask(name, data, indices)
+    return load_split_task(
+        name,
+        source,
+        split=split,
+        splits=splits,
+        test_fraction=test_fraction,
+        seed=seed,
+        max_samples=max_samples,
+    )
 
 
 def evaluate(
@@ -112,6 +112,7 @@ def evaluate(
         device=device,
         cache_dir=cache_dir,
         progress=not quiet,
+        log=lambda message: typer.echo(message, err=True),
     )
     written = report.save(out, plots=plots)
     typer.echo(report.to_markdown())

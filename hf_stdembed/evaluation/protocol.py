@@ -1,0 +1,197 @@
+"""The evaluation protocol: every candidate's ground truth and every selector's scores on
+every task split, gathered into an :class:`~hf_stdembed.evaluation.EvaluationReport`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from ..core import LinearProbeConfig, fuzzy_similarity
+from ..extractors import FeatureExtractor
+from ..standards import Standard
+from ._maths import nan_mean
+from .embeddings import model_embedding, task_embedding
+from .ground_truth import candidate_on_task, ground_truth
+from .pool import PoolSetup
+from .report import EvaluationReport
+from .research import ClosedForm
+from .results import CandidateInfo, TaskResult
+from .selectors import (
+    DEFAULT_VARIANTS,
+    FEATURE_TRANSFORMS,
+    FIDELITY_SELECTORS,
+    LOTO,
+    Variant,
+    check_research,
+    check_variant_names,
+)
+from .tasks import SplitTask, TaskSpec
+
+logger = logging.getLogger(__name__)
+
+
+def evaluate(
+    candidates: list[str | FeatureExtractor],
+    standard: Standard,
+    tasks: list[TaskSpec | SplitTask],
+    *,
+    variants: tuple[Variant, ...] = DEFAULT_VARIANTS,
+    probe_config: LinearProbeConfig = LinearProbeConfig(),
+    with_logme: bool = True,
+    device: str | torch.device | None = None,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+    research: tuple[str, ...] = (),
+    union_baselines: tuple[str, ...] | list[str] = (),
+    shortlists: tuple[str, ...] = (),
+    log: Callable[[str], None] | None = None,
+) -> EvaluationReport:
+    """Evaluates selection on a pool of candidates, one standard and labelled tasks.
+
+    Args:
+        candidates: model specs (see :func:`~hf_stdembed.extractors.load_extractor`) or loaded
+            extractors; loaded one at a time when given as specs.
+        standard: the standard (baseline, probe set, P and Q hyper-parameters).
+        tasks: the downstream tasks: a :class:`TaskSpec` (one train and test split) or a
+            :class:`SplitTask` (several splits of one dataset, features extracted once).
+        variants: variants of our selector; ``FAITHFUL`` (the paper) should be among them.
+        probe_config: the linear probe of the ground truth (the paper's by default).
+        with_logme: also score the pool with LogME (reuses the cached train features).
+        device: torch device for the optimisations (default: the features' device).
+        cache_dir: where features, P's masks, linear probes, LogME and Q are kept: a re-run
+            with the same inputs costs no forward pass and no optimisation. Without it,
+            features go to the default feature cache and nothing else is kept.
+        progress: report progress (a line per candidate and per task): to ``log``, else to
+            this module's logger at INFO level.
+        research: names of :data:`RESEARCH_SCORES` to add to every task's scores (closed
+            form, memoised under ``cache_dir``; default none: the report is unchanged).
+        union_baselines: model specs whose features join the standard's baseline's (each
+            block standardised over the probe set) for the ``union-*`` research scores.
+        shortlists: names of :data:`~hf_stdembed.core.shortlist.STAGE1_CONFIGS` reported as
+            ``two-stage[<name>]@K`` (each where its scores exist).
+        log: where progress lines go (the CLI prints them to stderr).
+
+    Returns:
+        The report, one :class:`TaskResult` per task and split; :meth:`EvaluationReport.save`
+        writes markdown, JSON and plots.
+
+    Raises:
+        ValueError: on an empty pool or no task, reserved or repeated variant names, an
+            unknown research score or shortlist, or ``union-*`` scores without
+            ``union_baselines``.
+    """
+    if not candidates or not tasks:
+        raise ValueError("need at least one candidate and one task")
+    check_research(research, union_baselines, shortlists)
+    check_variant_names(variants, research)
+    say = (log or logger.info) if progress else (lambda message: None)
+    setup = PoolSetup.load(standard, cache_dir)
+    transforms = [f for f in FEATURE_TRANSFORMS if any(v.features == f for v in variants)]
+    infos: list[CandidateInfo] = []
+    masks: dict[str, list[torch.Tensor]] = {f: [] for f in transforms}
+    closed = ClosedForm.start(research, union_baselines, setup)
+    # per task: per split, per candidate
+    accuracies: dict[str, list[list[float]]] = {}
+    logmes: dict[str, list[list[float]]] = {}
+    for spec in candidates:
+        extractor, cand_probe, info = setup.candidate(spec, log=say)
+        for transform in transforms:
+            mask, fidelity = model_embedding(
+                extractor,
+                cand_probe,
+                setup.base_probe,
+                standard,
+                features=transform,
+                cache_dir=cache_dir,
+            )
+            info.mask_size[transform] = float(mask.sum())
+            info.fidelity[transform] = fidelity
+            masks[transform].append(mask)
+        closed.add_candidate(extractor, cand_probe, info)
+        for task in tasks:
+            per_split_acc = accuracies.setdefault(task.name, [])
+            per_split_logme = logmes.setdefault(task.name, [])
+            for s, (accuracy, score) in enumerate(
+                candidate_on_task(extractor, task, probe_config, with_logme, cache_dir, device)
+            ):
+                if s == len(per_split_acc):
+                    per_split_acc.append([])
+                    per_split_logme.append([])
+                per_split_acc[s].append(accuracy)
+                if score is not None:
+                    per_split_logme[s].append(score)
+        infos.append(info)
+    stacked = {c: torch.stack(m) for c, m in masks.items()}
+    results = []
+    for task in tasks:
+        say(f"task {task.name}")
+        runs = ground_truth(setup.baseline, task, probe_config, cache_dir, device)
+        for s, run in enumerate(runs):
+            q = task_embedding(standard, run, cache_dir, device)
+            scores: dict[str, list[float]] = {}
+            for v in variants:
+                scores[v.name] = fuzzy_similarity(q.mask, stacked[v.features], v.metric).tolist()
+            if with_logme:
+                scores["logme"] = logmes[task.name][s]
+            for transform in transforms:
+                scores[FIDELITY_SELECTORS[transform]] = [c.fidelity[transform] for c in infos]
+            forwards = closed.scores(scores, q, standard, task, s, run, device)
+            scores["largest"] = [
+                float(c.num_parameters if c.num_parameters is not None else c.num_features)
+                for c in infos
+            ]
+            scores["random"] = [0.0] * len(infos)
+            results.append(
+                TaskResult(
+                    name=task.name,
+                    num_train=len(run.y_train),
+                    num_test=run.num_test,
+                    num_classes=int(run.num_classes or int(run.y_train.max()) + 1),
+                    accuracies=accuracies[task.name][s],
+                    baseline_accuracy=run.accuracy,
+                    gamma=q.gamma,
+                    task_mask_size=float(q.mask.sum()),
+                    gamma_sweep={
+                        "gammas": q.gammas.tolist(),
+                        "accuracies": q.accuracies.tolist(),
+                        "mask_sizes": q.mask_sizes.tolist(),
+                    },
+                    scores=scores,
+                    split=s,
+                    forwards=forwards,
+                )
+            )
+    add_loto(results)
+    return EvaluationReport(
+        standard_id=standard.id,
+        standard_hash=standard.hash,
+        baseline=standard.baseline.model,
+        probe_size=int(setup.base_probe.shape[0]),
+        candidates=infos,
+        tasks=results,
+        variants=list(variants),
+        settings={
+            "linear_probe": asdict(probe_config),
+            "logme": with_logme,
+            **closed.settings(),
+            **({"shortlists": list(shortlists)} if shortlists else {}),
+        },
+    )
+
+
+def add_loto(results: list[TaskResult]) -> None:
+    """Adds the ``loto`` reference to every result: per candidate, its mean accuracy on the
+    OTHER tasks at the same split index (tasks without that split are left out). Nothing is
+    added unless every result has another task at its split index."""
+    others = {
+        id(r): [o for o in results if o.split == r.split and o.name != r.name] for r in results
+    }
+    if not results or not all(others.values()):
+        return
+    for r in results:
+        m = len(r.accuracies)
+        r.scores[LOTO] = [nan_mean([o.accuracies[i] for o in others[id(r)]]) for i in range(m)]
