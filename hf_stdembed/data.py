@@ -15,6 +15,7 @@ from huggingface_hub.utils import validate_repo_id
 
 from hf_stdembed.errors import DatasetLoadError
 
+from ._files import file_sha256
 from ._hashing import json_digest
 
 LABEL_COLUMN_NAMES = ("label", "labels", "target", "fine_label", "coarse_label")
@@ -131,7 +132,9 @@ def load_image_dataset(
         raise DatasetLoadError(f"{type(e).__name__}: {e}", source=source) from e
     if not isinstance(loaded, datasets.Dataset):
         raise DatasetLoadError(f"expected one split, got {type(loaded).__name__}", source=source)
-    origin = {"split": split, "config": config, "data": loaded._fingerprint}
+    content = _local_content_id(loaded) if _is_local(source, path, files) else None
+    origin = {"split": split, "config": config}
+    origin.update({"data": loaded._fingerprint} if content is None else {"content": content})
     data = as_image_dataset(
         loaded,
         source=source,
@@ -467,6 +470,34 @@ def _is_integer(feature: datasets.Value) -> bool:
 def _is_string(feature: Any) -> bool:
     """Whether a feature holds strings."""
     return isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string")
+
+
+def _is_local(source: str, path: str, files: str | list[str] | None) -> bool:
+    """Whether ``load_dataset(path, data_files=files)`` for ``source`` reads local files."""
+    return Path(source).expanduser().exists() or (files is not None and path in _local_builders())
+
+
+def _local_content_id(dataset: datasets.Dataset) -> str | None:
+    """A digest of the Arrow files ``datasets`` made from local data files, or None.
+
+    ``datasets`` fingerprints local files by path and modification time, so a copy of the same
+    data (a re-downloaded or re-copied folder) would name new feature caches and lose every
+    cached feature. The Arrow files it writes are byte-identical for the same data, so their
+    digest names the content itself. None (use ``datasets``' own fingerprint) when the rows
+    only point at files (an image folder stores paths, not bytes: an edited image must not
+    keep its stale cache) or when nothing is on disk.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    files = [entry["filename"] for entry in dataset.cache_files]
+    if not files:
+        return None
+    for column in dataset.data.table.itercolumns():
+        holds_bytes = pa.types.is_struct(column.type) and column.type.get_field_index("bytes") >= 0
+        if holds_bytes and pc.struct_field(column, "bytes").null_count:
+            return None
+    return json_digest([file_sha256(name) for name in files], 64)
 
 
 def _digest(payload: dict[str, Any]) -> str:

@@ -213,3 +213,40 @@ def test_fingerprint_digest_text_is_pinned() -> None:
 
     payload = {"parent": "abc", "tag": "subset-é", "rows": [3, 1], "n": 1.5}
     assert _digest(payload) == "7d71dac624222d79b32dfb4ce1827a44"
+
+
+def test_a_copy_of_local_data_keeps_its_fingerprint(tiny_parquet: Path, tmp_path: Path) -> None:
+    """Feature caches are named by the fingerprint: a re-copied dataset (new path, new
+    modification time) must find them; different content must not."""
+    import os
+    import shutil
+
+    copy = tmp_path / "copy" / "tiny.parquet"
+    copy.parent.mkdir()
+    shutil.copy(tiny_parquet, copy)
+    os.utime(copy, (1_000_000_000, 1_000_000_000))
+    original = load_image_dataset(str(tiny_parquet))
+    assert load_image_dataset(str(copy)).fingerprint == original.fingerprint
+    assert load_image_dataset("parquet", data_files=str(copy)).fingerprint == original.fingerprint
+
+    changed = tmp_path / "changed.parquet"
+    original.dataset.select(range(len(original) - 1)).to_parquet(str(changed))
+    assert load_image_dataset(str(changed)).fingerprint != original.fingerprint
+
+
+def test_an_image_folder_edit_changes_its_fingerprint(tmp_path: Path) -> None:
+    """An image folder's rows are paths, not bytes: its fingerprint follows the files (the
+    content digest would miss an image edited in place)."""
+    import os
+
+    from PIL import Image
+
+    root = tmp_path / "images"  # not under a folder named like a split ("test_...")
+    for i in range(4):
+        (root / "ab"[i % 2]).mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(root / "ab"[i % 2] / f"{i}.png")
+    before = load_image_dataset(str(root)).fingerprint
+    edited = root / "a" / "0.png"
+    Image.new("RGB", (8, 8), (255, 255, 0)).save(edited)
+    os.utime(edited, (2_000_000_000, 2_000_000_000))
+    assert load_image_dataset(str(root)).fingerprint != before
