@@ -150,3 +150,24 @@ def test_a_hub_crawl_skips_every_hostile_card_with_a_reason(
     hub.add_repo(GOOD, published_files(GOOD, 0))
     code, output = run_cli(monkeypatch, capsys, "index", "update", "--index", tmp_path / "i")
     _crawl_finishes(code, output, tmp_path / "i", [f"bad/{case}" for case in CASES])
+
+
+def test_index_pull_reads_no_card(hub: FakeHub, tmp_path: Path, monkeypatch, capsys):
+    """``index pull`` downloads ``data/index.parquet`` only: a hostile dataset card is never
+    read, so every pull succeeds."""
+    from test_index_share import H, fill
+
+    from hf_stdembed.index import EmbeddingIndex
+    from hf_stdembed.registry import INDEX_DATASET_FILE
+
+    fill(tmp_path / "source", [(0, H), (1, H)])
+    with EmbeddingIndex.open(tmp_path / "source") as source:
+        source.export_parquet(tmp_path / "index.parquet")
+    parquet = (tmp_path / "index.parquet").read_bytes()
+    for case in CASES:
+        files = {"README.md": HOSTILE_CARDS[case], INDEX_DATASET_FILE: parquet}
+        hub.add_repo(f"tester/{case}", files, repo_type="dataset")
+        code, output = run_cli(
+            monkeypatch, capsys, "index", "pull", f"tester/{case}", "--index", tmp_path / case
+        )
+        assert code == 0 and "Imported 2 rows" in output, (case, output)
