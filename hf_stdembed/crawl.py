@@ -29,7 +29,7 @@ import numpy as np
 
 from ._files import file_sha256
 from ._text import shorten
-from .card import CARD_TAG, CardEntry, card_entries
+from .card import CARD_TAG, CardEntry, read_card
 from .embeddings import MAX_FILE_BYTES, ModelEmbedding, load_embedding
 from .errors import FileTooLargeError, RegistryError, StdEmbedError
 from .index import SOURCE_CRAWL, SOURCE_LEGACY, CrawlState, EmbeddingIndex, IndexRow, row_problem
@@ -135,7 +135,8 @@ class _Crawl:
         if not _REPO_ID_RE.fullmatch(summary.repo_id):
             reason = "invalid repo id: ASCII letters, digits, '_', '.', '-', one '/'"
             return _RepoResult(summary, [], [reason], failed=False)
-        entries, problems = card_entries(summary.card_data)
+        card = read_card(summary.card_data)
+        entries, problems = card.entries, list(card.problems)
         if not entries and not problems:
             problems.append("the card has the tag but no hf_stdembed entries")
         first_look = state is None or state.sha != summary.sha

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from .card import CardEntry, embedding_path, standard_path, update_card
+from .card import CardEntry, editable_card, embedding_path, standard_path, update_card
 from .embeddings import ModelEmbedding, embedding_bytes, load_embedding
 from .errors import (
     ConcurrentUpdateError,
@@ -107,7 +107,8 @@ def plan_publish(
         RepoNotFoundError, RepoRevisionNotFoundError, GatedRepoAccessError, RegistryError:
             from the registry.
         ModelLoadError: the model cannot be loaded.
-        InvalidCardError: the README's front matter cannot be parsed.
+        InvalidCardError: the README cannot be edited: its front matter cannot be read, its
+            ``tags`` are not a list, or its ``hf_stdembed`` metadata is malformed.
 
     Example:
         ```py
@@ -129,6 +130,7 @@ def plan_publish(
 
     parent = registry.head(repo_id)
     readme = registry.read_text(repo_id, README, revision=parent)
+    editable_card(readme, repo_id=repo_id)  # before any work: a card publish cannot edit
     if embeddings:
         computed = _load_files(embeddings, standards)
     else:

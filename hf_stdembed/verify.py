@@ -21,13 +21,15 @@ in the README's security section.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
-from .card import CardEntry, card_entries, read_front_matter
+from ._text import shorten
+from .card import CardEntry, read_card
 from .core import MASK_MEASURES, embed_model, mask_agreement, refit_affine
 from .embeddings import MAX_FILE_BYTES, ModelEmbedding, load_embedding
 from .errors import InvalidCardError, RepoNotFoundError, StandardMismatchError, StdEmbedError
@@ -199,34 +201,22 @@ def verify_published(
     """
     head = registry.head(repo_id)
     readme = registry.read_text(repo_id, "README.md", revision=head)
-    try:
-        data = read_front_matter(readme) if readme else {}
-    except InvalidCardError as e:
-        raise InvalidCardError(f"{repo_id}: {e}", repo_id=repo_id) from e
-    entries, problems = card_entries(data)
-    entry = entries.get(standard.id)
+    card = read_card(readme)
+    if not card.readable:
+        raise InvalidCardError(card.problems[0], repo_id=repo_id)
+    entry = card.entries.get(standard.id)
     if entry is None:
-        detail = f" ({'; '.join(problems)})" if problems else ""
+        detail = f" ({shorten('; '.join(card.problems))})" if card.problems else ""
         raise StdEmbedError(
             f"{repo_id} publishes no embedding for standard {standard.id!r}{detail}"
         )
     path = registry.download(repo_id, entry.file, revision=head, max_bytes=MAX_FILE_BYTES)
     published = load_embedding(path, standard=standard, kind=ModelEmbedding)
 
-    spec, revision = model, None
-    if spec is None:
-        spec, revision = _model_to_check(registry, repo_id, head, entry, published)
-    return _check(
-        repo_id,
-        published,
-        standard,
-        spec=spec,
-        revision=revision,
-        given=model is not None,
-        thresholds=thresholds,
-        device=device,
-        progress=progress,
-    )
+    def recorded() -> tuple[str, str | None]:
+        return _model_to_check(registry, repo_id, head, entry, published)
+
+    return _check(repo_id, published, standard, _How(model, thresholds, device, progress), recorded)
 
 
 def verify_index_row(
@@ -272,41 +262,41 @@ def verify_index_row(
         l_from=row.l_from,
         model_spec=row.model_spec,
     )
-    spec, revision = model, None
-    if spec is None:
+
+    def recorded() -> tuple[str, str | None]:
         if not row.model_spec:
             raise StdEmbedError(
                 f"the index row of {repo_id} ({row.source}) does not say which model was "
                 "embedded: pass --model with the model's spec (e.g. --model timm:org/name)"
             )
         prefix, target, revision = _split_hub_spec(repo_id, row.model_spec, row.model_revision)
-        spec = prefix + target
-    return _check(
-        repo_id,
-        published,
-        standard,
-        spec=spec,
-        revision=revision,
-        given=model is not None,
-        thresholds=thresholds,
-        device=device,
-        progress=progress,
-    )
+        return prefix + target, revision
+
+    return _check(repo_id, published, standard, _How(model, thresholds, device, progress), recorded)
+
+
+@dataclass(frozen=True)
+class _How:
+    """How to verify: the options :func:`verify_published` and :func:`verify_index_row` share."""
+
+    model: str | None  # the spec the user gave; None: the one the card or row records
+    thresholds: VerifyThresholds
+    device: str | torch.device | None
+    progress: bool
 
 
 def _check(
     repo_id: str,
     published: ModelEmbedding,
     standard: Standard,
-    *,
-    spec: str,
-    revision: str | None,
-    given: bool,
-    thresholds: VerifyThresholds,
-    device: str | torch.device | None,
-    progress: bool,
+    how: _How,
+    recorded: Callable[[], tuple[str, str | None]],
 ) -> Agreement:
-    """The two checks of a published embedding against the model ``spec`` at ``revision``."""
+    """The two checks of a published embedding against its model: ``how.model`` if given,
+    else ``(spec, revision)`` from ``recorded()`` (what the card or the index row records)."""
+    given = how.model is not None
+    spec, revision = (how.model, None) if how.model is not None else recorded()
+    thresholds, device, progress = how.thresholds, how.device, how.progress
     extractor = load_extractor(spec, revision=revision)
     found, embedded = extractor.revision, published.model_revision
     # unpinned (a folder): its weights hash must be the one embedded, when both are hashes

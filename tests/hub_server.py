@@ -211,7 +211,7 @@ def _card_data(files: Mapping[str, bytes]) -> dict[str, Any] | None:
         return None
     try:
         data = yaml.safe_load(match.group(2))
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):  # the Hub lists no card data it cannot parse
         return None
     return data if isinstance(data, dict) else None
 

@@ -172,13 +172,15 @@ class DirectoryRegistry:
         """A text file of the repo; None when it does not exist.
 
         Raises:
-            RemoteFileNotFoundError: the path is not a regular file (a device, a FIFO) or is a
-                link out of the registry.
+            RemoteFileNotFoundError: the path is not a regular file (a device, a FIFO, a
+                folder) or is a link out of the registry.
             FileTooLargeError: the file is over :data:`MAX_TEXT_BYTES`.
             RegistryError: the file is not UTF-8 text.
         """
         file = self._file(repo_id, path, revision)
         if self._stat(repo_id, path, file) is None:
+            if file.is_dir():  # a folder where the text should be: not "no such file"
+                check_regular(file.stat(), repo_id, path)
             return None
         with open_regular(file, repo_id, path) as f:
             data = f.read(MAX_TEXT_BYTES + 1)

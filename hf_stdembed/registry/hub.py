@@ -145,7 +145,9 @@ class HubRegistry(IndexDatasets):
         check_repo_id(repo_id, namespaced=False)
         info = self.retrying(
             repo_id,
-            lambda: self.api.model_info(repo_id, revision=revision, timeout=self.listing_timeout),
+            lambda: self.api.model_info(  # the sha only: the client parses a stranger's
+                repo_id, revision=revision, timeout=self.listing_timeout, expand=["sha"]
+            ),  # card data with ModelCardData, which raises TypeError on `tags: 5`
         )
         if not info.sha:
             raise RegistryError(
@@ -165,7 +167,10 @@ class HubRegistry(IndexDatasets):
                 local = self.api.hf_hub_download(repo_id, path, revision=revision)
         except RemoteFileNotFoundError:
             return None
-        return Path(local).read_text(encoding="utf-8")
+        try:
+            return Path(local).read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise RegistryError(f"{repo_id}/{path} is not UTF-8 text ({e})", repo_id=repo_id) from e
 
     def file_size(self, repo_id: str, path: str, *, revision: str | None) -> int | None:
         """The file's size from a ``HEAD`` request; None if it does not exist."""

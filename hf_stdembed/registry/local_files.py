@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .._yaml import MAX_YAML_BYTES
-from ..errors import InvalidCardError, RemoteFileNotFoundError
+from ..errors import RemoteFileNotFoundError
 
 CARD_TEXT_BYTES = MAX_YAML_BYTES + 64 * 1024
 """How much of a README is read while listing: the front matter and a margin."""
@@ -79,14 +79,14 @@ def card_of(read: tuple[str, bool], tag: str) -> tuple[dict[str, Any], str | Non
     """(card data, why it cannot be read or None, whether the text mentions ``tag``)."""
     from huggingface_hub.repocard import REGEX_YAML_BLOCK
 
-    from ..card import read_front_matter
+    from ..card import read_card
 
     text, truncated = read
     mentioned = tag in text
     body = text.removeprefix("\ufeff")
     if truncated and REGEX_YAML_BLOCK.search(body) is None and body.lstrip().startswith("---"):
         return {}, f"README.md: its front matter is over the {MAX_YAML_BYTES} byte limit", mentioned
-    try:
-        return read_front_matter(text), None, mentioned
-    except InvalidCardError as e:
-        return {}, f"README.md: {e}", mentioned
+    card = read_card(text)
+    if not card.readable:
+        return {}, f"README.md: {card.problems[0]}", mentioned
+    return card.data, None, mentioned
