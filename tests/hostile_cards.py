@@ -68,8 +68,9 @@ HOSTILE_CARDS: dict[str, bytes] = {
     "python-tag": _card("x: !!python/object/apply:os.system ['echo hi']\n"),
     "nul-byte": _card("hf_stdembed: \x00\n"),
     "small-alias": _card("a: &x [hf-stdembed]\nb: *x\n"),
-    # over the parser's recursion; kept shallow: PyYAML's scanner is quadratic in the depth
+    # PyYAML's scanner is quadratic in the depth: refused before parsing (_yaml.MAX_YAML_NESTING)
     "deep-nesting": _card("hf_stdembed: " + "[" * 600 + "]" * 600 + "\n"),
+    "half-a-megabyte-of-brackets": _card("hf_stdembed: " + "[" * 500_000 + "\n"),
     "huge-front-matter": _card("pad: " + "x" * (1200 * 1024) + "\n"),
     "bom-block-a-number": b"\xef\xbb\xbf" + _card("hf_stdembed: 42\n"),
     "crlf-block-a-list": _card("hf_stdembed: [1]\n").replace(b"\n", b"\r\n"),

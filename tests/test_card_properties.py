@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -193,3 +194,17 @@ def test_update_card_on_any_front_matter_text(front: str) -> None:
     except InvalidCardError:
         return
     assert card_entries(read_front_matter(after))[0] == {"tiny-test": ENTRY}
+
+
+def test_deep_flow_nesting_is_refused_before_parsing() -> None:
+    """PyYAML's pure-Python scanner is quadratic in the nesting depth: a megabyte of ``[``
+    would take hours; it is refused at once with a one-line reason."""
+    import time
+
+    from hf_stdembed._yaml import MAX_YAML_NESTING, UnsafeYAMLError, load_plain_yaml
+
+    assert load_plain_yaml("a: " + "[" * MAX_YAML_NESTING + "]" * MAX_YAML_NESTING) is not None
+    start = time.monotonic()
+    with pytest.raises(UnsafeYAMLError, match=f"nested deeper than {MAX_YAML_NESTING} levels"):
+        load_plain_yaml("a: " + "[" * 1_000_000)
+    assert time.monotonic() - start < 20  # seconds, on a loaded machine (unguarded: hours)
