@@ -33,7 +33,8 @@ from .embeddings import MAX_FILE_BYTES, ModelEmbedding, load_embedding
 from .errors import InvalidCardError, RepoNotFoundError, StandardMismatchError, StdEmbedError
 from .extractors import FeatureExtractor, load_extractor, parse_spec
 from .features import extract_features
-from .pipeline import _progress_bar, load_baseline, load_probe
+from .pipeline import load_baseline, load_probe
+from .progress import Progress, step_reporter
 from .registry import Registry
 from .standards import Standard
 
@@ -175,7 +176,7 @@ def verify_published(
     model: str | None = None,
     thresholds: VerifyThresholds = VerifyThresholds(),
     device: str | torch.device | None = None,
-    progress: bool = True,
+    on_progress: Progress | None = None,
 ) -> Agreement:
     """Checks the embedding published in ``repo_id`` for ``standard`` against its model.
 
@@ -187,7 +188,7 @@ def verify_published(
             the revision it records; else the repo itself when it holds the model.
         thresholds: the verdict's thresholds (the measured defaults).
         device: where to run the model and the optimisations (default: best available).
-        progress: show progress bars.
+        on_progress: hears the feature extractions and both optimisations.
 
     Returns:
         The figures of both checks and the verdict (:attr:`Agreement.passed`).
@@ -225,7 +226,7 @@ def verify_published(
         given=model is not None,
         thresholds=thresholds,
         device=device,
-        progress=progress,
+        on_progress=on_progress,
     )
 
 
@@ -237,7 +238,7 @@ def verify_index_row(
     model: str | None = None,
     thresholds: VerifyThresholds = VerifyThresholds(),
     device: str | torch.device | None = None,
-    progress: bool = True,
+    on_progress: Progress | None = None,
 ) -> Agreement:
     """Checks the row of ``repo_id`` in the local index against its model: the same two
     checks as :func:`verify_published`, for a row whoever computed it (a third party's index
@@ -249,7 +250,7 @@ def verify_index_row(
         standard: the row's standard.
         model: the model spec to check with. Default: the spec the row records (a Hub repo
             only, at the revision recorded; never code or a local path).
-        thresholds, device, progress: as in :func:`verify_published`.
+        thresholds, device, on_progress: as in :func:`verify_published`.
 
     Raises:
         StdEmbedError: the index has no such row, or no model to check with (pass ``model``).
@@ -290,7 +291,7 @@ def verify_index_row(
         given=model is not None,
         thresholds=thresholds,
         device=device,
-        progress=progress,
+        on_progress=on_progress,
     )
 
 
@@ -304,7 +305,7 @@ def _check(
     given: bool,
     thresholds: VerifyThresholds,
     device: str | torch.device | None,
-    progress: bool,
+    on_progress: Progress | None,
 ) -> Agreement:
     """The two checks of a published embedding against the model ``spec`` at ``revision``."""
     extractor = load_extractor(spec, revision=revision)
@@ -317,14 +318,14 @@ def _check(
             f"was computed from {embedded}: pass --model with the model embedded"
         )
 
-    cand, base = _probe_features(extractor, standard, device=device, progress=progress)
+    cand, base = _probe_features(extractor, standard, device=device, on_progress=on_progress)
     config = standard.model_embedding
-    with _progress_bar(f"recomputing P for {extractor.name}", progress) as on_step:
-        recomputed = embed_model(cand, base, config=config, device=device, on_step=on_step)
-    with _progress_bar("refitting with the published mask", progress) as on_step:
-        refit = refit_affine(
-            cand, base, published.vector, config=config, device=device, on_step=on_step
-        )
+    on_step = step_reporter(on_progress, f"recomputing P for {extractor.name}")
+    recomputed = embed_model(cand, base, config=config, device=device, on_step=on_step)
+    on_step = step_reporter(on_progress, "refitting with the published mask")
+    refit = refit_affine(
+        cand, base, published.vector, config=config, device=device, on_step=on_step
+    )
     return Agreement(
         repo_id=repo_id,
         standard_id=standard.id,
@@ -401,15 +402,15 @@ def _probe_features(
     standard: Standard,
     *,
     device: str | torch.device | None,
-    progress: bool,
+    on_progress: Progress | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The model's and the baseline's features of the standard's probe set (cached)."""
     probe = load_probe(standard)
-    base = extract_features(load_baseline(standard), probe, device=device, progress=progress)
+    base = extract_features(load_baseline(standard), probe, device=device, on_progress=on_progress)
     if base.shape[1] != standard.dim:
         raise StandardMismatchError(
             f"baseline {standard.baseline.model!r} gives {base.shape[1]} features but standard "
             f"{standard.id!r} declares {standard.dim}"
         )
-    cand = extract_features(extractor, probe, device=device, progress=progress)
+    cand = extract_features(extractor, probe, device=device, on_progress=on_progress)
     return cand, base
