@@ -166,7 +166,6 @@ def images_per_second(probe, batch_size: int, workers: list[int], root: Path) ->
             device="cpu",
             cache_dir=root / f"features-extractor-{num_workers}",  # cold: decode + forward
             num_workers=num_workers,
-            progress=False,
         )
         rate = n / (time.perf_counter() - started)
         after, _ = bare_rate()

@@ -42,6 +42,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from hf_stdembed.data import ImageDataset  # noqa: E402
 from hf_stdembed.evaluation import FEATURE_TRANSFORMS  # noqa: E402
+from hf_stdembed.progress import item_lines  # noqa: E402
 
 ZOO = (
     "entrypoint:hf_stdembed.zoo.mobilenet_v2:pretrained_128",
@@ -110,7 +111,7 @@ def extract_all(pool: list[str], datasets: list[tuple[str, ImageDataset]], cache
         extractor = load_extractor(spec)
         for name, ds in datasets:
             t = time.time()
-            x = extract_features(extractor, ds, cache_dir=cache_dir, progress=False)
+            x = extract_features(extractor, ds, cache_dir=cache_dir)
             short = spec.rsplit(":", 1)[-1]
             print(
                 f"{name:14s} {short:48s} {tuple(x.shape)} {time.time() - t:6.1f}s",
@@ -151,10 +152,10 @@ def precompute_p(pool: list[str], standard, cache_dir: Path, variants) -> None:
     from hf_stdembed.pipeline import load_baseline, load_probe
 
     probe = load_probe(standard)
-    base = extract_features(load_baseline(standard), probe, cache_dir=cache_dir, progress=False)
+    base = extract_features(load_baseline(standard), probe, cache_dir=cache_dir)
     for spec in pool:
         extractor = load_extractor(spec)
-        cand = extract_features(extractor, probe, cache_dir=cache_dir, progress=False)
+        cand = extract_features(extractor, probe, cache_dir=cache_dir)
         for features in dict.fromkeys(v.features for v in variants):
             t = time.time()
             mask, fid = model_embedding(
@@ -266,7 +267,7 @@ def main(argv: list[str] | None = None) -> None:
                 research[standard.id],
                 union_baselines=unions[standard.id],
                 cache_dir=args.cache_dir,
-                log=_log,
+                on_progress=item_lines(_log),
             )
         return
     tasks = split_tasks(args.bench_dir, sizes, args.tasks)
@@ -279,7 +280,7 @@ def main(argv: list[str] | None = None) -> None:
             tasks,
             cache_dir=args.cache_dir,
             device=args.device,
-            log=_log,
+            on_progress=item_lines(_log),
         )
         return
     if args.extract_only:
@@ -304,7 +305,7 @@ def main(argv: list[str] | None = None) -> None:
             research=research[standard.id],
             union_baselines=unions[standard.id],
             shortlists=tuple(STAGE1_CONFIGS),
-            log=_say,
+            on_progress=item_lines(_say),
         )
         out = args.out / standard.id
         report.save(out, pools={"whole pool": None})

@@ -48,8 +48,8 @@ def main() -> None:
         config = ModelEmbeddingConfig(steps=args.steps)
 
         start = time.perf_counter()
-        cand = extract_features(candidate, probe, cache_dir=Path(tmp) / "cache", progress=False)
-        base = extract_features(baseline, probe, cache_dir=Path(tmp) / "cache", progress=False)
+        cand = extract_features(candidate, probe, cache_dir=Path(tmp) / "cache")
+        base = extract_features(baseline, probe, cache_dir=Path(tmp) / "cache")
         extracted = time.perf_counter()
         embed_model(cand, base, config=config)
         cached = time.perf_counter() - start

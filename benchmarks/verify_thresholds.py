@@ -104,14 +104,14 @@ def main() -> None:
     config = standard.model_embedding
     probe = load_probe(standard)
     base_extractor = load_extractor(standard.baseline.model)
-    base = extract_features(base_extractor, probe, cache_dir=args.cache_dir, progress=False)
+    base = extract_features(base_extractor, probe, cache_dir=args.cache_dir)
     names = [short(s) for s in args.models]
 
     # --- P, three runs per model --------------------------------------------------------
     feats, masks, claims, seconds = {}, {}, {}, {}
     for spec, name in zip(args.models, names, strict=True):
         extractor = load_extractor(spec)
-        feats[name] = extract_features(extractor, probe, cache_dir=args.cache_dir, progress=False)
+        feats[name] = extract_features(extractor, probe, cache_dir=args.cache_dir)
         for run, seed, threads in (("pub", 0, args.threads), ("t1", 0, 1), ("s1", 1, 1)):
             t = time.perf_counter()
             result = run_p(feats[name], base, config, seed=seed, threads=threads)

@@ -27,6 +27,7 @@ from .errors import StdEmbedError
 from .extractors import load_extractor
 from .features import extract_features
 from .pipeline import compute_model_embedding, compute_task_embedding
+from .progress import Progress
 from .selection import Ranking, rank_embeddings
 from .standards import BaselineSpec, ProbeSpec, Standard
 
@@ -160,14 +161,14 @@ def demo_standard(probe_file: Path, *, scale: DemoScale | None = None) -> Standa
 def run_demo(
     workdir: str | Path = "stdembed-demo",
     *,
-    progress: bool = True,
+    on_progress: Progress | None = None,
     scale: DemoScale | None = None,
 ) -> DemoResult:
     """Runs the demo end to end and returns the ranking with the ground truth.
 
     Args:
         workdir (`str` or `Path`): where the data, the standard and the embeddings go.
-        progress (`bool`, defaults to `True`): progress bars on stderr.
+        on_progress (`Progress`, *optional*): hears every extraction and optimisation.
         scale (`DemoScale`, *optional*): how much work to do; :data:`QUICK` for a smaller
             run (default: :class:`DemoScale`'s, the README's demo).
 
@@ -182,20 +183,22 @@ def run_demo(
 
     embeddings = []
     for spec in CANDIDATES:
-        embedding = compute_model_embedding(spec, standard, progress=progress)
+        embedding = compute_model_embedding(spec, standard, on_progress=on_progress)
         name = spec.rsplit(".", 1)[-1].replace(":", "-")
         save_embedding(embedding, workdir / "embeddings" / f"{name}.safetensors")
         embeddings.append(embedding)
 
     train, test = (_load(files[k]) for k in ("task-train", "task-test"))
-    task = compute_task_embedding(train, standard, progress=progress)
+    task = compute_task_embedding(train, standard, on_progress=on_progress)
     save_embedding(task, workdir / "task-digits.safetensors")
     ranking = rank_embeddings(task, embeddings, sources=list(CANDIDATES))
 
     accuracies = {}
     for spec in CANDIDATES:
         extractor = load_extractor(spec)
-        x_train, x_test = (extract_features(extractor, d, progress=progress) for d in (train, test))
+        x_train, x_test = (
+            extract_features(extractor, d, on_progress=on_progress) for d in (train, test)
+        )
         y_train, y_test = train.labels(), test.labels()
         accuracies[spec] = linear_probe(x_train, y_train, x_test, y_test, num_classes=10).accuracy
     return DemoResult(

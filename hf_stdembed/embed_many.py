@@ -22,7 +22,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ._text import shorten
 from .errors import ModelLoadError, StdEmbedError
 from .outcome_log import OutcomeLog
+from .progress import Progress, ProgressEvent
 
 if TYPE_CHECKING:
     import torch
@@ -230,7 +231,6 @@ def embed_one(
             batch_size=batch_size,
             device=target,
             cache_dir=cache_dir,
-            progress=False,
         )
         result = embed_model(
             features, baseline_features, config=standard.model_embedding, device=target
@@ -275,7 +275,7 @@ def embed_many(
     cache_dir: str | Path | None = None,
     max_retries: int = 1,
     unresolved: Sequence[tuple[str, str]] = (),
-    on_model: Callable[[ModelOutcome], None] | None = None,
+    on_progress: Progress | None = None,
 ) -> EmbedManyReport:
     """Embeds every job's model under ``standard`` into ``index`` (resumable, idempotent).
 
@@ -294,7 +294,8 @@ def embed_many(
             optimisation fails is never retried in the same run).
         unresolved: (spec, reason) of models :func:`resolve_specs` could not resolve:
             recorded as failed.
-        on_model: called with each model's outcome (skipped ones first), for progress.
+        on_progress: hears ``models``: each model (``item``: its repo id) as it is over,
+            unresolved and skipped ones first.
 
     Returns:
         Done, skipped and failed models (with reasons), device time, baseline passes saved.
@@ -308,17 +309,27 @@ def embed_many(
     computed_by = computed_by or default_computed_by()
     log = OutcomeLog(index.root / STATE_FILE)
     report = EmbedManyReport()
+    total = len(jobs) + len(unresolved)
+
+    def finish(outcome: ModelOutcome) -> None:
+        _finish(report, outcome)
+        if on_progress is not None:
+            done = len(report.done) + len(report.skipped) + len(report.failed)
+            on_progress(ProgressEvent("models", done, total, "model", outcome.repo_id))
+
+    if on_progress is not None:
+        on_progress(ProgressEvent("models", 0, total, "model"))
     for spec, reason in unresolved:
         outcome = ModelOutcome(spec, "failed", reason)
         log.append(standard, ModelJob(spec, spec, ""), outcome)
-        _finish(report, outcome, on_model)
+        finish(outcome)
     todo = []
     for job in jobs:
         why = _skip_reason(index, standard, job)
         if why is None:
             todo.append(job)
         else:
-            _finish(report, ModelOutcome(job.repo_id, "skipped", why), on_model)
+            finish(ModelOutcome(job.repo_id, "skipped", why))
     if not todo:
         return report
     ray = _ray_module(use_ray, ray_address)
@@ -328,7 +339,7 @@ def embed_many(
     probe = load_probe(standard)
     baseline = load_baseline(standard)
     base = extract_features(
-        baseline, probe, batch_size=batch_size, device=device, cache_dir=cache_dir, progress=False
+        baseline, probe, batch_size=batch_size, device=device, cache_dir=cache_dir
     )
     report.baseline_passes_saved = (len(todo) - 1) * len(probe.dataset)
     options = {"batch_size": batch_size, "cache_dir": cache_dir}
@@ -341,8 +352,7 @@ def embed_many(
     by_repo = {job.repo_id: job for job in todo}
     for result in results:
         job = by_repo[result.repo_id]
-        outcome = _record(index, standard, job, result, computed_by, log)
-        _finish(report, outcome, on_model)
+        finish(_record(index, standard, job, result, computed_by, log))
     return report
 
 
@@ -357,9 +367,7 @@ def _skip_reason(index: EmbeddingIndex, standard: Standard, job: ModelJob) -> st
     return None
 
 
-def _finish(
-    report: EmbedManyReport, outcome: ModelOutcome, on_model: Callable[[ModelOutcome], None] | None
-) -> None:
+def _finish(report: EmbedManyReport, outcome: ModelOutcome) -> None:
     if outcome.status == "done":
         report.done.append(outcome.repo_id)
     elif outcome.status == "skipped":
@@ -369,8 +377,6 @@ def _finish(
     if outcome.seconds:
         seconds = report.device_seconds.get(outcome.device, 0.0) + outcome.seconds
         report.device_seconds[outcome.device] = seconds
-    if on_model is not None:
-        on_model(outcome)
 
 
 def embedding_file(index: EmbeddingIndex, standard: Standard, repo_id: str) -> Path:
@@ -530,10 +536,11 @@ def open_pull_requests(
     standard: Standard,
     jobs: Sequence[ModelJob],
     *,
-    on_model: Callable[[PullRequestOutcome], None] | None = None,
+    on_progress: Progress | None = None,
 ) -> list[PullRequestOutcome]:
     """Opens a pull request to each model's own repo with its embedding and card (the publish
     path), for every job embedded here at its revision and not proposed yet at it.
+    ``on_progress`` hears ``pull requests``: each repo (``item``) once tried.
 
     Returns:
         One outcome per pull request tried; a refused one carries its reason (one line).
@@ -542,13 +549,9 @@ def open_pull_requests(
 
     log = OutcomeLog(index.root / STATE_FILE)
     latest = log.latest(standard)
-    outcomes = []
-    for job in jobs:
-        state = latest.get(job.repo_id, {})
-        if state.get("status") != "done" or state.get("revision") != job.revision:
-            continue
-        if state.get("pr") and state.get("pr_revision") == job.revision:
-            continue
+    outcomes: list[PullRequestOutcome] = []
+    todo = [job for job in jobs if _pr_due(latest.get(job.repo_id, {}), job)]
+    for job in todo:
         path = embedding_file(index, standard, job.repo_id)
         try:
             plan = plan_publish(registry, job.repo_id, standards=[standard], embeddings=[path])
@@ -558,6 +561,15 @@ def open_pull_requests(
         except (StdEmbedError, OSError) as e:
             outcome = PullRequestOutcome(job.repo_id, reason=shorten(str(e)))
         outcomes.append(outcome)
-        if on_model is not None:
-            on_model(outcome)
+        if on_progress is not None:
+            on_progress(
+                ProgressEvent("pull requests", len(outcomes), len(todo), "repo", job.repo_id)
+            )
     return outcomes
+
+
+def _pr_due(state: dict[str, Any], job: ModelJob) -> bool:
+    """Whether ``job`` is embedded here at its revision and not proposed yet at it."""
+    if state.get("status") != "done" or state.get("revision") != job.revision:
+        return False
+    return not (state.get("pr") and state.get("pr_revision") == job.revision)

@@ -6,7 +6,6 @@ import contextlib
 import logging
 import math
 import os
-import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -14,13 +13,13 @@ import datasets
 import torch
 from huggingface_hub import constants
 from PIL import Image, UnidentifiedImageError
-from tqdm.auto import tqdm
 
 from hf_stdembed._cache import keyed_path, read_keyed, write_keyed
 from hf_stdembed._hashing import canonical_json
 from hf_stdembed.data import ImageDataset
 from hf_stdembed.errors import DatasetLoadError, ModelLoadError
 from hf_stdembed.extractors import FeatureExtractor
+from hf_stdembed.progress import Progress, counted
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +97,7 @@ def extract_features(
     device: str | torch.device | None = None,
     cache_dir: str | Path | None = None,
     num_workers: int = 0,
-    progress: bool = True,
+    on_progress: Progress | None = None,
 ) -> torch.Tensor:
     """Features of every row of a dataset, cached on disk.
 
@@ -111,7 +110,8 @@ def extract_features(
         cache_dir (`str` or `Path`, *optional*): the cache folder; defaults to
             :func:`default_cache_dir`.
         num_workers (`int`, defaults to 0): image decoding / preprocessing worker processes.
-        progress (`bool`, defaults to `True`): show a progress bar on stderr.
+        on_progress (`Progress`, *optional*): hears ``features <model name>`` in batches
+            (nothing when the features come from the cache).
 
     Returns:
         `torch.Tensor`: ``float32`` features ``(len(data), n)`` on CPU, in dataset order.
@@ -135,15 +135,11 @@ def extract_features(
     if cached is not None:
         return cached
     batches = _batches(extractor, data, batch_size=batch_size, num_workers=num_workers)
-    bar = tqdm(
-        batches,
-        total=math.ceil(len(data) / batch_size),
-        desc=f"features {extractor.name}",
-        unit="batch",
-        file=sys.stderr,
-        disable=not progress,
+    total = math.ceil(len(data) / batch_size)
+    desc = f"features {extractor.name}"
+    features = _run(
+        extractor, counted(batches, on_progress, desc, total, unit="batch"), device=device
     )
-    features = _run(extractor, bar, device=device)
     _write_cache(path, features, extractor=extractor, data=data, key_text=key_text)
     return features
 

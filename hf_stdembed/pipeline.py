@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from tqdm.auto import tqdm
 
 from ._hashing import json_digest
 from .core import (
@@ -35,6 +33,7 @@ from .embeddings import Embedding, ModelEmbedding, TaskEmbedding, load_embedding
 from .errors import StandardMismatchError, StdEmbedError
 from .extractors import FeatureExtractor, load_extractor, parse_spec
 from .features import batch_features, default_cache_dir, extract_features
+from .progress import Progress, step_reporter
 from .standards import Standard
 
 logger = logging.getLogger(__name__)
@@ -106,7 +105,7 @@ def compute_model_embedding(
     device: str | torch.device | None = None,
     batch_size: int = 64,
     cache_dir: str | Path | None = None,
-    progress: bool = True,
+    on_progress: Progress | None = None,
     cache: bool = True,
 ) -> ModelEmbedding:
     """Embeds one model under a standard (P): an O(1) update, run by the model's owner.
@@ -123,7 +122,8 @@ def compute_model_embedding(
         batch_size: forward-pass batch size.
         cache_dir: feature cache folder (default: under the Hugging Face cache); embeddings
             are cached in its ``embeddings/`` subfolder.
-        progress: show progress bars on stderr.
+        on_progress: hears the feature extractions (``features <name>``, in batches) and the
+            optimisation (``embedding <name>``, in steps); nothing for a cached embedding.
         cache: reuse (and write) the cached embedding of the same model revision, probe set,
             standard and protocol. A model whose revision is None is never cached.
 
@@ -151,27 +151,27 @@ def compute_model_embedding(
         if isinstance(cached, ModelEmbedding):
             return cached
     features = {"batch_size": batch_size, "device": device, "cache_dir": cache_dir}
-    base = extract_features(baseline, probe, progress=progress, **features)
+    base = extract_features(baseline, probe, on_progress=on_progress, **features)
     _check_dim(base.shape[1], standard)
-    with _progress_bar(f"embedding {extractor.name}", progress) as on_step:
-        if protocol == "cached":
-            cand = extract_features(extractor, probe, progress=progress, **features)
-            result = embed_model(
-                cand, base, config=standard.model_embedding, device=device, on_step=on_step
-            )
-        elif protocol == "per-step":
+    on_step = step_reporter(on_progress, f"embedding {extractor.name}")
+    if protocol == "cached":
+        cand = extract_features(extractor, probe, on_progress=on_progress, **features)
+        result = embed_model(
+            cand, base, config=standard.model_embedding, device=device, on_step=on_step
+        )
+    elif protocol == "per-step":
 
-            def fetch(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-                return (
-                    batch_features(extractor, probe, idx, device=device),
-                    batch_features(baseline, probe, idx, device=device),
-                )
-
-            result = embed_model_from_batches(
-                fetch, len(probe.dataset), config=standard.model_embedding, on_step=on_step
+        def fetch(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return (
+                batch_features(extractor, probe, idx, device=device),
+                batch_features(baseline, probe, idx, device=device),
             )
-        else:
-            raise ValueError(f"Invalid protocol value: {protocol!r} (cached or per-step)")
+
+        result = embed_model_from_batches(
+            fetch, len(probe.dataset), config=standard.model_embedding, on_step=on_step
+        )
+    else:
+        raise ValueError(f"Invalid protocol value: {protocol!r} (cached or per-step)")
     embedding = ModelEmbedding(
         vector=result.mask,
         standard_id=standard.id,
@@ -201,7 +201,7 @@ def compute_task_embedding(
     device: str | torch.device | None = None,
     batch_size: int = 64,
     cache_dir: str | Path | None = None,
-    progress: bool = True,
+    on_progress: Progress | None = None,
     cache: bool = True,
 ) -> TaskEmbedding:
     """Embeds a labelled downstream dataset under a standard (Q): O(1) model operations.
@@ -214,7 +214,7 @@ def compute_task_embedding(
         image_column, label_column: override the detected columns.
         gammas: override the standard's gamma grid (the standard's hash is unaffected: task
             embeddings of any gamma compare with the same model embeddings).
-        device, batch_size, cache_dir, progress, cache: as in :func:`compute_model_embedding`
+        device, batch_size, cache_dir, on_progress, cache: as in :func:`compute_model_embedding`
             (the task embedding is cached by dataset fingerprint, standard and gammas).
 
     Returns:
@@ -251,22 +251,26 @@ def compute_task_embedding(
         if isinstance(cached, TaskEmbedding):
             return cached
     features = extract_features(
-        baseline, data, batch_size=batch_size, device=device, cache_dir=cache_dir, progress=progress
+        baseline,
+        data,
+        batch_size=batch_size,
+        device=device,
+        cache_dir=cache_dir,
+        on_progress=on_progress,
     )
     _check_dim(features.shape[1], standard)
     labels = data.labels()
     task_config: TaskEmbeddingConfig = standard.task_embedding
     if gammas is not None:
         task_config = replace(task_config, gammas=tuple(sorted(gammas)))
-    with _progress_bar(f"task embedding ({len(task_config.gammas)} gammas)", progress) as on_step:
-        result = embed_task(
-            features,
-            labels,
-            num_classes=data.num_classes,
-            config=task_config,
-            device=device,
-            on_step=on_step,
-        )
+    result = embed_task(
+        features,
+        labels,
+        num_classes=data.num_classes,
+        config=task_config,
+        device=device,
+        on_step=step_reporter(on_progress, f"task embedding ({len(task_config.gammas)} gammas)"),
+    )
     embedding = TaskEmbedding(
         vector=result.mask,
         standard_id=standard.id,
@@ -345,27 +349,3 @@ def _check_dim(dim: int, standard: Standard) -> None:
             f"baseline {standard.baseline.model!r} gives {dim} features but standard "
             f"{standard.id!r} declares {standard.dim}"
         )
-
-
-class _progress_bar:
-    """A tqdm bar on stderr driven by the core's ``on_step(done, total)`` callback."""
-
-    def __init__(self, description: str, enabled: bool) -> None:
-        self.description = description
-        self.enabled = enabled
-        self.bar: tqdm | None = None
-
-    def __enter__(self) -> Callable[[int, int], None] | None:
-        if not self.enabled:
-            return None
-
-        def on_step(done: int, total: int) -> None:
-            if self.bar is None:
-                self.bar = tqdm(total=total, desc=self.description, unit="step", leave=False)
-            self.bar.update(done - self.bar.n)
-
-        return on_step
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.close()

@@ -27,6 +27,7 @@ from .errors import (
     InvalidStandardError,
     StandardMismatchError,
 )
+from .progress import Progress
 from .registry import CommitResult, ModelSource, Registry
 from .standards import Standard, builtin_standards
 
@@ -69,7 +70,7 @@ def plan_publish(
     model: str | None = None,
     embeddings: Sequence[Path] | None = None,
     revision: str | None = None,
-    progress: bool = True,
+    on_progress: Progress | None = None,
     device: str | torch.device | None = None,
     batch_size: int = 64,
     cache_dir: str | Path | None = None,
@@ -92,7 +93,7 @@ def plan_publish(
         model (`str`, *optional*): a model spec to embed instead of the repo itself.
         embeddings (`Sequence[Path]`, *optional*): precomputed embedding files.
         revision (`str`, *optional*): the model revision to embed.
-        progress (`bool`, defaults to True): progress bars on stderr.
+        on_progress (`Progress`, *optional*): hears the extractions and optimisations.
         device, batch_size, cache_dir: as in
             :func:`~hf_stdembed.pipeline.compute_model_embedding`.
 
@@ -142,7 +143,7 @@ def plan_publish(
             model=model,
             revision=revision,
             options={
-                "progress": progress,
+                "on_progress": on_progress,
                 "device": device,
                 "batch_size": batch_size,
                 "cache_dir": cache_dir,

@@ -42,6 +42,7 @@ from .errors import ModelLoadError
 from .extractors import FeatureExtractor, load_extractor
 from .features import cache_path, extract_features
 from .index import EmbeddingIndex, IndexRow
+from .progress import Progress, report
 from .selection import RankedModel, Ranking, Stage2Cost, other_standards
 
 logger = logging.getLogger(__name__)
@@ -55,17 +56,6 @@ STAGE2_SCORERS: dict[str, Callable[..., float]] = {"logme": logme}
 STAGED, UNSTAGED = "stage 2", "stage 1"
 """``RankedModel.placed_by`` of a row placed by stage 2 (re-ranked), or by stage 1."""
 _CHUNK_ROWS = 4096
-
-
-@dataclass(frozen=True)
-class RerankEvent:
-    """A progress event of stage 2, one per step of each shortlisted model."""
-
-    model_id: str
-    step: str  # "load", "features", "score", "done" or "not re-ranked"
-    position: int  # 1-based, on the shortlist
-    total: int  # shortlisted models
-    reason: str | None = None  # for "not re-ranked"
 
 
 Loader = Callable[[str, str], FeatureExtractor]
@@ -95,7 +85,7 @@ def rerank_index(
     batch_size: int = 64,
     cache_dir: str | Path | None = None,
     load: Loader | None = None,
-    on_progress: Callable[[RerankEvent], None] | None = None,
+    on_progress: Progress | None = None,
 ) -> Ranking:
     """Ranks the index's models of the task's standard in two stages (see the module doc).
 
@@ -112,7 +102,8 @@ def rerank_index(
         device, batch_size, cache_dir: of the feature extraction
             (:func:`~hf_stdembed.features.extract_features`).
         load: loads a Hub model spec at a revision (default :func:`load_extractor`).
-        on_progress: called with a :class:`RerankEvent` at each step of stage 2.
+        on_progress: hears stage 2 as ``re-rank``, in shortlisted models: each model's step
+            in hand (``load <id>``, ``features <id>``, ``score <id>``), then its end.
 
     Returns:
         The ranking; ``stage2`` says what stage 2 spent.
@@ -233,16 +224,17 @@ def _stage2(
     batch_size: int,
     cache_dir: str | Path | None,
     load: Loader,
-    on_progress: Callable[[RerankEvent], None] | None,
+    on_progress: Progress | None,
 ) -> _Stage2Outcome:
     """Scores each shortlisted row on the task's data; a failure is the row's own."""
     labels = data.labels()
     outcome = _Stage2Outcome({}, {}, set())
     total = len(rows)
 
-    def tell(j: int, step: str, reason: str | None = None) -> None:
-        if on_progress is not None:
-            on_progress(RerankEvent(rows[j].repo_id, step, j + 1, total, reason))
+    def tell(j: int, step: str | None) -> None:
+        """Model ``j`` is at ``step`` (None: it is over, re-ranked or not)."""
+        done, item = (j + 1, None) if step is None else (j, f"{step} {rows[j].repo_id}")
+        report(on_progress, "re-rank", done, total, unit="model", item=item)
 
     for j, row in enumerate(rows):
         try:
@@ -257,7 +249,6 @@ def _stage2(
                 batch_size=batch_size,
                 device=device,
                 cache_dir=cache_dir,
-                progress=False,
             )
             if not cached:
                 outcome.forwarded.add(j)
@@ -266,14 +257,12 @@ def _stage2(
             if not np.isfinite(score):
                 raise _NotReranked(f"{scorer} is not finite on its features")
             outcome.scores[j] = float(score)
-            tell(j, "done")
         except _NotReranked as e:
             outcome.reasons[j] = str(e)
         except Exception as e:  # any model's failure is its own: never the ranking's end
             logger.debug("stage 2 of %s failed", row.repo_id, exc_info=True)
             outcome.reasons[j] = shorten(f"{type(e).__name__}: {e}".replace("\n", " "), 300)
-        if j in outcome.reasons:
-            tell(j, "not re-ranked", outcome.reasons[j])
+        tell(j, None)
     return outcome
 
 

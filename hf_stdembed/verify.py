@@ -35,7 +35,8 @@ from .embeddings import MAX_FILE_BYTES, ModelEmbedding, load_embedding
 from .errors import InvalidCardError, RepoNotFoundError, StandardMismatchError, StdEmbedError
 from .extractors import FeatureExtractor, load_extractor, parse_spec
 from .features import extract_features
-from .pipeline import _progress_bar, load_baseline, load_probe
+from .pipeline import load_baseline, load_probe
+from .progress import Progress, step_reporter
 from .registry import Registry
 from .standards import Standard
 
@@ -177,7 +178,7 @@ def verify_published(
     model: str | None = None,
     thresholds: VerifyThresholds = VerifyThresholds(),
     device: str | torch.device | None = None,
-    progress: bool = True,
+    on_progress: Progress | None = None,
 ) -> Agreement:
     """Checks the embedding published in ``repo_id`` for ``standard`` against its model.
 
@@ -189,7 +190,7 @@ def verify_published(
             the revision it records; else the repo itself when it holds the model.
         thresholds: the verdict's thresholds (the measured defaults).
         device: where to run the model and the optimisations (default: best available).
-        progress: show progress bars.
+        on_progress: hears the feature extractions and both optimisations.
 
     Returns:
         The figures of both checks and the verdict (:attr:`Agreement.passed`).
@@ -216,7 +217,8 @@ def verify_published(
     def recorded() -> tuple[str, str | None]:
         return _model_to_check(registry, repo_id, head, entry, published)
 
-    return _check(repo_id, published, standard, _How(model, thresholds, device, progress), recorded)
+    how = _How(model, thresholds, device, on_progress)
+    return _check(repo_id, published, standard, how, recorded)
 
 
 def verify_index_row(
@@ -227,7 +229,7 @@ def verify_index_row(
     model: str | None = None,
     thresholds: VerifyThresholds = VerifyThresholds(),
     device: str | torch.device | None = None,
-    progress: bool = True,
+    on_progress: Progress | None = None,
 ) -> Agreement:
     """Checks the row of ``repo_id`` in the local index against its model: the same two
     checks as :func:`verify_published`, for a row whoever computed it (a third party's index
@@ -239,7 +241,7 @@ def verify_index_row(
         standard: the row's standard.
         model: the model spec to check with. Default: the spec the row records (a Hub repo
             only, at the revision recorded; never code or a local path).
-        thresholds, device, progress: as in :func:`verify_published`.
+        thresholds, device, on_progress: as in :func:`verify_published`.
 
     Raises:
         StdEmbedError: the index has no such row, or no model to check with (pass ``model``).
@@ -272,7 +274,8 @@ def verify_index_row(
         prefix, target, revision = _split_hub_spec(repo_id, row.model_spec, row.model_revision)
         return prefix + target, revision
 
-    return _check(repo_id, published, standard, _How(model, thresholds, device, progress), recorded)
+    how = _How(model, thresholds, device, on_progress)
+    return _check(repo_id, published, standard, how, recorded)
 
 
 @dataclass(frozen=True)
@@ -282,7 +285,7 @@ class _How:
     model: str | None  # the spec the user gave; None: the one the card or row records
     thresholds: VerifyThresholds
     device: str | torch.device | None
-    progress: bool
+    on_progress: Progress | None
 
 
 def _check(
@@ -296,7 +299,7 @@ def _check(
     else ``(spec, revision)`` from ``recorded()`` (what the card or the index row records)."""
     given = how.model is not None
     spec, revision = (how.model, None) if how.model is not None else recorded()
-    thresholds, device, progress = how.thresholds, how.device, how.progress
+    thresholds, device, on_progress = how.thresholds, how.device, how.on_progress
     extractor = load_extractor(spec, revision=revision)
     found, embedded = extractor.revision, published.model_revision
     # unpinned (a folder): its weights hash must be the one embedded, when both are hashes
@@ -307,14 +310,14 @@ def _check(
             f"was computed from {embedded}: pass --model with the model embedded"
         )
 
-    cand, base = _probe_features(extractor, standard, device=device, progress=progress)
+    cand, base = _probe_features(extractor, standard, device=device, on_progress=on_progress)
     config = standard.model_embedding
-    with _progress_bar(f"recomputing P for {extractor.name}", progress) as on_step:
-        recomputed = embed_model(cand, base, config=config, device=device, on_step=on_step)
-    with _progress_bar("refitting with the published mask", progress) as on_step:
-        refit = refit_affine(
-            cand, base, published.vector, config=config, device=device, on_step=on_step
-        )
+    on_step = step_reporter(on_progress, f"recomputing P for {extractor.name}")
+    recomputed = embed_model(cand, base, config=config, device=device, on_step=on_step)
+    on_step = step_reporter(on_progress, "refitting with the published mask")
+    refit = refit_affine(
+        cand, base, published.vector, config=config, device=device, on_step=on_step
+    )
     return Agreement(
         repo_id=repo_id,
         standard_id=standard.id,
@@ -391,15 +394,15 @@ def _probe_features(
     standard: Standard,
     *,
     device: str | torch.device | None,
-    progress: bool,
+    on_progress: Progress | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The model's and the baseline's features of the standard's probe set (cached)."""
     probe = load_probe(standard)
-    base = extract_features(load_baseline(standard), probe, device=device, progress=progress)
+    base = extract_features(load_baseline(standard), probe, device=device, on_progress=on_progress)
     if base.shape[1] != standard.dim:
         raise StandardMismatchError(
             f"baseline {standard.baseline.model!r} gives {base.shape[1]} features but standard "
             f"{standard.id!r} declares {standard.dim}"
         )
-    cand = extract_features(extractor, probe, device=device, progress=progress)
+    cand = extract_features(extractor, probe, device=device, on_progress=on_progress)
     return cand, base

@@ -85,7 +85,7 @@ def test_corrupt_image_in_per_step_batches(tmp_path: Path, tiny_timm_dir: Path):
     with pytest.raises(DatasetLoadError, match=r"row 2 \(img2\.png\): the image cannot be"):
         batch_features(extractor, loaded, torch.tensor([0, 2, 5]))
     with pytest.raises(DatasetLoadError, match=r"row 2 \(img2\.png\)"):
-        extract_features(extractor, loaded, batch_size=4, progress=False)
+        extract_features(extractor, loaded, batch_size=4)
 
 
 def test_a_single_class_dataset_is_refused(

@@ -149,8 +149,8 @@ def test_cached_and_per_step_protocols_give_the_same_embedding(
     # The paper's literal protocol (a forward pass of both models per step) and the cached one.
     standard = get_standard(standard_file)
     spec = f"timm:{tiny_timm_dir}"
-    cached = compute_model_embedding(spec, standard, progress=False)
-    per_step = compute_model_embedding(spec, standard, protocol="per-step", progress=False)
+    cached = compute_model_embedding(spec, standard)
+    per_step = compute_model_embedding(spec, standard, protocol="per-step")
     torch.testing.assert_close(cached.vector, per_step.vector, atol=1e-4, rtol=0)
     assert cached.l_to == pytest.approx(per_step.l_to, abs=1e-4)
     assert cached.l_from == pytest.approx(per_step.l_from, abs=1e-4)

@@ -85,7 +85,7 @@ def test_a_full_run_then_a_rerun_that_does_nothing(
     for repo, (row, vector) in found.items():
         assert row.source == "embed-many:test-box" and not row.crawled
         # the same vector as `hf-stdembed embed` of the model alone (baseline shared or not)
-        alone = compute_model_embedding(repo, standard, progress=False, cache=False)
+        alone = compute_model_embedding(repo, standard, cache=False)
         assert row.model_revision == alone.model_revision
         assert np.array_equal(vector, alone.vector.numpy())
 

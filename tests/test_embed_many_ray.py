@@ -59,10 +59,10 @@ def test_ray_and_in_process_give_the_same_vectors(
         jobs,
         use_ray=True,
         cache_dir=tmp_path / "c1",
-        on_model=seen.append,
+        on_progress=seen.append,
     )
     assert sorted(on_ray.done) == repos and on_ray.executor.startswith("ray local")
-    assert sorted(o.repo_id for o in seen) == repos and on_ray.device_seconds["cpu"] > 0
+    assert sorted(e.item for e in seen if e.done) == repos and on_ray.device_seconds["cpu"] > 0
     assert on_ray.baseline_passes_saved == 2 * 24  # two models did not run the baseline again
     local = run(tmp_path / "local", standard, jobs, use_ray=False, cache_dir=tmp_path / "c2")
     assert sorted(local.done) == repos and local.executor == "in-process"

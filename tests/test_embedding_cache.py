@@ -58,10 +58,10 @@ def same(a, b) -> None:
 def test_a_second_model_embedding_runs_no_optimisation(
     standard: Standard, model_dir: Path, no_core
 ) -> None:
-    first = compute_model_embedding(f"timm:{model_dir}", standard, progress=False)
+    first = compute_model_embedding(f"timm:{model_dir}", standard)
     no_core()
 
-    second = compute_model_embedding(f"timm:{model_dir}", standard, progress=False)
+    second = compute_model_embedding(f"timm:{model_dir}", standard)
 
     same(first, second)
     assert list((pipeline.default_cache_dir() / "embeddings").glob("model-*.safetensors"))
@@ -71,7 +71,7 @@ def test_a_second_model_embedding_runs_no_optimisation(
 def test_a_changed_standard_model_or_protocol_recomputes(
     standard: Standard, model_dir: Path, no_core, tmp_path: Path, change: str
 ) -> None:
-    compute_model_embedding(f"timm:{model_dir}", standard, progress=False)
+    compute_model_embedding(f"timm:{model_dir}", standard)
     no_core()
     protocol = "cached"
     if change == "standard":
@@ -84,7 +84,7 @@ def test_a_changed_standard_model_or_protocol_recomputes(
         protocol = "per-step"
 
     with pytest.raises(AssertionError, match="computed again"):
-        compute_model_embedding(f"timm:{model_dir}", standard, progress=False, protocol=protocol)
+        compute_model_embedding(f"timm:{model_dir}", standard, protocol=protocol)
 
 
 def test_a_model_without_a_revision_is_never_cached(
@@ -92,23 +92,21 @@ def test_a_model_without_a_revision_is_never_cached(
 ) -> None:
     extractor = dataclasses.replace(load_extractor(f"timm:{model_dir}"), revision=None)
     assert isinstance(extractor, FeatureExtractor)
-    compute_model_embedding(extractor, standard, progress=False)
-    compute_model_embedding(f"timm:{model_dir}", standard, progress=False)  # cached
+    compute_model_embedding(extractor, standard)
+    compute_model_embedding(f"timm:{model_dir}", standard)  # cached
     no_core()
 
     with pytest.raises(AssertionError, match="computed again"):
-        compute_model_embedding(extractor, standard, progress=False)
+        compute_model_embedding(extractor, standard)
     with pytest.raises(AssertionError, match="computed again"):  # the cache turned off
-        compute_model_embedding(f"timm:{model_dir}", standard, progress=False, cache=False)
+        compute_model_embedding(f"timm:{model_dir}", standard, cache=False)
 
 
 def test_a_second_task_embedding_runs_no_optimisation(
     standard: Standard, tiny_parquet: Path, no_core, tmp_path: Path
 ) -> None:
     def task(**kwargs):
-        return compute_task_embedding(
-            "parquet", standard, data_files=str(tiny_parquet), progress=False, **kwargs
-        )
+        return compute_task_embedding("parquet", standard, data_files=str(tiny_parquet), **kwargs)
 
     first = task()
     with_gammas = task(gammas=(0.0, 1e-3))
@@ -123,11 +121,11 @@ def test_a_second_task_embedding_runs_no_optimisation(
 
 
 def test_a_corrupt_cache_file_is_recomputed(standard: Standard, model_dir: Path) -> None:
-    first = compute_model_embedding(f"timm:{model_dir}", standard, progress=False)
+    first = compute_model_embedding(f"timm:{model_dir}", standard)
     (path,) = (pipeline.default_cache_dir() / "embeddings").glob("model-*.safetensors")
     path.write_bytes(b"torn")
 
-    second = compute_model_embedding(f"timm:{model_dir}", standard, progress=False)
+    second = compute_model_embedding(f"timm:{model_dir}", standard)
 
     assert torch.equal(first.vector, second.vector)
     assert path.stat().st_size > 4  # written again

@@ -233,7 +233,6 @@ def test_evaluate_reports_every_selector_and_writes_outputs(tiny_pool, tmp_path)
         standard,
         [TaskSpec("colours", train, test)],
         probe_config=probe_config,
-        progress=False,
     )
     (task,) = report.tasks
     references = {"logme", "largest", "random", "fidelity", "centred fidelity"}
@@ -268,7 +267,7 @@ def test_evaluate_rerun_from_cache_spends_no_forward_pass_and_no_optimisation(
     data = load_image_dataset("parquet", data_files=str(task_file), split="train")
     tasks = [TaskSpec("colours", *stratified_split(data, test_fraction=0.3, seed=0))]
     variants = (FAITHFUL, Variant("centred+jaccard", features="centred", metric="jaccard"))
-    kwargs = {"variants": variants, "probe_config": probe_config, "progress": False}
+    kwargs = {"variants": variants, "probe_config": probe_config}
     first = evaluate(specs, standard, tasks, cache_dir=tmp_path / "cache", **kwargs)
     cached = sorted((tmp_path / "cache").rglob("*.safetensors"))
     assert not list((tmp_path / "cache").rglob("*.pt"))  # no pickle on disk

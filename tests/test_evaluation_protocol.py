@@ -271,7 +271,7 @@ def test_split_task_indexes_features_once_and_matches_separate_splits(tiny_pool,
 
     standard, specs, task_file, probe_config = tiny_pool
     data = load_image_dataset("parquet", data_files=str(task_file), split="train")
-    kwargs = {"variants": (FAITHFUL,), "probe_config": probe_config, "progress": False}
+    kwargs = {"variants": (FAITHFUL,), "probe_config": probe_config}
     calls = []
     real = features.extract_features
 
@@ -364,7 +364,7 @@ def test_load_split_task_subsamples_then_splits_as_the_cli_did(tiny_pool):  # no
         load_split_task("colours", str(task_file), splits=0)
 
 
-def test_evaluate_progress_goes_to_the_callback_else_to_logging(tiny_pool, tmp_path, caplog):  # noqa: F811
+def test_evaluate_progress_goes_to_the_callback_and_to_logging(tiny_pool, tmp_path, caplog):  # noqa: F811
     import logging
 
     from hf_stdembed.evaluation import FAITHFUL, evaluate, load_split_task
@@ -377,19 +377,17 @@ def test_evaluate_progress_goes_to_the_callback_else_to_logging(tiny_pool, tmp_p
         "cache_dir": tmp_path / "cache",
         "with_logme": False,
     }
-    heard: list[str] = []
-    evaluate(specs[:2], standard, [task], log=heard.append, **kwargs)
-    assert heard == ["candidate base", "candidate good", "task colours"]
-    heard.clear()
-    evaluate(specs[:2], standard, [task], log=heard.append, progress=False, **kwargs)
-    assert heard == []
+    events = []
     with caplog.at_level(logging.INFO, logger="hf_stdembed.evaluation"):
-        evaluate(specs[:2], standard, [task], **kwargs)
-    assert [r.getMessage() for r in caplog.records] == heard + [
-        "candidate base",
-        "candidate good",
-        "task colours",
+        evaluate(specs[:2], standard, [task], on_progress=events.append, **kwargs)
+    lines = ["candidate base", "candidate good", "task colours"]
+    assert [(e.desc, e.done, e.total, e.item) for e in events] == [
+        ("evaluate", 0, 3, lines[0]),
+        ("evaluate", 1, 3, lines[1]),
+        ("evaluate", 2, 3, lines[2]),
+        ("evaluate", 3, 3, None),
     ]
+    assert [r.getMessage() for r in caplog.records] == lines
 
 
 def test_plots_without_matplotlib_are_a_logged_warning_not_a_print(

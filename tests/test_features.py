@@ -61,7 +61,7 @@ def test_default_device_and_cache_dir(offline_caches: Path) -> None:
 
 def test_features_match_manual_forward(extractor: FeatureExtractor, data: ImageDataset) -> None:
     extractor, calls = counting(extractor)
-    features = extract_features(extractor, data, batch_size=10, progress=False)
+    features = extract_features(extractor, data, batch_size=10)
 
     assert features.dtype == torch.float32
     assert features.device.type == "cpu"
@@ -72,20 +72,20 @@ def test_features_match_manual_forward(extractor: FeatureExtractor, data: ImageD
 
 
 def test_cache_hit_does_no_forward(extractor: FeatureExtractor, data: ImageDataset) -> None:
-    first = extract_features(extractor, data, progress=False)
+    first = extract_features(extractor, data)
     path = cache_path(extractor, data)
     assert path.is_file()
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left behind
     assert load_file(path)["features"].shape == (24, 96)
 
     counted, calls = counting(extractor)
-    second = extract_features(counted, data, progress=False)
+    second = extract_features(counted, data)
     assert calls == []
     assert torch.equal(second, first)
 
 
 def test_cache_dir_argument(extractor: FeatureExtractor, data: ImageDataset, tmp_path: Path):
-    extract_features(extractor, data, cache_dir=tmp_path / "here", progress=False)
+    extract_features(extractor, data, cache_dir=tmp_path / "here")
     assert cache_path(extractor, data, cache_dir=tmp_path / "here").is_file()
     assert not default_cache_dir().exists()
 
@@ -94,13 +94,13 @@ def test_cache_invalidates_when_weights_change(
     tiny_timm_dir: Path, data: ImageDataset, tmp_path: Path
 ) -> None:
     folder = Path(shutil.copytree(tiny_timm_dir, tmp_path / "model"))
-    before = extract_features(load_extractor(str(folder)), data, progress=False)
+    before = extract_features(load_extractor(str(folder)), data)
     weights = load_file(folder / "model.safetensors")
     weights["conv1.0.weight"] *= -1.0
     save_file(weights, folder / "model.safetensors")
 
     changed, calls = counting(load_extractor(str(folder)))
-    after = extract_features(changed, data, batch_size=64, progress=False)
+    after = extract_features(changed, data, batch_size=64)
     assert calls == [24]
     assert not torch.allclose(after, before)
 
@@ -120,10 +120,10 @@ def test_cache_key_fields(extractor: FeatureExtractor, data: ImageDataset, chang
 
 
 def test_subset_is_cached_apart(extractor: FeatureExtractor, data: ImageDataset) -> None:
-    full = extract_features(extractor, data, progress=False)
+    full = extract_features(extractor, data)
     subset = select_subset(data, 5, seed=0)
     rows = subset.dataset._indices.column(0).to_pylist()
-    torch.testing.assert_close(extract_features(extractor, subset, progress=False), full[rows])
+    torch.testing.assert_close(extract_features(extractor, subset), full[rows])
 
 
 def load_file_metadata(path: Path) -> dict[str, str]:
@@ -135,22 +135,22 @@ def load_file_metadata(path: Path) -> dict[str, str]:
 def test_corrupt_or_stale_cache_is_recomputed(
     extractor: FeatureExtractor, data: ImageDataset
 ) -> None:
-    expected = extract_features(extractor, data, progress=False)
+    expected = extract_features(extractor, data)
     path = cache_path(extractor, data)
     path.write_bytes(b"not a safetensors file")
     counted, calls = counting(extractor)
-    torch.testing.assert_close(extract_features(counted, data, progress=False), expected)
+    torch.testing.assert_close(extract_features(counted, data), expected)
     assert calls
     # a file with the right name but a foreign key or the wrong row count is not trusted
     save_file({"features": expected[:3]}, path, metadata={"key": "{}"})
     calls.clear()
-    torch.testing.assert_close(extract_features(counted, data, progress=False), expected)
+    torch.testing.assert_close(extract_features(counted, data), expected)
     assert calls
     # the right key over the wrong row count is stale too
     key_text = load_file_metadata(path)["key"]
     save_file({"features": expected[:3]}, path, metadata={"key": key_text})
     calls.clear()
-    torch.testing.assert_close(extract_features(counted, data, progress=False), expected)
+    torch.testing.assert_close(extract_features(counted, data), expected)
     assert calls
 
 
@@ -162,7 +162,7 @@ def test_failed_write_leaves_no_file(
 
     monkeypatch.setattr(_cache, "save_file", crash)  # the keyed cache's writer
     with pytest.raises(OSError, match="disk full"):
-        extract_features(extractor, data, progress=False)
+        extract_features(extractor, data)
     folder = cache_path(extractor, data).parent
     assert list(folder.iterdir()) == []
 
@@ -170,9 +170,9 @@ def test_failed_write_leaves_no_file(
 def test_workers_give_the_same_features(
     extractor: FeatureExtractor, data: ImageDataset, tmp_path: Path
 ) -> None:
-    plain = extract_features(extractor, data, batch_size=7, progress=False)
+    plain = extract_features(extractor, data, batch_size=7)
     workers = extract_features(
-        extractor, data, batch_size=7, num_workers=1, progress=False, cache_dir=tmp_path / "other"
+        extractor, data, batch_size=7, num_workers=1, cache_dir=tmp_path / "other"
     )
     torch.testing.assert_close(workers, plain)
 
@@ -184,12 +184,12 @@ def test_grayscale_images_pass_as_stored(extractor: FeatureExtractor, tiny_gray_
         extractor, transform=lambda image: seen.append(image.mode) or transform(image)
     )
     gray = as_image_dataset(tiny_gray_dataset, source="gray")
-    assert extract_features(extractor, gray, progress=False).shape == (12, 96)
+    assert extract_features(extractor, gray).shape == (12, 96)
     assert set(seen) == {"L"}
 
 
 def test_batch_features(extractor: FeatureExtractor, data: ImageDataset) -> None:
-    full = extract_features(extractor, data, progress=False)
+    full = extract_features(extractor, data)
     counted, calls = counting(extractor)
     indices = torch.tensor([5, 0, 17])
     rows = batch_features(counted, data, indices)
@@ -201,13 +201,25 @@ def test_batch_features(extractor: FeatureExtractor, data: ImageDataset) -> None
 def test_forward_with_wrong_shape(extractor: FeatureExtractor, data: ImageDataset) -> None:
     flat = dataclasses.replace(extractor, forward=lambda pixels: pixels.sum(dim=(1, 2, 3)))
     with pytest.raises(ModelLoadError, match=r"forward returned shape \(24,\) for 24 images"):
-        extract_features(flat, data, progress=False)
+        extract_features(flat, data)
 
 
-def test_progress_bar_names_the_model(
-    extractor: FeatureExtractor, data: ImageDataset, capsys: pytest.CaptureFixture[str]
+def test_progress_names_the_model_in_batches_and_the_cli_draws_it(
+    extractor: FeatureExtractor,
+    data: ImageDataset,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
-    extract_features(extractor, data, progress=True)
+    from hf_stdembed.cli._render import progress_bars
+
+    events = []
+    extract_features(extractor, data, batch_size=10, cache_dir=tmp_path, on_progress=events.append)
+    assert [(e.desc, e.done, e.total, e.unit) for e in events] == [
+        (f"features {extractor.name}", done, 3, "batch") for done in range(4)
+    ]
+    assert capsys.readouterr() == ("", "")  # the library draws nothing
+    with progress_bars(quiet=False) as on_progress:
+        extract_features(extractor, data, cache_dir=tmp_path / "b", on_progress=on_progress)
     captured = capsys.readouterr()
     assert captured.out == ""
     assert f"features {extractor.name}" in captured.err

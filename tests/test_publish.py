@@ -144,7 +144,7 @@ def test_publish_three_models(hub: FakeHub, models: list[Path], standard: Standa
     for i, sha in enumerate(shas):
         repo_id = f"tester/m{i}"
         hub.clear_requests()
-        plan = plan_publish(hub_registry, repo_id, standards=[standard], progress=False)
+        plan = plan_publish(hub_registry, repo_id, standards=[standard])
         result = publish(hub_registry, plan)
         if i == 0:
             print("requests of one publish:", hub.requests)
@@ -193,7 +193,7 @@ def test_one_publish_makes_few_requests(
     load_extractor("tester/m")  # the model in the local cache, as after a first run
 
     hub.clear_requests()
-    plan = plan_publish(hub_registry, "tester/m", standards=[standard], progress=False)
+    plan = plan_publish(hub_registry, "tester/m", standards=[standard])
     planned = hub.requests
     hub.clear_requests()
     publish(hub_registry, plan)
@@ -217,9 +217,9 @@ def test_republish_replaces_the_section_and_merges(
         write_standard(tmp_path, tiny_timm_dir, tiny_parquet, standard_id="tiny-b")
     )
 
-    plan = plan_publish(hub_registry, "tester/m", standards=[second_std], progress=False)
+    plan = plan_publish(hub_registry, "tester/m", standards=[second_std])
     publish(hub_registry, plan)
-    again = plan_publish(hub_registry, "tester/m", standards=[standard], progress=False)
+    again = plan_publish(hub_registry, "tester/m", standards=[standard])
     publish(hub_registry, again)
 
     text = hub.files("tester/m")["README.md"].decode()
@@ -239,7 +239,7 @@ def test_republish_replaces_the_section_and_merges(
 def test_concurrent_commit_is_retried(hub: FakeHub, models: list[Path], standard: Standard) -> None:
     hub.add_repo("tester/m", model_files(models[0], FOREIGN_README))
     hub_registry = registry()
-    plan = plan_publish(hub_registry, "tester/m", standards=[standard], progress=False)
+    plan = plan_publish(hub_registry, "tester/m", standards=[standard])
     changed = FOREIGN_README.replace(b"Text the owner wrote.", b"Edited meanwhile.")
     theirs = hub.commit("tester/m", {"README.md": changed, "notes.txt": b"n"})
 
@@ -259,7 +259,7 @@ def test_a_repo_that_keeps_changing_gives_up(
 ) -> None:
     hub.add_repo("tester/m", model_files(models[0]))
     hub_registry = registry()
-    plan = plan_publish(hub_registry, "tester/m", standards=[standard], progress=False)
+    plan = plan_publish(hub_registry, "tester/m", standards=[standard])
     real_commit = hub_registry.commit
 
     def racing_commit(*args, **kwargs):
@@ -286,7 +286,7 @@ def test_create_pr_leaves_main_untouched(
     use_endpoint(monkeypatch, hub.endpoint, token=TOKEN)
     hub_registry = registry()
 
-    plan = plan_publish(hub_registry, "tester/m", standards=[standard], progress=False)
+    plan = plan_publish(hub_registry, "tester/m", standards=[standard])
     result = publish(hub_registry, plan, create_pr=True)
 
     assert hub.head("tester/m") == main_sha
@@ -331,7 +331,7 @@ def test_dry_run_of_a_repo_without_readme(
 ) -> None:
     hub.add_repo("tester/m", model_files(models[0]))
 
-    plan = plan_publish(registry(), "tester/m", standards=[standard], progress=False)
+    plan = plan_publish(registry(), "tester/m", standards=[standard])
 
     text = diff_plan(plan)
     assert "--- /dev/null\n+++ b/README.md\n" in text
@@ -362,7 +362,7 @@ def test_publish_a_precomputed_embedding_file(
     hub: FakeHub, models: list[Path], standard: Standard, tmp_path: Path
 ) -> None:
     hub.add_repo("tester/m", model_files(models[0]))
-    embedding = compute_model_embedding(f"timm:{models[0]}", standard, progress=False)
+    embedding = compute_model_embedding(f"timm:{models[0]}", standard)
     path = save_embedding(embedding, tmp_path / "e.safetensors")
     hub_registry = registry()
 
@@ -384,7 +384,7 @@ def test_server_errors_on_commit_are_retried_when_safe(
     hub.add_repo("tester/m", model_files(models[0]))
     ours: list[float] = []
     hub_registry = registry(ours)
-    plan = plan_publish(hub_registry, "tester/m", standards=[standard], progress=False)
+    plan = plan_publish(hub_registry, "tester/m", standards=[standard])
     hub.clear_requests()
     hub.fail_next(1, status=503, path_prefix="/api/models/tester/m/commit")
     hub.fail_next(1, status=429, path_prefix="/api/models/tester/m/commit", retry_after=3)
@@ -403,7 +403,7 @@ def test_a_lost_answer_of_a_commit_that_landed_is_not_repeated(
 ) -> None:
     hub.add_repo("tester/m", model_files(models[0]))
     hub_registry = registry()
-    plan = plan_publish(hub_registry, "tester/m", standards=[standard], progress=False)
+    plan = plan_publish(hub_registry, "tester/m", standards=[standard])
     real = hub_registry.api.create_commit
 
     def commit_then_lose_the_answer(*args, **kwargs):
@@ -544,7 +544,7 @@ def test_directory_registry_publish(directory: Path, standard: Standard) -> None
     for i in range(3):
         repo_id = f"org/m{i}"
         before = reg.head(repo_id)
-        plan = plan_publish(reg, repo_id, standards=[standard], progress=False)
+        plan = plan_publish(reg, repo_id, standards=[standard])
         result = publish(reg, plan)
 
         repo = directory / repo_id
@@ -571,7 +571,7 @@ def test_directory_registry_concurrent_change_and_errors(
     directory: Path, standard: Standard
 ) -> None:
     reg = DirectoryRegistry(directory)
-    plan = plan_publish(reg, "org/m0", standards=[standard], progress=False)
+    plan = plan_publish(reg, "org/m0", standards=[standard])
     readme = directory / "org/m0/README.md"
     readme.write_text(readme.read_text().replace("Text the owner wrote.", "Edited meanwhile."))
     with pytest.raises(ConcurrentUpdateError):
@@ -610,9 +610,7 @@ def test_directory_registry_cli_dry_run_and_publish(directory: Path, standard_fi
 def test_model_spec_override(hub: FakeHub, models: list[Path], standard: Standard) -> None:
     hub.add_repo("tester/m", {"README.md": FOREIGN_README})  # a card, no model files
 
-    plan = plan_publish(
-        registry(), "tester/m", standards=[standard], model=f"timm:{models[2]}", progress=False
-    )
+    plan = plan_publish(registry(), "tester/m", standards=[standard], model=f"timm:{models[2]}")
 
     entry = plan.entries[0]
     assert entry.model_revision == load_extractor(f"timm:{models[2]}").revision

@@ -88,7 +88,6 @@ def test_another_hub_model_is_recorded_by_its_spec(
         "tester/card-only",
         standards=[standard],
         model="timm:tester/weights",
-        progress=False,
     )
 
     (entry,) = plan.entries

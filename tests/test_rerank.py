@@ -269,9 +269,14 @@ def test_a_failing_model_never_stops_the_ranking(tmp_path, data):
     assert ranking.rows[0].model_id == "org/wide"
     assert ranking.rows[0].not_reranked == "RuntimeError: CUDA out of memory second line"
     assert ranking.rows[1].placed_by == "stage 2"
-    ends = [(e.model_id, e.step) for e in events if e.step in ("done", "not re-ranked")]
-    assert ends == [("org/wide", "not re-ranked"), ("org/narrow", "done")]
-    assert {e.total for e in events} == {2}
+    assert [(e.desc, e.done, e.total, e.unit, e.item) for e in events] == [
+        ("re-rank", 0, 2, "model", "load org/wide"),  # its load fails: over, not re-ranked
+        ("re-rank", 1, 2, "model", None),
+        ("re-rank", 1, 2, "model", "load org/narrow"),
+        ("re-rank", 1, 2, "model", "features org/narrow"),
+        ("re-rank", 1, 2, "model", "score org/narrow"),
+        ("re-rank", 2, 2, "model", None),
+    ]
 
 
 @pytest.mark.parametrize("spec", [None, "timm:org/mid-noise"])
@@ -372,7 +377,7 @@ def cli_setup(tmp_path, tiny_timm_dir, monkeypatch):
     probe = {"dataset": "parquet", "split": "train", "data_files": [str(parquet)]}
     std_file.write_text(yaml.safe_dump({"id": "tiny-rr", "baseline": baseline, "probe": probe}))
     std = get_standard(std_file)
-    task = compute_task_embedding(str(parquet), std, progress=False).vector.numpy()
+    task = compute_task_embedding(str(parquet), std).vector.numpy()
     # planted against the real task mask: wide covers it, narrow is one of its features
     on = np.flatnonzero(task > 0.5)
     vectors = {

@@ -324,7 +324,6 @@ def test_evaluate_research_scores_are_memoised_named_and_off_by_default(
         "variants": (FAITHFUL, Variant("normalised", metric="model-normalised")),
         "probe_config": probe_config,
         "cache_dir": tmp_path / "cache",
-        "progress": False,
     }
     research = {
         "research": RESEARCH_SCORES,

@@ -103,9 +103,7 @@ def test_genuine_embedding_passes_and_output_shows_both_checks(
     model_dir: Path, standard_file: Path, tmp_path: Path, verify
 ):
     root = tmp_path / "registry"
-    embedding = compute_model_embedding(
-        f"timm:{model_dir}", get_standard(standard_file), progress=False
-    )
+    embedding = compute_model_embedding(f"timm:{model_dir}", get_standard(standard_file))
     write_repo(
         root, "team/m", {**model_files(model_dir), **card_only_files(embedding, repo_id="team/m")}
     )
@@ -121,9 +119,7 @@ def test_card_only_repo_without_model_spec_says_pass_model(
 ):
     # issue 9 #6: was `404 ... config.json` with no hint
     root = tmp_path / "registry"
-    embedding = compute_model_embedding(
-        f"timm:{model_dir}", get_standard(standard_file), progress=False
-    )
+    embedding = compute_model_embedding(f"timm:{model_dir}", get_standard(standard_file))
     write_repo(root, "team/cardonly", card_only_files(embedding, repo_id="team/cardonly"))
     done = verify("team/cardonly", "-s", standard_file, "--registry", root, "-q")
     assert done.exit_code == 1
@@ -151,9 +147,7 @@ def test_card_only_repo_on_the_hub_uses_the_cards_model_spec_at_its_revision(
     hub.add_repo("tester/weights", model_files(model_dir))
     embedded = hub.head("tester/weights")
     standard = get_standard(standard_file)
-    embedding = compute_model_embedding(
-        "tester/weights", standard, revision=embedded, progress=False
-    )
+    embedding = compute_model_embedding("tester/weights", standard, revision=embedded)
     assert embedding.model_revision == embedded
     hub.add_repo(
         "tester/card",
@@ -176,9 +170,7 @@ def test_a_cards_model_spec_is_never_code_or_a_local_path(
     spec: str, model_dir: Path, standard_file: Path, tmp_path: Path, verify
 ):
     root = tmp_path / "registry"
-    embedding = compute_model_embedding(
-        f"timm:{model_dir}", get_standard(standard_file), progress=False
-    )
+    embedding = compute_model_embedding(f"timm:{model_dir}", get_standard(standard_file))
     write_repo(root, "team/evil", card_only_files(embedding, repo_id="team/evil", model=spec))
     done = verify("team/evil", "-s", standard_file, "--registry", root, "-q")
     assert done.exit_code == 1
@@ -222,7 +214,7 @@ def test_a_third_party_index_row_is_checked_and_a_forged_one_fails(
 
     standard = get_standard(standard_file)
     spec = f"timm:{model_dir}"
-    genuine = compute_model_embedding(spec, standard, progress=False)
+    genuine = compute_model_embedding(spec, standard)
     folder = tmp_path / "index"
     with EmbeddingIndex.open(folder) as opened, opened.update() as tx:
         for repo, vector in (

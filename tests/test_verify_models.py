@@ -43,7 +43,7 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> dict:
     standard_file.write_text(standard.to_yaml())
     return {
         "standard_file": standard_file,
-        "efficientnet": compute_model_embedding(EFFICIENTNET, standard, progress=False),
+        "efficientnet": compute_model_embedding(EFFICIENTNET, standard),
     }
 
 

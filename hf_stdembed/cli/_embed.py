@@ -25,7 +25,7 @@ from ._options import (
     StandardOpt,
     TokenOpt,
 )
-from ._render import quiet_libraries, render_ranking, stderr
+from ._render import progress_bars, quiet_libraries, render_ranking, stderr
 
 if TYPE_CHECKING:
     from ..standards import Standard
@@ -65,15 +65,16 @@ def embed(
 
     if quiet:
         quiet_libraries()
-    embedding = compute_model_embedding(
-        load_extractor(model, revision=revision, token=token),
-        resolve_standard_or_indexed(standard),
-        protocol=protocol.value,
-        device=device,
-        batch_size=batch_size,
-        cache_dir=cache_dir,
-        progress=not quiet,
-    )
+    with progress_bars(quiet) as on_progress:
+        embedding = compute_model_embedding(
+            load_extractor(model, revision=revision, token=token),
+            resolve_standard_or_indexed(standard),
+            protocol=protocol.value,
+            device=device,
+            batch_size=batch_size,
+            cache_dir=cache_dir,
+            on_progress=on_progress,
+        )
     save_embedding(embedding, out)
     stderr().print(
         f"Wrote {out}: {embedding.vector.shape[0]} features, |v| = "
@@ -106,19 +107,20 @@ def task(
 
     if quiet:
         quiet_libraries()
-    embedding = compute_task_embedding(
-        dataset,
-        resolve_standard_or_indexed(standard),
-        split=split,
-        config=config,
-        revision=revision,
-        image_column=image_column,
-        label_column=label_column,
-        device=device,
-        batch_size=batch_size,
-        cache_dir=cache_dir,
-        progress=not quiet,
-    )
+    with progress_bars(quiet) as on_progress:
+        embedding = compute_task_embedding(
+            dataset,
+            resolve_standard_or_indexed(standard),
+            split=split,
+            config=config,
+            revision=revision,
+            image_column=image_column,
+            label_column=label_column,
+            device=device,
+            batch_size=batch_size,
+            cache_dir=cache_dir,
+            on_progress=on_progress,
+        )
     save_embedding(embedding, out)
     stderr().print(
         f"Wrote {out}: gamma {embedding.gamma:.3g}, |v| = {float(embedding.vector.sum()):.1f} "
@@ -209,7 +211,8 @@ def demo(
 
     if quiet:
         quiet_libraries()
-    result = run_demo(workdir, progress=not quiet, scale=QUICK if quick else None)
+    with progress_bars(quiet) as on_progress:
+        result = run_demo(workdir, on_progress=on_progress, scale=QUICK if quick else None)
     render_ranking(
         result.ranking,
         as_json=as_json,

@@ -17,7 +17,7 @@ from ._options import (
     StandardOpt,
     TokenOpt,
 )
-from ._render import quiet_libraries, stderr, warn
+from ._render import progress_bars, quiet_libraries, stderr, warn
 
 if TYPE_CHECKING:
     from ..embed_many import EmbedManyReport, ModelJob
@@ -90,8 +90,6 @@ def embed_many(
 
     --device: the device of an in-process run. --token: for the Hub queries, push and PRs.
     """
-    from tqdm.auto import tqdm
-
     from .. import embed_many as many
     from ..errors import StdEmbedError
     from ..index import EmbeddingIndex
@@ -118,9 +116,7 @@ def embed_many(
     jobs = list({job.repo_id: job for job in jobs}.values())
     with EmbeddingIndex.open(index) as opened:
         std = resolve_standard(standard, index=opened)
-        with tqdm(
-            total=len(jobs) + len(unresolved), desc="models", unit="model", disable=quiet
-        ) as bar:
+        with progress_bars(quiet) as on_progress:
             report = many.embed_many(
                 jobs,
                 std,
@@ -132,7 +128,7 @@ def embed_many(
                 batch_size=batch_size,
                 cache_dir=cache_dir,
                 unresolved=unresolved,
-                on_model=lambda _: bar.update(),
+                on_progress=on_progress,
             )
         _summary(report)
         if open_prs:

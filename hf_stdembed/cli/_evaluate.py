@@ -9,7 +9,7 @@ import typer
 
 from ..errors import StdEmbedError
 from ._options import DEFAULT_STANDARD, CacheDirOpt, DeviceOpt, OutOpt, QuietOpt, StandardOpt
-from ._render import quiet_libraries, stderr
+from ._render import progress_lines, quiet_libraries, stderr
 
 
 def parse_task(
@@ -111,8 +111,7 @@ def evaluate(
         with_logme=logme,
         device=device,
         cache_dir=cache_dir,
-        progress=not quiet,
-        log=lambda message: typer.echo(message, err=True),
+        on_progress=progress_lines(quiet),
     )
     written = report.save(out, plots=plots)
     typer.echo(report.to_markdown())

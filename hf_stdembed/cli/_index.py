@@ -23,7 +23,7 @@ from ._options import (
     StandardFileOpt,
     TokenOpt,
 )
-from ._render import stderr, stdout, warn
+from ._render import progress_bars, stderr, stdout, warn
 
 if TYPE_CHECKING:
     from ..crawl import CrawlReport
@@ -50,18 +50,16 @@ def run_crawl(
     ``standards``: custom standards the user gives (trusted); ``seconds`` and ``megabytes``:
     the crawl's budget (0: none).
     """
-    from tqdm.auto import tqdm
-
     from ..crawl import CrawlBudget, crawl
+    from ..progress import tally
 
     budget = CrawlBudget(
         seconds=seconds if seconds > 0 else None,
         bytes=int(megabytes * 1e6) if megabytes > 0 else None,
     )
-    with tqdm(desc=f"crawling {source.name}", unit="repo", disable=quiet) as bar:
-        report = crawl(
-            source, index, standards=list(standards), on_repo=lambda _: bar.update(), budget=budget
-        )
+    with progress_bars(quiet) as on_progress:
+        on_repo = tally(on_progress, f"crawling {source.name}", unit="repo")
+        report = crawl(source, index, standards=list(standards), on_repo=on_repo, budget=budget)
     err = stderr()
     err.print(
         f"{report.listed} repos listed, {report.unchanged} unchanged, {report.downloaded} "

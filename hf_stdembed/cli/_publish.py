@@ -22,7 +22,7 @@ from ._options import (
     StandardsOpt,
     TokenOpt,
 )
-from ._render import quiet_libraries, stderr
+from ._render import progress_bars, quiet_libraries, stderr
 
 if TYPE_CHECKING:
     from ..publish import PublishPlan
@@ -80,18 +80,19 @@ def publish(
     standards = [resolve_standard_or_indexed(s) for s in standard or [DEFAULT_STANDARD]]
     if not dry_run:
         check_access(target, repo_id, create_pr=create_pr)
-    plan = plan_publish(
-        target,
-        repo_id,
-        standards=standards,
-        model=model,
-        embeddings=embedding,
-        revision=revision,
-        progress=not quiet,
-        device=device,
-        batch_size=batch_size,
-        cache_dir=cache_dir,
-    )
+    with progress_bars(quiet) as on_progress:
+        plan = plan_publish(
+            target,
+            repo_id,
+            standards=standards,
+            model=model,
+            embeddings=embedding,
+            revision=revision,
+            on_progress=on_progress,
+            device=device,
+            batch_size=batch_size,
+            cache_dir=cache_dir,
+        )
     if dry_run:
         typer.echo(diff_plan(plan), nl=False, err=as_json)
         if as_json:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import typer
@@ -16,6 +18,7 @@ from rich.console import Console
 from rich.text import Text
 
 if TYPE_CHECKING:
+    from ..progress import Progress, ProgressEvent
     from ..selection import RankedModel, Ranking
 
 WIDE = 200  # columns when stdout is not a terminal: ids are never cut in logs and pipes
@@ -158,3 +161,49 @@ def quiet_libraries() -> None:
 
     datasets.disable_progress_bars()
     disable_progress_bars()
+
+
+@contextmanager
+def progress_bars(quiet: bool) -> Iterator[Progress | None]:
+    """The CLI's progress display, for a library call's ``on_progress``: one tqdm bar on
+    stderr per event ``desc`` (its ``item`` as the postfix), closed once ``done == total``
+    and every open one at the end; None (nothing shown) with ``--quiet``.
+
+    An optimisation's bar (unit ``step``) is gone once closed; the others stay on screen.
+    """
+    if quiet:
+        yield None
+        return
+    from tqdm.auto import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def on_progress(event: ProgressEvent) -> None:
+        bar = bars.get(event.desc)
+        if bar is None:
+            bar = bars[event.desc] = tqdm(
+                total=event.total,
+                desc=event.desc,
+                unit=event.unit,
+                leave=event.unit != "step",
+                file=sys.stderr,
+            )
+        if event.item:
+            bar.set_postfix_str(event.item, refresh=True)
+        bar.update(event.done - bar.n)
+        if event.total is not None and event.done >= event.total:
+            bars.pop(event.desc).close()
+
+    try:
+        yield on_progress
+    finally:
+        for bar in bars.values():
+            bar.close()
+
+
+def progress_lines(quiet: bool) -> Progress | None:
+    """Progress as lines on stderr, one per event that names its item (for long runs whose
+    log is read later: ``evaluate``); None with ``--quiet``."""
+    from ..progress import item_lines
+
+    return None if quiet else item_lines(lambda line: typer.echo(line, err=True))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -30,14 +29,10 @@ from ._options import (
     TokenOpt,
     TopOpt,
 )
-from ._render import quiet_libraries, render_ranking, stderr, warn
+from ._render import progress_bars, quiet_libraries, render_ranking, stderr, warn
 
 if TYPE_CHECKING:
-    from ..data import ImageDataset
-    from ..embeddings import TaskEmbedding
-    from ..index import EmbeddingIndex
     from ..registry import Registry
-    from ..selection import Ranking
 
 INDEX_REPOS_ENV = "HF_STDEMBED_INDEX_REPOS"
 """Shared index datasets ``select`` pulls when no ``--index-repo`` is given (space-separated)."""
@@ -99,6 +94,7 @@ def select(
     from ..index import EmbeddingIndex
     from ..pipeline import compute_task_embedding
     from ..registry import open_registry
+    from ..rerank import rerank_index
     from ..resolve import file_standard, resolve_standard
     from ..selection import rank_index
 
@@ -124,9 +120,15 @@ def select(
         data = load_image_dataset(
             dataset, split=split, image_column=image_column, label_column=label_column
         )
-        task = compute_task_embedding(data, std, split=split, device=device, progress=not quiet)
+        with progress_bars(quiet) as on_progress:
+            task = compute_task_embedding(
+                data, std, split=split, device=device, on_progress=on_progress
+            )
         if rerank:
-            ranking = _rerank(task, opened, data, k=rerank, top=top, device=device, quiet=quiet)
+            with progress_bars(quiet) as on_progress:
+                ranking = rerank_index(
+                    task, opened, data, k=rerank, top=top, device=device, on_progress=on_progress
+                )
         else:
             ranking = rank_index(task, opened, top=top)
     render_ranking(
@@ -137,41 +139,6 @@ def select(
             f"No published model uses standard {std.id!r} yet: nothing to rank "
             "(try --refresh, another --standard, or --registry)."
         )
-
-
-def _rerank(
-    task: TaskEmbedding,
-    index: EmbeddingIndex,
-    data: ImageDataset,
-    *,
-    k: int,
-    top: int,
-    device: str | None,
-    quiet: bool,
-) -> Ranking:
-    """:func:`hf_stdembed.rerank.rerank_index` with a progress bar over the shortlist."""
-    from tqdm.auto import tqdm
-
-    from ..rerank import RerankEvent, rerank_index
-
-    bar = None
-
-    def on_progress(event: RerankEvent) -> None:
-        nonlocal bar
-        if quiet:
-            return
-        if bar is None:
-            bar = tqdm(total=event.total, desc="re-rank", unit="model", file=sys.stderr)
-        if event.step in ("load", "features", "score"):
-            bar.set_postfix_str(f"{event.step} {event.model_id}", refresh=True)
-        else:
-            bar.update(1)
-
-    try:
-        return rerank_index(task, index, data, k=k, top=top, device=device, on_progress=on_progress)
-    finally:
-        if bar is not None:
-            bar.close()
 
 
 def _pull_shared_indexes(
@@ -236,14 +203,16 @@ def verify(
     if quiet:
         quiet_libraries()
     thresholds = VerifyThresholds(max_shortfall=max_shortfall, min_agreement=min_agreement)
-    options = {"model": model, "thresholds": thresholds, "device": device, "progress": not quiet}
-    if from_index:
-        with EmbeddingIndex.open(index) as opened:
-            std = resolve_standard(standard, index=opened)
-            result = verify_index_row(opened, repo_id, std, **options)
-    else:
-        std = resolve_standard_or_indexed(standard)
-        result = verify_published(open_registry(registry, token=token), repo_id, std, **options)
+    with progress_bars(quiet) as on_progress:
+        options = {"model": model, "thresholds": thresholds, "device": device}
+        options["on_progress"] = on_progress
+        if from_index:
+            with EmbeddingIndex.open(index) as opened:
+                std = resolve_standard(standard, index=opened)
+                result = verify_index_row(opened, repo_id, std, **options)
+        else:
+            std = resolve_standard_or_indexed(standard)
+            result = verify_published(open_registry(registry, token=token), repo_id, std, **options)
     m = result.measures
     typer.echo(f"{repo_id} [{result.standard_id}], checked with {result.model}")
     typer.echo(

@@ -4,7 +4,7 @@ paper's protocol, Section 5.1, on cached features), and LogME on the same train 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -16,10 +16,13 @@ from ..core.logme import logme
 from ..extractors import FeatureExtractor, load_extractor
 from ..features import extract_features
 from ..pipeline import load_baseline
+from ..progress import Progress, report
 from ..standards import Standard
 from .embeddings import task_embedding
 from .memo import memo
 from .tasks import SplitTask, TaskSpec
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -48,13 +51,13 @@ def ground_truth(
     model = [extractor.name, extractor.revision, extractor.preprocessing]
     parts = []
     if isinstance(task, TaskSpec):
-        x_train = extract_features(extractor, task.train, cache_dir=cache_dir, progress=False)
-        x_test = extract_features(extractor, task.test, cache_dir=cache_dir, progress=False)
+        x_train = extract_features(extractor, task.train, cache_dir=cache_dir)
+        x_test = extract_features(extractor, task.test, cache_dir=cache_dir)
         data_ident = [task.train.fingerprint, task.test.fingerprint]
         labels = (task.train.labels(), task.test.labels())
         parts.append((x_train, x_test, *labels, data_ident, task.train.num_classes))
     else:
-        x = extract_features(extractor, task.data, cache_dir=cache_dir, progress=False)
+        x = extract_features(extractor, task.data, cache_dir=cache_dir)
         y = task.data.labels()
         for train, test in task.splits:
             data_ident = [task.data.fingerprint, rows_digest(train), rows_digest(test)]
@@ -115,8 +118,8 @@ def train_features(
 ) -> torch.Tensor:
     """A model's features of one split's train rows (indexed as :func:`ground_truth` does)."""
     if isinstance(task, TaskSpec):
-        return extract_features(extractor, task.train, cache_dir=cache_dir, progress=False)
-    x = extract_features(extractor, task.data, cache_dir=cache_dir, progress=False)
+        return extract_features(extractor, task.train, cache_dir=cache_dir)
+    x = extract_features(extractor, task.data, cache_dir=cache_dir)
     return x[task.splits[split][0]]
 
 
@@ -129,24 +132,33 @@ def precompute_ground_truth(
     with_logme: bool = True,
     device: str | torch.device | None = None,
     cache_dir: str | Path,
-    log: Callable[[str], None] | None = None,
+    on_progress: Progress | None = None,
 ) -> None:
     """Fills ``cache_dir`` with what :func:`~hf_stdembed.evaluation.evaluate` needs besides P:
     every candidate's linear probes and LogME scores on every split (standard-independent)
     and every standard's task embeddings. Lets a cold benchmark run the ground truth beside
-    P's optimisations. ``log`` gets a line per candidate and per standard and task."""
-    log = log or (lambda message: None)
+    P's optimisations. ``on_progress`` hears ``ground truth``: each candidate (``item``:
+    ``ground truth <name>``), then each standard and task (``task embeddings <id> <task>``),
+    as it is done."""
+    total, done = len(candidates) + len(standards) * len(tasks), 0
+
+    def tell(item: str) -> None:
+        nonlocal done
+        done += 1
+        logger.info("%s", item)
+        report(on_progress, "ground truth", done, total, item=item)
+
     for spec in candidates:
         extractor = load_extractor(spec)
         for task in tasks:
             candidate_on_task(extractor, task, probe_config, with_logme, cache_dir, device)
-        log(f"ground truth {extractor.name}")
+        tell(f"ground truth {extractor.name}")
     for standard in standards:
         baseline = load_baseline(standard)
         for task in tasks:
             for run in ground_truth(baseline, task, probe_config, cache_dir, device):
                 task_embedding(standard, run, cache_dir, device)
-            log(f"task embeddings {standard.id} {task.name}")
+            tell(f"task embeddings {standard.id} {task.name}")
 
 
 def rows_digest(rows: torch.Tensor) -> str:

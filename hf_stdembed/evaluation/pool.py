@@ -33,20 +33,18 @@ class PoolSetup:
         """Loads the baseline and probe set, and the baseline's probe features."""
         baseline = load_baseline(standard)
         probe = load_probe(standard)
-        base_probe = extract_features(baseline, probe, cache_dir=cache_dir, progress=False)
+        base_probe = extract_features(baseline, probe, cache_dir=cache_dir)
         return cls(standard, baseline, probe, base_probe, cache_dir)
 
     def candidate(
-        self, spec: str | FeatureExtractor, log: Callable[[str], None] | None = None
+        self, spec: str | FeatureExtractor, on_loaded: Callable[[str], None] | None = None
     ) -> tuple[FeatureExtractor, torch.Tensor, CandidateInfo]:
         """A candidate (loaded when given as a spec), its probe features and its
-        :class:`CandidateInfo` (no P yet); ``log`` hears ``candidate <name>`` once loaded."""
+        :class:`CandidateInfo` (no P yet); ``on_loaded`` hears its name once it is loaded."""
         extractor = spec if isinstance(spec, FeatureExtractor) else load_extractor(spec)
-        if log is not None:
-            log(f"candidate {extractor.name}")
-        cand_probe = extract_features(
-            extractor, self.probe, cache_dir=self.cache_dir, progress=False
-        )
+        if on_loaded is not None:
+            on_loaded(extractor.name)
+        cand_probe = extract_features(extractor, self.probe, cache_dir=self.cache_dir)
         info = CandidateInfo(
             spec=spec if isinstance(spec, str) else extractor.name,
             name=extractor.name,

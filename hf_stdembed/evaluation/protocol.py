@@ -4,7 +4,6 @@ every task split, gathered into an :class:`~hf_stdembed.evaluation.EvaluationRep
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import torch
 
 from ..core import LinearProbeConfig, fuzzy_similarity
 from ..extractors import FeatureExtractor
+from ..progress import Progress, report
 from ..standards import Standard
 from ._maths import nan_mean
 from .embeddings import model_embedding, task_embedding
@@ -44,11 +44,10 @@ def evaluate(
     with_logme: bool = True,
     device: str | torch.device | None = None,
     cache_dir: str | Path | None = None,
-    progress: bool = True,
     research: tuple[str, ...] = (),
     union_baselines: tuple[str, ...] | list[str] = (),
     shortlists: tuple[str, ...] = (),
-    log: Callable[[str], None] | None = None,
+    on_progress: Progress | None = None,
 ) -> EvaluationReport:
     """Evaluates selection on a pool of candidates, one standard and labelled tasks.
 
@@ -65,15 +64,15 @@ def evaluate(
         cache_dir: where features, P's masks, linear probes, LogME and Q are kept: a re-run
             with the same inputs costs no forward pass and no optimisation. Without it,
             features go to the default feature cache and nothing else is kept.
-        progress: report progress (a line per candidate and per task): to ``log``, else to
-            this module's logger at INFO level.
         research: names of :data:`RESEARCH_SCORES` to add to every task's scores (closed
             form, memoised under ``cache_dir``; default none: the report is unchanged).
         union_baselines: model specs whose features join the standard's baseline's (each
             block standardised over the probe set) for the ``union-*`` research scores.
         shortlists: names of :data:`~hf_stdembed.core.shortlist.STAGE1_CONFIGS` reported as
             ``two-stage[<name>]@K`` (each where its scores exist).
-        log: where progress lines go (the CLI prints them to stderr).
+        on_progress: hears ``evaluate``, in steps (a candidate, a task): each step as it
+            starts (``item``: ``candidate <name>``, ``task <name>``), then the end. The same
+            lines are logged at INFO level.
 
     Returns:
         The report, one :class:`TaskResult` per task and split; :meth:`EvaluationReport.save`
@@ -88,7 +87,13 @@ def evaluate(
         raise ValueError("need at least one candidate and one task")
     check_research(research, union_baselines, shortlists)
     check_variant_names(variants, research)
-    say = (log or logger.info) if progress else (lambda message: None)
+    total = len(candidates) + len(tasks)
+
+    def step(done: int, item: str | None) -> None:
+        if item is not None:
+            logger.info("%s", item)
+        report(on_progress, "evaluate", done, total, item=item)
+
     setup = PoolSetup.load(standard, cache_dir)
     transforms = [f for f in FEATURE_TRANSFORMS if any(v.features == f for v in variants)]
     infos: list[CandidateInfo] = []
@@ -97,8 +102,10 @@ def evaluate(
     # per task: per split, per candidate
     accuracies: dict[str, list[list[float]]] = {}
     logmes: dict[str, list[list[float]]] = {}
-    for spec in candidates:
-        extractor, cand_probe, info = setup.candidate(spec, log=say)
+    for c, spec in enumerate(candidates):
+        extractor, cand_probe, info = setup.candidate(
+            spec, on_loaded=lambda name, c=c: step(c, f"candidate {name}")
+        )
         for transform in transforms:
             mask, fidelity = model_embedding(
                 extractor,
@@ -127,8 +134,8 @@ def evaluate(
         infos.append(info)
     stacked = {c: torch.stack(m) for c, m in masks.items()}
     results = []
-    for task in tasks:
-        say(f"task {task.name}")
+    for t, task in enumerate(tasks):
+        step(len(candidates) + t, f"task {task.name}")
         runs = ground_truth(setup.baseline, task, probe_config, cache_dir, device)
         for s, run in enumerate(runs):
             q = task_embedding(standard, run, cache_dir, device)
@@ -166,6 +173,7 @@ def evaluate(
                 )
             )
     add_loto(results)
+    step(total, None)
     return EvaluationReport(
         standard_id=standard.id,
         standard_hash=standard.hash,

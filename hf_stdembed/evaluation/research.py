@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from ..core.closed_form import (
 from ..data import ImageDataset
 from ..extractors import FeatureExtractor, load_extractor
 from ..features import cache_key, extract_features
+from ..progress import Progress, report
 from ..standards import Standard
 from .embeddings import union_task_embedding
 from .ground_truth import SplitRun, train_features
@@ -30,6 +31,8 @@ from .pool import PoolSetup
 from .results import CandidateInfo
 from .selectors import BEYOND_BASELINE, UNION_SCORES, check_research
 from .tasks import SplitTask, TaskSpec
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -69,9 +72,7 @@ class ClosedForm:
             keyed.sort(key=lambda pair: canonical_json(pair[0], compact=False))
             union_keys, union = [k for k, _ in keyed], [u for _, u in keyed]
             blocks = [
-                setup.base_probe
-                if u is None
-                else extract_features(u, probe, cache_dir=cache_dir, progress=False)
+                setup.base_probe if u is None else extract_features(u, probe, cache_dir=cache_dir)
                 for u in union
             ]
             union_probe, stats = union_features(blocks)
@@ -169,11 +170,12 @@ def precompute_research(
     *,
     union_baselines: tuple[str, ...] | list[str] = (),
     cache_dir: str | Path,
-    log: Callable[[str], None] | None = None,
+    on_progress: Progress | None = None,
 ) -> None:
     """Fills ``cache_dir`` with the closed-form research masks and scalars of every candidate
     under ``standard`` (what :func:`~hf_stdembed.evaluation.evaluate` with ``research`` reads
-    back), without P. ``log`` gets a line per candidate.
+    back), without P. ``on_progress`` hears ``research``: each candidate (``item``:
+    ``research <id> <name>``) as it is done.
 
     Raises:
         ValueError: an unknown research score, or ``union-*`` scores without
@@ -182,8 +184,9 @@ def precompute_research(
     check_research(research, union_baselines, ())
     setup = PoolSetup.load(standard, cache_dir)
     closed = ClosedForm.start(research, union_baselines, setup)
-    for spec in candidates:
+    for done, spec in enumerate(candidates, 1):
         extractor, cand_probe, info = setup.candidate(spec)
         closed.add_candidate(extractor, cand_probe, info)
-        if log is not None:
-            log(f"research {standard.id} {extractor.name}")
+        item = f"research {standard.id} {extractor.name}"
+        logger.info("%s", item)
+        report(on_progress, "research", done, len(candidates), item=item)
