@@ -197,7 +197,9 @@ def _locate(target: str, *, revision: str | None, token: str | bool | None, spec
     )
     sha = _commit_of(config_file)
     if sha is None:  # not in the usual cache layout: ask the Hub
-        sha = HfApi().model_info(target, revision=revision, token=token).sha
+        # the sha only: a full answer's card data is parsed by ModelCardData, which raises
+        # TypeError on a stranger's `tags: 5`
+        sha = HfApi().model_info(target, revision=revision, token=token, expand=["sha"]).sha
     return _Location(None, target, sha, _read_config(Path(config_file), spec))
 
 
