@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -182,3 +184,81 @@ def hub(monkeypatch: pytest.MonkeyPatch):
         use_endpoint(monkeypatch, server.endpoint, token=TOKEN)
         yield server
     assert not server.server_errors, server.server_errors
+
+
+# =========================================================================================
+# The tiny standard and tiny models on the fake Hub (publish / select / verify / embed-many).
+# =========================================================================================
+
+
+@pytest.fixture
+def standard_file(tmp_path: Path, tiny_timm_dir: Path, tiny_parquet: Path) -> Path:
+    """``tiny-test.yaml``: the tiny timm model as the baseline, tiny_parquet as the probe set."""
+    from model_repos import write_standard
+
+    return write_standard(tmp_path, tiny_timm_dir, tiny_parquet, standard_id="tiny-test")
+
+
+HUB_MODELS = [f"tester/em{i}" for i in range(3)]
+
+
+@pytest.fixture(scope="module")
+def hub_model_dirs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Three tiny timm models (seeds 20..22) as local folders."""
+    from model_repos import make_timm_dir
+
+    return [make_timm_dir(tmp_path_factory.mktemp(f"em{i}"), seed=20 + i) for i in range(3)]
+
+
+@pytest.fixture
+def hub_models(hub, hub_model_dirs: list[Path]) -> list[str]:
+    """hub_model_dirs on the fake Hub as tester/em0..2, tagged as a Hub query finds them
+    (downloads 30..10)."""
+    from model_repos import model_files
+
+    for i, (repo, folder) in enumerate(zip(HUB_MODELS, hub_model_dirs, strict=True)):
+        tags = ["image-classification", "timm"]
+        hub.add_repo(repo, model_files(folder), tags=tags, downloads=30 - 10 * i)
+    return HUB_MODELS
+
+
+# =========================================================================================
+# The console entry point (its error boundary), run in-process.
+# =========================================================================================
+
+
+@dataclasses.dataclass
+class Run:
+    """What one run of the console entry point gave."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    @property
+    def error_lines(self) -> list[str]:
+        """The output's lines that start with ``Error:``."""
+        return [line for line in self.output.splitlines() if line.startswith("Error:")]
+
+
+@pytest.fixture
+def verify(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    """``verify(*args)`` runs `hf-stdembed verify ...` through the console entry point."""
+    from hf_stdembed.cli import main
+
+    def run(*args: object) -> Run:
+        monkeypatch.setattr(sys, "argv", ["hf-stdembed", "verify", *(str(a) for a in args)])
+        capsys.readouterr()
+        code = 0
+        try:
+            main()
+        except SystemExit as e:
+            code = int(e.code or 0)
+        out, err = capsys.readouterr()
+        return Run(code, out, err)
+
+    return run

@@ -29,7 +29,7 @@ import pytest
 import yaml
 from hub_server import TOKEN, FakeHub
 from huggingface_hub import ModelCard
-from test_publish import make_timm_dir, model_files, write_standard
+from model_repos import make_timm_dir, model_files, write_standard
 from typer.testing import CliRunner
 
 from hf_stdembed.card import card_entries
@@ -165,12 +165,6 @@ def action_env(hub: FakeHub) -> dict[str, str]:
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny timm model (never written to: copy it first)."""
     return make_timm_dir(tmp_path_factory.mktemp("action_model"), seed=4)
-
-
-@pytest.fixture
-def standard_file(tmp_path: Path, tiny_timm_dir: Path, tiny_parquet: Path) -> Path:
-    """The tiny standard of tests/test_publish.py: the tiny timm model as the baseline."""
-    return write_standard(tmp_path, tiny_timm_dir, tiny_parquet, standard_id="tiny-test")
 
 
 def embedding_file(standard_id: str) -> str:

@@ -453,7 +453,7 @@ def test_an_all_ones_vector_is_flagged_not_ranked_silently(hub: FakeHub, index: 
 def test_select_shows_source_and_flags(
     hub: FakeHub, tmp_path: Path, tiny_timm_dir: Path, tiny_parquet: Path
 ):
-    from test_publish import write_standard
+    from model_repos import write_standard
 
     path = write_standard(tmp_path, tiny_timm_dir, tiny_parquet, standard_id="newcomer-digits")
     standard = get_standard(path)

@@ -452,7 +452,7 @@ def test_cli_refuses_a_negative_rerank_in_one_line(cli_setup):
 def test_publish_crawl_and_rerank_load_each_model_at_its_pinned_revision(
     hub, tmp_path, tiny_timm_dir, tiny_parquet
 ):
-    from test_publish import make_timm_dir, model_files, write_standard
+    from model_repos import make_timm_dir, model_files, write_standard
 
     standard_file = write_standard(tmp_path, tiny_timm_dir, tiny_parquet, standard_id="tiny-e2e")
     repos = ["tester/rr0", "tester/rr1"]
