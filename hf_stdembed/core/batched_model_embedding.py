@@ -61,14 +61,21 @@ class _StackedEquivalence(torch.nn.Module):
         """Per-model, per-sample cosines ``(to, from)``, each ``(K, b)``; ``cand`` is
         ``(K, b, n_max)`` (zero-padded), ``base`` is ``(b, N)``."""
         masked = base.unsqueeze(0) * self.mask().unsqueeze(1)  # (K, b, N)
-        to_out = torch.baddbmm(self.to_bias.unsqueeze(1), cand, self.to_weight.transpose(1, 2))
-        from_out = torch.baddbmm(
-            self.from_bias.unsqueeze(1), masked, self.from_weight.transpose(1, 2)
-        )
-        return (
-            F.cosine_similarity(to_out, masked, dim=2),
-            F.cosine_similarity(cand, from_out, dim=2),
-        )
+        return stacked_cosines(self, cand, masked)
+
+
+def stacked_cosines(
+    maps: torch.nn.Module, cand: torch.Tensor, masked: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """P's per-sample cosines ``(to, from)``, each ``(K, b)``, for K stacked affine maps
+    (``maps.to_weight (K, N, n)``, ``to_bias``, ``from_weight (K, n, N)``, ``from_bias``):
+    ``cand`` is ``(K, b, n)``, ``masked`` the masked baseline ``(K, b, N)``."""
+    to_out = torch.baddbmm(maps.to_bias.unsqueeze(1), cand, maps.to_weight.transpose(1, 2))
+    from_out = torch.baddbmm(maps.from_bias.unsqueeze(1), masked, maps.from_weight.transpose(1, 2))
+    return (
+        F.cosine_similarity(to_out, masked, dim=2),
+        F.cosine_similarity(cand, from_out, dim=2),
+    )
 
 
 def embed_models(

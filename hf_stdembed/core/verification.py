@@ -30,9 +30,9 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from ._training import StepCallback, check_feature_pair, mean_similarities, run_sgd_steps
+from .batched_model_embedding import stacked_cosines
 from .model_embedding import ModelEmbeddingConfig, draw_affine_maps
 
 MASK_MEASURES = ("weighted-jaccard", "pearson", "l1")
@@ -90,14 +90,7 @@ class _AffineMaps(torch.nn.Module):
         k = masks.shape[0]
         masked = base.unsqueeze(0) * masks.unsqueeze(1)  # (k, b, N)
         cand_k = cand.unsqueeze(0).expand(k, *cand.shape)  # (k, b, n)
-        to_pred = torch.baddbmm(self.to_bias.unsqueeze(1), cand_k, self.to_weight.transpose(1, 2))
-        from_pred = torch.baddbmm(
-            self.from_bias.unsqueeze(1), masked, self.from_weight.transpose(1, 2)
-        )
-        return (
-            F.cosine_similarity(to_pred, masked, dim=2),
-            F.cosine_similarity(cand_k, from_pred, dim=2),
-        )
+        return stacked_cosines(self, cand_k, masked)
 
 
 def refit_affine(
