@@ -171,6 +171,7 @@ def embedding_file(standard_id: str) -> str:
     return f"stdembed/{standard_id}.safetensors"
 
 
+@pytest.mark.slow
 def test_action_publishes_and_writes_its_outputs(
     hub: FakeHub, action_env: dict, model_dir: Path, standard_file: Path, tmp_path: Path
 ) -> None:
@@ -209,6 +210,7 @@ def test_action_publishes_and_writes_its_outputs(
     assert TOKEN not in "\n".join(done.logs)
 
 
+@pytest.mark.slow
 def test_action_opens_a_pull_request_for_two_standards(
     hub: FakeHub,
     action_env: dict,
@@ -268,6 +270,7 @@ def test_action_refuses_bad_inputs_before_any_work(
     assert done.outputs["url"] == "" and len(hub.files("tester/m")) == 1
 
 
+@pytest.mark.slow
 def test_action_inputs_reach_the_cli_as_arguments_not_code(
     hub: FakeHub, action_env: dict, tmp_path: Path
 ) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -125,6 +126,7 @@ def readmes(draw) -> str:
     return draw(st.sampled_from(["", "\ufeff"])) + text
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(readme=readmes())
 def test_update_card_keeps_foreign_keys_and_is_idempotent(readme: str) -> None:

@@ -124,6 +124,7 @@ def test_untagged_repos_leave_the_index(hub: FakeHub, index: EmbeddingIndex):
     assert index.get(repos[0], STANDARD.hash) is None and len(index.rows()) == 3
 
 
+@pytest.mark.slow
 def test_kill_9_mid_crawl_loses_nothing(hub: FakeHub, tmp_path: Path):
     seed_repos(hub, 60)
     folder = tmp_path / "index"

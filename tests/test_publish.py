@@ -280,6 +280,7 @@ def test_dry_run_of_a_repo_without_readme(
     assert f"README.md  {len(plan.readme_after.encode())} bytes" in text
 
 
+@pytest.mark.slow
 def test_cli_publish_in_a_subprocess(hub: FakeHub, models: list[Path], standard_file: Path) -> None:
     hub.add_repo("tester/cli", model_files(models[1], FOREIGN_README))
     env = {**os.environ}  # HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE=0 and the temp caches

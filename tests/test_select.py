@@ -30,6 +30,7 @@ def cli(*args: object) -> str:
     return result.stdout
 
 
+@pytest.mark.slow
 def test_publish_then_select_on_the_hub(
     hub: FakeHub, models: list[Path], standard_file: Path, tiny_parquet: Path, tmp_path: Path
 ):
