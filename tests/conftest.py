@@ -105,26 +105,10 @@ def tiny_imagefolder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_timm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A timm ``test_resnet`` (5 classes, 32x32 input) saved in timm's Hub format."""
-    import timm
-    import torch
-    from timm.models import save_for_hf
+    """A timm ``test_resnet`` (5 classes, 32x32 input, seed 0) saved in timm's Hub format."""
+    from model_repos import make_timm_dir
 
-    torch.manual_seed(0)
-    model = timm.create_model("test_resnet", pretrained=False, num_classes=5)
-    folder = tmp_path_factory.mktemp("timm_model")
-    save_for_hf(
-        model,
-        str(folder),
-        safe_serialization=True,
-        data_config={
-            "input_size": (3, 32, 32),
-            "crop_pct": 1.0,
-            "mean": (0.485, 0.456, 0.406),
-            "std": (0.229, 0.224, 0.225),
-        },
-    )
-    return folder
+    return make_timm_dir(tmp_path_factory.mktemp("timm_model"), seed=0)
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from safetensors.torch import save as save_bytes
 
 from hf_stdembed.card import CardEntry, update_card
 from hf_stdembed.embeddings import ModelEmbedding, _to_file, save_embedding
-from hf_stdembed.standards import get_standard
+from hf_stdembed.standards import Standard, get_standard
 
 STANDARD = get_standard("resnet18-in1k-val")  # the standard of the published_files repos
 FOREIGN_README = b"""---
@@ -77,13 +77,17 @@ def write_standard(folder: Path, baseline: Path, probe: Path, *, standard_id: st
     return path
 
 
-def embedding_bytes(seed: int, **changes) -> tuple[ModelEmbedding, bytes]:
-    """A random embedding under STANDARD (fields overridden by ``changes``) and its file."""
-    vector = torch.rand(STANDARD.dim, generator=torch.Generator().manual_seed(seed))
+def embedding_bytes(
+    seed: int, *, standard: Standard = STANDARD, vector: torch.Tensor | None = None, **changes
+) -> tuple[ModelEmbedding, bytes]:
+    """An embedding under ``standard`` (a random ``vector`` drawn from ``seed`` unless given;
+    other fields overridden by ``changes``) and its file's bytes."""
+    if vector is None:
+        vector = torch.rand(standard.dim, generator=torch.Generator().manual_seed(seed))
     embedding = ModelEmbedding(
         vector=vector,
-        standard_id=STANDARD.id,
-        standard_hash=STANDARD.hash,
+        standard_id=standard.id,
+        standard_hash=standard.hash,
         model_id=f"model-{seed}",
         model_revision=f"{seed:040x}",
         l_to=0.95,
