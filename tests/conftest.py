@@ -1,4 +1,6 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures. Plain helpers (no fixtures) are modules beside it: tiny_images.py,
+model_repos.py, index_rows.py, planted_data.py, hub_server.py; test files import these, not
+each other."""
 
 from __future__ import annotations
 
@@ -9,16 +11,13 @@ from functools import partial
 from pathlib import Path
 
 import datasets
-import numpy as np
 import pytest
-from PIL import Image
+from tiny_images import TINY_CLASSES, make_image_dataset, make_images
 
 # =========================================================================================
 # Models, datasets and features (tests/test_extractors.py, test_data.py, test_features.py):
 # offline caches, tiny real models saved as local directories, tiny image datasets.
 # =========================================================================================
-
-TINY_CLASSES = ("cat", "dog", "fox")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -60,28 +59,6 @@ def offline_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True)
     return home
-
-
-def make_images(count: int, *, seed: int = 0, mode: str = "RGB") -> list[Image.Image]:
-    """Small random images of varied sizes."""
-    rng = np.random.default_rng(seed)
-    images = []
-    for i in range(count):
-        shape = (20 + i % 5, 24 + i % 3) + ((3,) if mode == "RGB" else ())
-        images.append(Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode=mode))
-    return images
-
-
-def make_image_dataset(count: int = 24, *, seed: int = 0, mode: str = "RGB") -> datasets.Dataset:
-    """An in-memory dataset: ``image`` (Image) and ``label`` (ClassLabel, 3 classes)."""
-    features = datasets.Features(
-        {"image": datasets.Image(), "label": datasets.ClassLabel(names=list(TINY_CLASSES))}
-    )
-    data = {
-        "image": make_images(count, seed=seed, mode=mode),
-        "label": [i % 3 for i in range(count)],
-    }
-    return datasets.Dataset.from_dict(data, features=features)
 
 
 @pytest.fixture(scope="session")

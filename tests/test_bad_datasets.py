@@ -8,7 +8,7 @@ from pathlib import Path
 
 import datasets
 import pytest
-from conftest import TINY_CLASSES, make_images
+from tiny_images import TINY_CLASSES, make_images
 
 from hf_stdembed.cli import main
 from hf_stdembed.data import as_image_dataset, load_image_dataset
