@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -349,19 +350,32 @@ def _split_names(
         return []
 
 
+def _named_column(
+    dataset: datasets.Dataset, name: str, source: str, *, accepts: Callable[[Any], bool], what: str
+) -> str:
+    """``name`` when the dataset has that column and ``accepts`` its feature type; else a
+    DatasetLoadError saying it is not ``what``."""
+    _require_column(dataset, name, source)
+    feature = dataset.features[name]
+    if not accepts(feature):
+        raise DatasetLoadError(
+            f"column {name!r} is {feature}, not {what}; columns: {_describe_columns(dataset)}",
+            source=source,
+        )
+    return name
+
+
 def _image_column(dataset: datasets.Dataset, name: str | None, source: str) -> str:
     """The named image column (checked), else the first ``datasets.Image`` column."""
     features = dataset.features
     if name is not None:
-        _require_column(dataset, name, source)
-        feature = features[name]
-        if not isinstance(feature, datasets.Image) and not _is_string(feature):
-            raise DatasetLoadError(
-                f"column {name!r} is {feature}, not an image; columns:"
-                f" {_describe_columns(dataset)}",
-                source=source,
-            )
-        return name
+        return _named_column(
+            dataset,
+            name,
+            source,
+            accepts=lambda f: isinstance(f, datasets.Image) or _is_string(f),
+            what="an image",
+        )
     for column, feature in features.items():
         if isinstance(feature, datasets.Image):
             return column
@@ -375,17 +389,16 @@ def _label_column(dataset: datasets.Dataset, name: str | None, source: str) -> s
     """The named label column (checked), else a ``ClassLabel``, else a conventional name."""
     features = dataset.features
     if name is not None:
-        _require_column(dataset, name, source)
-        feature = features[name]
-        if not isinstance(feature, datasets.ClassLabel) and not (
-            isinstance(feature, datasets.Value) and (_is_integer(feature) or _is_string(feature))
-        ):
-            raise DatasetLoadError(
-                f"column {name!r} is {feature}, not class labels (ClassLabel, integers or"
-                f" strings); columns: {_describe_columns(dataset)}",
-                source=source,
-            )
-        return name
+        return _named_column(
+            dataset,
+            name,
+            source,
+            accepts=lambda f: (
+                isinstance(f, datasets.ClassLabel)
+                or (isinstance(f, datasets.Value) and (_is_integer(f) or _is_string(f)))
+            ),
+            what="class labels (ClassLabel, integers or strings)",
+        )
     for column, feature in features.items():
         if isinstance(feature, datasets.ClassLabel):
             return column

@@ -1,22 +1,23 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures. Plain helpers (no fixtures) are modules beside it: tiny_images.py,
+model_repos.py, index_rows.py, planted_data.py, hub_server.py; test files import these, not
+each other."""
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
 import datasets
-import numpy as np
 import pytest
-from PIL import Image
+from tiny_images import TINY_CLASSES, make_image_dataset, make_images
 
 # =========================================================================================
 # Models, datasets and features (tests/test_extractors.py, test_data.py, test_features.py):
 # offline caches, tiny real models saved as local directories, tiny image datasets.
 # =========================================================================================
-
-TINY_CLASSES = ("cat", "dog", "fox")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -60,28 +61,6 @@ def offline_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-def make_images(count: int, *, seed: int = 0, mode: str = "RGB") -> list[Image.Image]:
-    """Small random images of varied sizes."""
-    rng = np.random.default_rng(seed)
-    images = []
-    for i in range(count):
-        shape = (20 + i % 5, 24 + i % 3) + ((3,) if mode == "RGB" else ())
-        images.append(Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode=mode))
-    return images
-
-
-def make_image_dataset(count: int = 24, *, seed: int = 0, mode: str = "RGB") -> datasets.Dataset:
-    """An in-memory dataset: ``image`` (Image) and ``label`` (ClassLabel, 3 classes)."""
-    features = datasets.Features(
-        {"image": datasets.Image(), "label": datasets.ClassLabel(names=list(TINY_CLASSES))}
-    )
-    data = {
-        "image": make_images(count, seed=seed, mode=mode),
-        "label": [i % 3 for i in range(count)],
-    }
-    return datasets.Dataset.from_dict(data, features=features)
-
-
 @pytest.fixture(scope="session")
 def tiny_parquet(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 24-row labelled image dataset saved as one parquet file."""
@@ -103,26 +82,10 @@ def tiny_imagefolder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_timm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A timm ``test_resnet`` (5 classes, 32x32 input) saved in timm's Hub format."""
-    import timm
-    import torch
-    from timm.models import save_for_hf
+    """A timm ``test_resnet`` (5 classes, 32x32 input, seed 0) saved in timm's Hub format."""
+    from model_repos import make_timm_dir
 
-    torch.manual_seed(0)
-    model = timm.create_model("test_resnet", pretrained=False, num_classes=5)
-    folder = tmp_path_factory.mktemp("timm_model")
-    save_for_hf(
-        model,
-        str(folder),
-        safe_serialization=True,
-        data_config={
-            "input_size": (3, 32, 32),
-            "crop_pct": 1.0,
-            "mean": (0.485, 0.456, 0.406),
-            "std": (0.229, 0.224, 0.225),
-        },
-    )
-    return folder
+    return make_timm_dir(tmp_path_factory.mktemp("timm_model"), seed=0)
 
 
 @pytest.fixture(scope="session")
@@ -182,3 +145,81 @@ def hub(monkeypatch: pytest.MonkeyPatch):
         use_endpoint(monkeypatch, server.endpoint, token=TOKEN)
         yield server
     assert not server.server_errors, server.server_errors
+
+
+# =========================================================================================
+# The tiny standard and tiny models on the fake Hub (publish / select / verify / embed-many).
+# =========================================================================================
+
+
+@pytest.fixture
+def standard_file(tmp_path: Path, tiny_timm_dir: Path, tiny_parquet: Path) -> Path:
+    """``tiny-test.yaml``: the tiny timm model as the baseline, tiny_parquet as the probe set."""
+    from model_repos import write_standard
+
+    return write_standard(tmp_path, tiny_timm_dir, tiny_parquet, standard_id="tiny-test")
+
+
+HUB_MODELS = [f"tester/em{i}" for i in range(3)]
+
+
+@pytest.fixture(scope="module")
+def hub_model_dirs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Three tiny timm models (seeds 20..22) as local folders."""
+    from model_repos import make_timm_dir
+
+    return [make_timm_dir(tmp_path_factory.mktemp(f"em{i}"), seed=20 + i) for i in range(3)]
+
+
+@pytest.fixture
+def hub_models(hub, hub_model_dirs: list[Path]) -> list[str]:
+    """hub_model_dirs on the fake Hub as tester/em0..2, tagged as a Hub query finds them
+    (downloads 30..10)."""
+    from model_repos import model_files
+
+    for i, (repo, folder) in enumerate(zip(HUB_MODELS, hub_model_dirs, strict=True)):
+        tags = ["image-classification", "timm"]
+        hub.add_repo(repo, model_files(folder), tags=tags, downloads=30 - 10 * i)
+    return HUB_MODELS
+
+
+# =========================================================================================
+# The console entry point (its error boundary), run in-process.
+# =========================================================================================
+
+
+@dataclasses.dataclass
+class Run:
+    """What one run of the console entry point gave."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    @property
+    def error_lines(self) -> list[str]:
+        """The output's lines that start with ``Error:``."""
+        return [line for line in self.output.splitlines() if line.startswith("Error:")]
+
+
+@pytest.fixture
+def verify(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    """``verify(*args)`` runs `hf-stdembed verify ...` through the console entry point."""
+    from hf_stdembed.cli import main
+
+    def run(*args: object) -> Run:
+        monkeypatch.setattr(sys, "argv", ["hf-stdembed", "verify", *(str(a) for a in args)])
+        capsys.readouterr()
+        code = 0
+        try:
+            main()
+        except SystemExit as e:
+            code = int(e.code or 0)
+        out, err = capsys.readouterr()
+        return Run(code, out, err)
+
+    return run

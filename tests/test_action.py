@@ -29,7 +29,7 @@ import pytest
 import yaml
 from hub_server import TOKEN, FakeHub
 from huggingface_hub import ModelCard
-from test_publish import make_timm_dir, model_files, write_standard
+from model_repos import make_timm_dir, model_files, write_standard
 from typer.testing import CliRunner
 
 from hf_stdembed.card import card_entries
@@ -167,16 +167,11 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_timm_dir(tmp_path_factory.mktemp("action_model"), seed=4)
 
 
-@pytest.fixture
-def standard_file(tmp_path: Path, tiny_timm_dir: Path, tiny_parquet: Path) -> Path:
-    """The tiny standard of tests/test_publish.py: the tiny timm model as the baseline."""
-    return write_standard(tmp_path, tiny_timm_dir, tiny_parquet, standard_id="tiny-test")
-
-
 def embedding_file(standard_id: str) -> str:
     return f"stdembed/{standard_id}.safetensors"
 
 
+@pytest.mark.slow
 def test_action_publishes_and_writes_its_outputs(
     hub: FakeHub, action_env: dict, model_dir: Path, standard_file: Path, tmp_path: Path
 ) -> None:
@@ -215,6 +210,7 @@ def test_action_publishes_and_writes_its_outputs(
     assert TOKEN not in "\n".join(done.logs)
 
 
+@pytest.mark.slow
 def test_action_opens_a_pull_request_for_two_standards(
     hub: FakeHub,
     action_env: dict,
@@ -274,6 +270,7 @@ def test_action_refuses_bad_inputs_before_any_work(
     assert done.outputs["url"] == "" and len(hub.files("tester/m")) == 1
 
 
+@pytest.mark.slow
 def test_action_inputs_reach_the_cli_as_arguments_not_code(
     hub: FakeHub, action_env: dict, tmp_path: Path
 ) -> None:

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import datasets
 import pytest
-from conftest import TINY_CLASSES, make_images
-from test_cli import standard_file  # noqa: F401 (a fixture)
+from tiny_images import TINY_CLASSES, make_images
 
 from hf_stdembed.cli import main
 from hf_stdembed.data import as_image_dataset, load_image_dataset
@@ -57,7 +56,7 @@ LABELS = [i % 3 for i in range(12)]
 )
 def test_task_on_a_corrupt_image_names_the_row(
     tmp_path: Path,
-    standard_file: Path,  # noqa: F811 (the fixture imported above)
+    standard_file: Path,
     monkeypatch,
     capsys,
     bad: bytes,
@@ -90,7 +89,7 @@ def test_corrupt_image_in_per_step_batches(tmp_path: Path, tiny_timm_dir: Path):
 
 def test_a_single_class_dataset_is_refused(
     tmp_path: Path,
-    standard_file: Path,  # noqa: F811
+    standard_file: Path,
     monkeypatch,
     capsys,
 ):

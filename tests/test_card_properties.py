@@ -160,6 +160,7 @@ def readmes(draw) -> str:
     return draw(st.sampled_from(["", "\ufeff"])) + text
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(readme=readmes())
 def test_update_card_keeps_foreign_keys_and_is_idempotent(readme: str) -> None:

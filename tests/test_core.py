@@ -7,6 +7,7 @@ import re
 
 import pytest
 import torch
+from planted_data import planted_features
 
 from hf_stdembed.core import (
     SIMILARITIES,
@@ -23,18 +24,6 @@ from hf_stdembed.core import (
 )
 
 SHORT = ModelEmbeddingConfig(steps=1000, lr_step=250)
-
-
-def planted_features(n_base: int, k: int, num: int, *, seed: int = 0, noise: float = 0.05):
-    """Baseline B ~ N(0, I); the candidate is an invertible affine map of a known subset S."""
-    g = torch.Generator().manual_seed(seed)
-    base = torch.randn(num, n_base, generator=g)
-    subset = torch.randperm(n_base, generator=g)[:k]
-    mix = torch.randn(k, k, generator=g)
-    cand = base[:, subset] @ mix + 3.0 + noise * torch.randn(num, k, generator=g)
-    truth = torch.zeros(n_base, dtype=torch.bool)
-    truth[subset] = True
-    return cand, base, truth
 
 
 def jaccard(mask: torch.Tensor, truth: torch.Tensor) -> float:

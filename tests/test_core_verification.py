@@ -8,7 +8,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_core import planted_features
+from planted_data import planted_features
 
 from hf_stdembed.core import ModelEmbeddingConfig, embed_model
 from hf_stdembed.core.verification import MASK_MEASURES, mask_agreement, refit_affine

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import os
 import signal
 import subprocess
@@ -14,60 +12,21 @@ from pathlib import Path
 import pytest
 import torch
 from hub_server import FakeHub
-from safetensors.torch import save as save_bytes
+from model_repos import STANDARD, embedding_bytes, published_files, seed_repos
 from typer.testing import CliRunner
 
-from hf_stdembed.card import CardEntry, update_card
 from hf_stdembed.cli import app
 from hf_stdembed.crawl import crawl
-from hf_stdembed.embeddings import ModelEmbedding, _to_file
 from hf_stdembed.index import EmbeddingIndex
 from hf_stdembed.registry import DirectoryRegistry, HubRegistry
-from hf_stdembed.standards import get_standard
 
-STANDARD = get_standard("resnet18-in1k-val")
 runner = CliRunner()
-
-
-def embedding_bytes(seed: int, **changes) -> tuple[ModelEmbedding, bytes]:
-    vector = torch.rand(STANDARD.dim, generator=torch.Generator().manual_seed(seed))
-    embedding = ModelEmbedding(
-        vector=vector,
-        standard_id=STANDARD.id,
-        standard_hash=STANDARD.hash,
-        model_id=f"model-{seed}",
-        model_revision=f"{seed:040x}",
-        l_to=0.95,
-        l_from=0.9,
-    )
-    embedding = dataclasses.replace(embedding, **changes)
-    tensors, metadata = _to_file(embedding)
-    return embedding, save_bytes(tensors, metadata=metadata)
-
-
-def published_files(
-    repo_id: str, seed: int, *, data: bytes | None = None, entry_changes: dict | None = None
-) -> dict[str, bytes]:
-    """A repo's files as `publish` writes them: the embedding and a README that declares it."""
-    embedding, good = embedding_bytes(seed)
-    data = good if data is None else data
-    entry = CardEntry.from_embedding(embedding, data, sha256=hashlib.sha256(data).hexdigest())
-    entry = dataclasses.replace(entry, **(entry_changes or {}))
-    readme = update_card(None, [entry], repo_id=repo_id)
-    return {entry.file: data, "README.md": readme.encode()}
 
 
 @pytest.fixture
 def index(tmp_path: Path) -> EmbeddingIndex:
     with EmbeddingIndex.open(tmp_path / "index") as opened:
         yield opened
-
-
-def seed_repos(hub: FakeHub, count: int) -> list[str]:
-    repos = [f"org{i % 3}/model-{i:03d}" for i in range(count)]
-    for i, repo in enumerate(repos):
-        hub.add_repo(repo, published_files(repo, i))
-    return repos
 
 
 def test_first_crawl_downloads_everything_second_nothing(hub: FakeHub, index: EmbeddingIndex):
@@ -165,6 +124,7 @@ def test_untagged_repos_leave_the_index(hub: FakeHub, index: EmbeddingIndex):
     assert index.get(repos[0], STANDARD.hash) is None and len(index.rows()) == 3
 
 
+@pytest.mark.slow
 def test_kill_9_mid_crawl_loses_nothing(hub: FakeHub, tmp_path: Path):
     seed_repos(hub, 60)
     folder = tmp_path / "index"

@@ -19,13 +19,13 @@ import pytest
 import torch
 import yaml
 from hub_server import FakeHub
-from safetensors.torch import save as save_bytes
+from model_repos import embedding_bytes, write_standard
 from typer.testing import CliRunner
 
 from hf_stdembed.card import CardEntry, update_card
 from hf_stdembed.cli import app
 from hf_stdembed.crawl import CrawlBudget, crawl
-from hf_stdembed.embeddings import ModelEmbedding, TaskEmbedding, _to_file, save_embedding
+from hf_stdembed.embeddings import TaskEmbedding, save_embedding
 from hf_stdembed.errors import RegistryError
 from hf_stdembed.index import SCHEMA_VERSION, EmbeddingIndex
 from hf_stdembed.registry import HubRegistry, RepoSummary
@@ -47,25 +47,6 @@ def custom_standard(
     return standard_from_dict(data, trusted=True)
 
 
-def embedding_bytes(
-    standard: Standard, seed: int, *, vector: torch.Tensor | None = None, **changes
-) -> tuple[ModelEmbedding, bytes]:
-    if vector is None:
-        vector = torch.rand(standard.dim, generator=torch.Generator().manual_seed(seed))
-    embedding = ModelEmbedding(
-        vector=vector,
-        standard_id=standard.id,
-        standard_hash=standard.hash,
-        model_id=f"model-{seed}",
-        model_revision=f"{seed:040x}",
-        l_to=0.95,
-        l_from=0.9,
-    )
-    embedding = dataclasses.replace(embedding, **changes)
-    tensors, metadata = _to_file(embedding)
-    return embedding, save_bytes(tensors, metadata=metadata)
-
-
 def repo_files(
     repo_id: str,
     standards: list[Standard],
@@ -81,8 +62,8 @@ def repo_files(
     (optionally) the custom standard's YAML beside the embedding."""
     files, entries = {}, []
     for standard in standards:
-        declared, _ = embedding_bytes(standard, seed, vector=vector)  # what the card says
-        _, data = embedding_bytes(standard, seed, vector=vector, **(file_changes or {}))
+        declared, _ = embedding_bytes(seed, standard=standard, vector=vector)  # what the card says
+        _, data = embedding_bytes(seed, standard=standard, vector=vector, **(file_changes or {}))
         entry = CardEntry.from_embedding(declared, data, sha256=hashlib.sha256(data).hexdigest())
         if with_standard_file:
             entry = dataclasses.replace(entry, standard_file=f"stdembed/{standard.id}.yaml")
@@ -192,7 +173,7 @@ def test_every_command_resolves_an_id_the_default_index_has_seen(
     shown = cli("standards", "show", "newcomer-digits")
     assert standard.hash in shown.stdout
     model_file = tmp_path / "m.safetensors"
-    model_file.write_bytes(embedding_bytes(standard, 3)[1])
+    model_file.write_bytes(embedding_bytes(3, standard=standard)[1])
     task = TaskEmbedding(
         vector=torch.rand(standard.dim, generator=torch.Generator().manual_seed(1)),
         standard_id=standard.id,
@@ -453,8 +434,6 @@ def test_an_all_ones_vector_is_flagged_not_ranked_silently(hub: FakeHub, index: 
 def test_select_shows_source_and_flags(
     hub: FakeHub, tmp_path: Path, tiny_timm_dir: Path, tiny_parquet: Path
 ):
-    from test_publish import write_standard
-
     path = write_standard(tmp_path, tiny_timm_dir, tiny_parquet, standard_id="newcomer-digits")
     standard = get_standard(path)
     hub.add_repo("tester/ok", repo_files("tester/ok", [standard], 1, with_standard_file=True))

@@ -15,7 +15,7 @@ import pytest
 import torch
 from hub_server import FakeHub
 from hypothesis import given, settings
-from test_publish import make_timm_dir, model_files, write_standard
+from model_repos import model_files
 from typer.testing import CliRunner
 
 from hf_stdembed.cli import app
@@ -27,25 +27,6 @@ from hf_stdembed.standards import get_standard
 
 runner = CliRunner()
 REPOS = [f"tester/em{i}" for i in range(3)]
-
-
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    return [make_timm_dir(tmp_path_factory.mktemp(f"em{i}"), seed=20 + i) for i in range(3)]
-
-
-@pytest.fixture
-def standard_file(tmp_path: Path, tiny_timm_dir: Path, tiny_parquet: Path) -> Path:
-    return write_standard(tmp_path, tiny_timm_dir, tiny_parquet, standard_id="tiny-test")
-
-
-@pytest.fixture
-def repos(hub: FakeHub, folders: list[Path]) -> list[str]:
-    """Three timm models on the fake Hub, tagged as a Hub query finds them (downloads 30..10)."""
-    for i, (repo, folder) in enumerate(zip(REPOS, folders, strict=True)):
-        tags = ["image-classification", "timm"]
-        hub.add_repo(repo, model_files(folder), tags=tags, downloads=30 - 10 * i)
-    return REPOS
 
 
 def run(*args: object, ok: bool = True):
@@ -73,14 +54,14 @@ def rows_by_repo(index: Path, standard_file: Path) -> dict[str, tuple]:
 
 
 def test_a_full_run_then_a_rerun_that_does_nothing(
-    repos: list[str], standard_file: Path, tmp_path: Path
+    hub_models: list[str], standard_file: Path, tmp_path: Path
 ):
     index = tmp_path / "index"
-    first = embed_many(index, standard_file, *repos)
+    first = embed_many(index, standard_file, *hub_models)
     assert "3 embedded, 0 skipped, 0 failed (in-process" in first.stderr
     assert "baseline forward passes saved" in first.stderr
     found = rows_by_repo(index, standard_file)
-    assert sorted(found) == repos
+    assert sorted(found) == hub_models
     standard = get_standard(standard_file)
     for repo, (row, vector) in found.items():
         assert row.source == "embed-many:test-box" and not row.crawled
@@ -89,40 +70,48 @@ def test_a_full_run_then_a_rerun_that_does_nothing(
         assert row.model_revision == alone.model_revision
         assert np.array_equal(vector, alone.vector.numpy())
 
-    again = embed_many(index, standard_file, *repos)
+    again = embed_many(index, standard_file, *hub_models)
     assert "0 embedded, 3 skipped, 0 failed" in again.stderr
     assert "embedded already at this revision (embed-many:test-box)" in again.stderr
     assert rows_by_repo(index, standard_file).keys() == found.keys()
 
 
 def test_a_new_commit_is_embedded_again(
-    hub: FakeHub, repos: list[str], folders: list[Path], standard_file: Path, tmp_path: Path
+    hub: FakeHub,
+    hub_models: list[str],
+    hub_model_dirs: list[Path],
+    standard_file: Path,
+    tmp_path: Path,
 ):
     index = tmp_path / "index"
-    embed_many(index, standard_file, *repos)
-    new = hub.commit(repos[1], model_files(folders[0]), message="new weights")
-    out = embed_many(index, standard_file, *repos)
+    embed_many(index, standard_file, *hub_models)
+    new = hub.commit(hub_models[1], model_files(hub_model_dirs[0]), message="new weights")
+    out = embed_many(index, standard_file, *hub_models)
     assert "1 embedded, 2 skipped, 0 failed" in out.stderr
-    assert rows_by_repo(index, standard_file)[repos[1]][0].model_revision == new
+    assert rows_by_repo(index, standard_file)[hub_models[1]][0].model_revision == new
 
 
 def test_a_hub_query_embeds_the_most_downloaded(
-    repos: list[str], standard_file: Path, tmp_path: Path, hub: FakeHub
+    hub_models: list[str], standard_file: Path, tmp_path: Path, hub: FakeHub
 ):
     hub.add_repo("tester/not-an-image-model", {"README.md": b"hello"}, downloads=99)
     index = tmp_path / "index"
     args = ["--hub-filter", "image-classification", "--library", "timm", "--sort", "downloads"]
     out = embed_many(index, standard_file, *args, "--limit", 2)
     assert "2 embedded" in out.stderr
-    assert sorted(rows_by_repo(index, standard_file)) == repos[:2]
+    assert sorted(rows_by_repo(index, standard_file)) == hub_models[:2]
 
 
 def test_failures_are_recorded_with_their_reason_and_retried(
-    hub: FakeHub, repos: list[str], folders: list[Path], standard_file: Path, tmp_path: Path
+    hub: FakeHub,
+    hub_models: list[str],
+    hub_model_dirs: list[Path],
+    standard_file: Path,
+    tmp_path: Path,
 ):
     hub.add_repo("tester/broken", {"README.md": b"no weights yet"})
     listing = tmp_path / "models.txt"
-    listing.write_text(f"# models\n{repos[0]}\n\ntester/broken  # later\ntester/missing\n")
+    listing.write_text(f"# models\n{hub_models[0]}\n\ntester/broken  # later\ntester/missing\n")
     index = tmp_path / "index"
     out = embed_many(index, standard_file, "--from-file", listing)
     assert "1 embedded, 0 skipped, 2 failed" in out.stderr
@@ -131,25 +120,25 @@ def test_failures_are_recorded_with_their_reason_and_retried(
     assert latest["tester/broken"]["status"] == "failed" and latest["tester/broken"]["reason"]
     assert latest["tester/missing"]["status"] == "failed"
 
-    hub.commit("tester/broken", model_files(folders[2]), message="weights")
+    hub.commit("tester/broken", model_files(hub_model_dirs[2]), message="weights")
     again = embed_many(index, standard_file, "--from-file", listing)
     assert "1 embedded, 1 skipped, 1 failed" in again.stderr
     latest = OutcomeLog(index / STATE_FILE).latest(get_standard(standard_file))
     assert latest["tester/broken"]["status"] == "done"
-    assert sorted(rows_by_repo(index, standard_file)) == sorted([repos[0], "tester/broken"])
+    assert sorted(rows_by_repo(index, standard_file)) == sorted([hub_models[0], "tester/broken"])
 
 
 def test_a_row_the_owner_published_wins(
-    hub: FakeHub, repos: list[str], standard_file: Path, tmp_path: Path
+    hub: FakeHub, hub_models: list[str], standard_file: Path, tmp_path: Path
 ):
-    run("publish", repos[0], "-s", standard_file, "-q")
+    run("publish", hub_models[0], "-s", standard_file, "-q")
     index = tmp_path / "index"
     run("index", "update", "--index", index, "-s", standard_file, "-q")
-    out = embed_many(index, standard_file, *repos)
+    out = embed_many(index, standard_file, *hub_models)
     assert "2 embedded, 1 skipped" in out.stderr and "its owner publishes" in out.stderr
     sources = {repo: row.source for repo, (row, _) in rows_by_repo(index, standard_file).items()}
-    assert sources == {repos[0]: "crawl", repos[1]: "embed-many:test-box",
-                       repos[2]: "embed-many:test-box"}  # fmt: skip
+    assert sources == {hub_models[0]: "crawl", hub_models[1]: "embed-many:test-box",
+                       hub_models[2]: "embed-many:test-box"}  # fmt: skip
     # and a later crawl keeps the third-party rows of repos that publish nothing
     run("index", "update", "--index", index, "-s", standard_file, "-q")
     assert len(rows_by_repo(index, standard_file)) == 3
@@ -171,19 +160,19 @@ def test_no_model_given_is_one_line(standard_file: Path, tmp_path: Path):
 
 @pytest.mark.slow
 def test_killing_the_driver_loses_only_the_model_in_flight(
-    repos: list[str], standard_file: Path, tmp_path: Path
+    hub_models: list[str], standard_file: Path, tmp_path: Path
 ):
     index, marker = tmp_path / "index", tmp_path / "crashed"
-    crash = str(Path(__file__).with_name("crash_once.py"))  # the CLI, repos[1] killing it once
-    command = [sys.executable, crash, str(marker), repos[1], "embed-many", *repos]
+    crash = str(Path(__file__).with_name("crash_once.py"))  # the CLI, hub_models[1] killing it once
+    command = [sys.executable, crash, str(marker), hub_models[1], "embed-many", *hub_models]
     command += ["-s", str(standard_file), "--index", str(index), "--no-ray", "-q"]
     killed = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert killed.returncode == -9 and marker.exists()
-    assert sorted(rows_by_repo(index, standard_file)) == [repos[0]]  # done before the crash
+    assert sorted(rows_by_repo(index, standard_file)) == [hub_models[0]]  # done before the crash
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert "2 embedded, 1 skipped, 0 failed" in resumed.stderr
-    assert sorted(rows_by_repo(index, standard_file)) == repos
+    assert sorted(rows_by_repo(index, standard_file)) == hub_models
 
 
 # =========================================================================================
@@ -192,15 +181,15 @@ def test_killing_the_driver_loses_only_the_model_in_flight(
 
 
 def test_push_index_then_select_from_it_on_a_clean_index(
-    hub: FakeHub, repos: list[str], standard_file: Path, tmp_path: Path, tiny_parquet: Path
+    hub: FakeHub, hub_models: list[str], standard_file: Path, tmp_path: Path, tiny_parquet: Path
 ):
     shared = "tester/shared-index"
-    embed_many(tmp_path / "index", standard_file, *repos, "--push-index", shared)
+    embed_many(tmp_path / "index", standard_file, *hub_models, "--push-index", shared)
     head = hub.head(shared, repo_type="dataset")
     select = ["select", "--dataset", tiny_parquet, "-s", standard_file, "--json", "-q"]
     out = run(*select, "--index", tmp_path / "clean", "--index-repo", shared)
     rows = json.loads(out.stdout)
-    assert sorted(r["model"] for r in rows) == repos
+    assert sorted(r["model"] for r in rows) == hub_models
     assert {r["source"] for r in rows} == {f"pull:{shared}@{head}"}
     assert "Imported 3 rows" in out.stderr
 
@@ -210,7 +199,7 @@ def test_push_index_then_select_from_it_on_a_clean_index(
         out = run(*select, "--index", tmp_path / "clean2")
     finally:
         del os.environ["HF_STDEMBED_INDEX_REPOS"]
-    assert sorted(r["model"] for r in json.loads(out.stdout)) == repos
+    assert sorted(r["model"] for r in json.loads(out.stdout)) == hub_models
 
     # an index repo that cannot be pulled is a warning, not the end of the ranking
     out = run(*select, "--index", tmp_path / "clean3", "--index-repo", "tester/nothing-here")
@@ -218,25 +207,25 @@ def test_push_index_then_select_from_it_on_a_clean_index(
 
 
 def test_open_prs_once_per_model_revision(
-    hub: FakeHub, repos: list[str], standard_file: Path, tmp_path: Path
+    hub: FakeHub, hub_models: list[str], standard_file: Path, tmp_path: Path
 ):
     index = tmp_path / "index"
-    out = embed_many(index, standard_file, *repos, "--open-prs")
+    out = embed_many(index, standard_file, *hub_models, "--open-prs")
     assert out.stderr.count("Opened a pull request") == 3
     standard = get_standard(standard_file)
-    for repo in repos:
+    for repo in hub_models:
         files = hub.files(repo, "refs/pr/1")
         assert (
             "stdembed/tiny-test.safetensors" in files and "tiny-test" in files["README.md"].decode()
         )
         assert hub.head(repo) != hub.head(repo, "refs/pr/1")  # main is untouched
-    row, vector = rows_by_repo(index, standard_file)[repos[0]]
+    row, vector = rows_by_repo(index, standard_file)[hub_models[0]]
     import hashlib
 
-    data = hub.files(repos[0], "refs/pr/1")["stdembed/tiny-test.safetensors"]
+    data = hub.files(hub_models[0], "refs/pr/1")["stdembed/tiny-test.safetensors"]
     assert hashlib.sha256(data).hexdigest() == row.file_sha256  # the row names the PR's file
     assert standard.hash in data.decode("latin-1")
-    again = embed_many(index, standard_file, *repos, "--open-prs")
+    again = embed_many(index, standard_file, *hub_models, "--open-prs")
     assert "Opened a pull request" not in again.stderr
 
 
@@ -260,7 +249,7 @@ def test_read_model_list_of_any_text(text: str):
 
 
 def test_the_tensor_handed_over_is_the_baseline_features(
-    repos: list[str], standard_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    hub_models: list[str], standard_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     """The baseline's probe features are extracted once per run, not once per model."""
     import hf_stdembed.embed_many as many
@@ -282,17 +271,17 @@ def test_the_tensor_handed_over_is_the_baseline_features(
         return real_one(job, standard, base, **kwargs)
 
     monkeypatch.setattr(many, "embed_one", recording)
-    embed_many(tmp_path / "index", standard_file, *repos)
+    embed_many(tmp_path / "index", standard_file, *hub_models)
     standard = get_standard(standard_file)
     assert calls.count(standard.baseline.model) == 1  # the baseline: once for 3 models
     assert len(seen) == 3 and all(t is seen[0] for t in seen)
 
 
 def test_without_ray_installed_it_runs_in_process_unless_ray_is_asked_for(
-    repos: list[str], standard_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    hub_models: list[str], standard_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
-    base = ["embed-many", repos[0], "-s", standard_file, "--index", tmp_path / "index", "-q"]
+    base = ["embed-many", hub_models[0], "-s", standard_file, "--index", tmp_path / "index", "-q"]
     asked = run(*base, "--ray-address", "auto", ok=False)
     assert asked.exit_code == 1 and 'pip install "hf-stdembed[ray]"' in str(asked.exception)
     both = run(*base, "--no-ray", "--ray-address", "auto", ok=False)

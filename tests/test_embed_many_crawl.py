@@ -6,25 +6,24 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import index_rows
 import numpy as np
-import test_index
-from test_crawl import STANDARD, published_files
+from index_rows import H2, H
+from model_repos import STANDARD, published_files
 
 from hf_stdembed.crawl import crawl
 from hf_stdembed.index import EmbeddingIndex
 from hf_stdembed.registry import DirectoryRegistry
 
-H, H2 = test_index.H, test_index.H2
-
 
 def _row(i: int, source: str, **changes: object):
-    return dataclasses.replace(test_index.make_row(i, **changes), source=source)
+    return dataclasses.replace(index_rows.make_row(i, **changes), source=source)
 
 
 def test_a_complete_crawl_removes_only_crawled_rows_of_repos_no_longer_listed(tmp_path: Path):
     root = tmp_path / "registry"
     root.mkdir()
-    vectors = test_index.vectors(4)
+    vectors = index_rows.vectors(4)
     with EmbeddingIndex.open(tmp_path / "index") as index:
         with index.update() as tx:
             tx.upsert(_row(0, "crawl"), vectors[0])  # its repo lost the tag: removed
@@ -44,12 +43,12 @@ def test_a_crawl_of_a_repo_keeps_third_party_rows_of_other_standards(tmp_path: P
     registry.commit("team/m", published_files("team/m", 0), message="pub", parent_commit=None)
     with EmbeddingIndex.open(tmp_path / "index") as index:
         with index.update() as tx:
-            tx.upsert(_row(0, "embed-many:gpu-box", repo_id="team/m"), test_index.vectors(1)[0])
+            tx.upsert(_row(0, "embed-many:gpu-box", repo_id="team/m"), index_rows.vectors(1)[0])
             # a stale crawled row of a standard the owner dropped: removed
             tx.upsert(
-                _row(1, "crawl", repo_id="team/m", standard_hash=H2), test_index.vectors(1)[0]
+                _row(1, "crawl", repo_id="team/m", standard_hash=H2), index_rows.vectors(1)[0]
             )
         crawl(registry, index)
         rows = {(r.standard_hash, r.source) for r in index.rows_of_repo("team/m")}
         assert rows == {(STANDARD.hash, "crawl"), (H, "embed-many:gpu-box")}
-        assert np.array_equal(index.vectors(H)[0], test_index.vectors(1)[0])
+        assert np.array_equal(index.vectors(H)[0], index_rows.vectors(1)[0])

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import test_embed_many
 from crash_once import crash_once
 from hub_server import FakeHub
 
@@ -19,9 +18,6 @@ from hf_stdembed.standards import get_standard
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow  # a Ray cluster and fresh workers: tens of seconds
-folders = test_embed_many.folders  # the fixtures of the in-process tests
-repos = test_embed_many.repos
-standard_file = test_embed_many.standard_file
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +28,9 @@ def local_ray():
     ray.shutdown()
 
 
-def jobs_of(repos: list[str]) -> list[ModelJob]:
+def jobs_of(hub_models: list[str]) -> list[ModelJob]:
     hub = HubRegistry()
-    return [ModelJob(repo, repo, hub.head(repo)) for repo in repos]
+    return [ModelJob(repo, repo, hub.head(repo)) for repo in hub_models]
 
 
 def vectors(index: Path, standard) -> dict[str, np.ndarray]:
@@ -49,9 +45,9 @@ def run(index: Path, standard, jobs: list[ModelJob], **options):
 
 
 def test_ray_and_in_process_give_the_same_vectors(
-    local_ray, hub: FakeHub, repos: list[str], standard_file: Path, tmp_path: Path
+    local_ray, hub: FakeHub, hub_models: list[str], standard_file: Path, tmp_path: Path
 ):
-    standard, jobs = get_standard(standard_file), jobs_of(repos)
+    standard, jobs = get_standard(standard_file), jobs_of(hub_models)
     seen = []
     on_ray = run(
         tmp_path / "ray",
@@ -61,14 +57,14 @@ def test_ray_and_in_process_give_the_same_vectors(
         cache_dir=tmp_path / "c1",
         on_progress=seen.append,
     )
-    assert sorted(on_ray.done) == repos and on_ray.executor.startswith("ray local")
-    assert sorted(e.item for e in seen if e.done) == repos and on_ray.device_seconds["cpu"] > 0
+    assert sorted(on_ray.done) == hub_models and on_ray.executor.startswith("ray local")
+    assert sorted(e.item for e in seen if e.done) == hub_models and on_ray.device_seconds["cpu"] > 0
     assert on_ray.baseline_passes_saved == 2 * 24  # two models did not run the baseline again
     local = run(tmp_path / "local", standard, jobs, use_ray=False, cache_dir=tmp_path / "c2")
-    assert sorted(local.done) == repos and local.executor == "in-process"
+    assert sorted(local.done) == hub_models and local.executor == "in-process"
     a, b = vectors(tmp_path / "ray", standard), vectors(tmp_path / "local", standard)
     assert a.keys() == b.keys()
-    for repo in repos:
+    for repo in hub_models:
         assert np.array_equal(a[repo], b[repo]), repo
     again = run(tmp_path / "ray", standard, jobs, use_ray=True)
     assert not again.done and len(again.skipped) == 3  # a rerun does nothing
@@ -77,37 +73,37 @@ def test_ray_and_in_process_give_the_same_vectors(
 def test_a_killed_worker_loses_only_its_model_then_the_rerun_completes(
     local_ray,
     hub: FakeHub,
-    repos: list[str],
+    hub_models: list[str],
     standard_file: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ):
-    standard, jobs = get_standard(standard_file), jobs_of(repos)
+    standard, jobs = get_standard(standard_file), jobs_of(hub_models)
     index = tmp_path / "index"
-    killer = crash_once(embed_many_module.embed_one, tmp_path / "crashed", repos[1])
+    killer = crash_once(embed_many_module.embed_one, tmp_path / "crashed", hub_models[1])
     monkeypatch.setattr(embed_many_module, "embed_one", killer)  # Ray ships it to its workers
     first = run(index, standard, jobs, use_ray=True, max_retries=0)
     assert (tmp_path / "crashed").exists()
-    assert sorted(first.done) == [repos[0], repos[2]]
-    assert [repo for repo, _ in first.failed] == [repos[1]]
+    assert sorted(first.done) == [hub_models[0], hub_models[2]]
+    assert [repo for repo, _ in first.failed] == [hub_models[1]]
     assert first.failed[0][1].startswith("Ray: ")  # the reason, as Ray gives it
-    assert OutcomeLog(index / STATE_FILE).latest(standard)[repos[1]]["status"] == "failed"
+    assert OutcomeLog(index / STATE_FILE).latest(standard)[hub_models[1]]["status"] == "failed"
 
     rerun = run(index, standard, jobs, use_ray=True, max_retries=0)
-    assert rerun.done == [repos[1]] and len(rerun.skipped) == 2 and not rerun.failed
-    assert sorted(vectors(index, standard)) == repos
+    assert rerun.done == [hub_models[1]] and len(rerun.skipped) == 2 and not rerun.failed
+    assert sorted(vectors(index, standard)) == hub_models
 
 
 def test_a_worker_killed_once_is_retried_by_ray(
     local_ray,
     hub: FakeHub,
-    repos: list[str],
+    hub_models: list[str],
     standard_file: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ):
     standard = get_standard(standard_file)
-    killer = crash_once(embed_many_module.embed_one, tmp_path / "crashed", repos[0])
+    killer = crash_once(embed_many_module.embed_one, tmp_path / "crashed", hub_models[0])
     monkeypatch.setattr(embed_many_module, "embed_one", killer)  # Ray ships it to its workers
-    report = run(tmp_path / "index", standard, jobs_of(repos[:1]), use_ray=True, max_retries=1)
-    assert (tmp_path / "crashed").exists() and report.done == [repos[0]]
+    report = run(tmp_path / "index", standard, jobs_of(hub_models[:1]), use_ray=True, max_retries=1)
+    assert (tmp_path / "crashed").exists() and report.done == [hub_models[0]]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from hub_server import FakeHub
-from test_publish import FOREIGN_README, make_timm_dir, model_files, write_standard
+from model_repos import FOREIGN_README, make_timm_dir, model_files, write_standard
 from typer.testing import CliRunner
 
 from hf_stdembed import pipeline

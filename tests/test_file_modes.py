@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_cli import standard_file  # noqa: F401 (a fixture)
 from typer.testing import CliRunner
 
 from hf_stdembed._files import atomic_path, atomic_write
@@ -71,7 +70,7 @@ def test_a_failed_write_leaves_nothing(tmp_path: Path, umask: int):
 def test_embed_out_follows_the_umask(
     tmp_path: Path,
     umask: int,
-    standard_file: Path,  # noqa: F811 (the fixture imported above)
+    standard_file: Path,
     tiny_timm_dir: Path,
 ):
     """`embed --out` wrote its file with mode 0600; other tools' outputs follow the umask."""

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
+from index_rows import DIM, H2, H, make_row, vectors
 
 import hf_stdembed.index as index_module
 from hf_stdembed.core import fuzzy_intersection
@@ -34,33 +35,7 @@ from hf_stdembed.index import (
     default_index_path,
 )
 
-H = "0123456789abcdef"  # a standard hash
-H2 = "fedcba9876543210"
-DIM = 16
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def make_row(i: int, standard_hash: str = H, **changes: object) -> IndexRow:
-    row = IndexRow(
-        repo_id=f"org/model-{i}",
-        revision=f"{i:040x}",
-        standard_id="test-standard",
-        standard_hash=standard_hash,
-        file_path="stdembed/test-standard.safetensors",
-        file_sha256=f"{i:064x}",
-        model_id=f"org/model-{i}",
-        model_revision=None if i % 2 else f"{i:040x}",
-        l_to=0.5 + i / 1000,
-        l_from=0.9,
-        library_version="0.1.0",
-        created_at="2025-01-01T00:00:00+00:00",
-        indexed_at="2025-01-02T00:00:00+00:00",
-    )
-    return dataclasses.replace(row, **changes)
-
-
-def vectors(count: int, dim: int = DIM, *, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).random((count, dim), dtype=np.float32)
 
 
 def fill(index: EmbeddingIndex, vecs: np.ndarray, *, start: int = 0, standard_hash: str = H):

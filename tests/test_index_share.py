@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import test_index
 import yaml
 from hub_server import FakeHub
+from index_rows import make_row as index_row
 from typer.testing import CliRunner
 
 from hf_stdembed.cli import app, main
@@ -24,8 +24,8 @@ REPO = "tester/shared-index"
 
 
 def make_row(i: int, standard_hash: str) -> IndexRow:
-    """test_index's row, with one standard id per hash."""
-    return test_index.make_row(i, standard_hash, standard_id=f"standard-{standard_hash[:4]}")
+    """index_rows.make_row's row, with one standard id per hash."""
+    return index_row(i, standard_hash, standard_id=f"standard-{standard_hash[:4]}")
 
 
 def fill(folder: Path, rows: list[tuple[int, str]], *, seed: int = 0) -> None:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import httpx2
 import pytest
-import yaml
 from hub_server import OTHER_TOKEN, TOKEN, FakeHub, use_endpoint
 from huggingface_hub import ModelCard
+from model_repos import FOREIGN_README, make_timm_dir, model_files, write_standard
 from typer.testing import CliRunner
 
 from hf_stdembed.card import CARD_TAG, METADATA_KEY, SECTION_START, card_entries
@@ -39,34 +39,6 @@ from hf_stdembed.standards import Standard, get_standard
 
 runner = CliRunner()
 EMBEDDING = "stdembed/tiny-test.safetensors"
-FOREIGN_README = b"""---
-license: apache-2.0
-library_name: timm
-custom_key:
-  nested: [1, 2]
----
-# A tiny model
-
-Text the owner wrote.
-"""
-
-
-def make_timm_dir(folder: Path, seed: int) -> Path:
-    """A timm ``test_resnet`` (32x32 input) saved in timm's Hub format."""
-    import timm
-    import torch
-    from timm.models import save_for_hf
-
-    torch.manual_seed(seed)
-    model = timm.create_model("test_resnet", pretrained=False, num_classes=5)
-    data_config = {
-        "input_size": (3, 32, 32),
-        "crop_pct": 1.0,
-        "mean": (0.485, 0.456, 0.406),
-        "std": (0.229, 0.224, 0.225),
-    }
-    save_for_hf(model, str(folder), safe_serialization=True, data_config=data_config)
-    return folder
 
 
 @pytest.fixture(scope="session")
@@ -75,39 +47,9 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return [make_timm_dir(tmp_path_factory.mktemp(f"model{i}"), seed=i + 1) for i in range(3)]
 
 
-def write_standard(folder: Path, baseline: Path, probe: Path, *, standard_id: str) -> Path:
-    extractor = load_extractor(f"timm:{baseline}")
-    data = {
-        "id": standard_id,
-        "baseline": {
-            "model": f"timm:{baseline}",
-            "revision": extractor.revision,
-            "dim": int(extractor.module.num_features),
-        },
-        "probe": {"dataset": "parquet", "split": "train", "data_files": [str(probe)]},
-        "model_embedding": {"steps": 40, "lr_step": 10, "batch_size": 8},
-    }
-    path = folder / f"{standard_id}.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
-
-
-@pytest.fixture
-def standard_file(tmp_path: Path, tiny_timm_dir: Path, tiny_parquet: Path) -> Path:
-    """A tiny standard: the tiny timm model as baseline, tiny_parquet as probe set."""
-    return write_standard(tmp_path, tiny_timm_dir, tiny_parquet, standard_id="tiny-test")
-
-
 @pytest.fixture
 def standard(standard_file: Path) -> Standard:
     return get_standard(standard_file)
-
-
-def model_files(folder: Path, readme: bytes | None = None) -> dict[str, bytes]:
-    files = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
-    if readme is not None:
-        files["README.md"] = readme
-    return files
 
 
 @pytest.fixture
@@ -338,6 +280,7 @@ def test_dry_run_of_a_repo_without_readme(
     assert f"README.md  {len(plan.readme_after.encode())} bytes" in text
 
 
+@pytest.mark.slow
 def test_cli_publish_in_a_subprocess(hub: FakeHub, models: list[Path], standard_file: Path) -> None:
     hub.add_repo("tester/cli", model_files(models[1], FOREIGN_README))
     env = {**os.environ}  # HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE=0 and the temp caches

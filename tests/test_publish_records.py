@@ -10,7 +10,7 @@ import pytest
 import torch
 from hub_server import FakeHub
 from huggingface_hub import ModelCard
-from test_publish import FOREIGN_README, make_timm_dir, model_files, write_standard
+from model_repos import FOREIGN_README, make_timm_dir, model_files
 from typer.testing import CliRunner
 
 from hf_stdembed.card import card_entries
@@ -29,11 +29,6 @@ STANDARD_YAML = "stdembed/tiny-test.yaml"
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_timm_dir(tmp_path_factory.mktemp("model"), seed=1)
-
-
-@pytest.fixture
-def standard_file(tmp_path: Path, tiny_timm_dir: Path, tiny_parquet: Path) -> Path:
-    return write_standard(tmp_path, tiny_timm_dir, tiny_parquet, standard_id="tiny-test")
 
 
 def entry_of(hub: FakeHub, repo_id: str):

@@ -18,7 +18,7 @@ import pytest
 from hub_server import FakeHub, use_endpoint
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_crawl import STANDARD, published_files, seed_repos
+from model_repos import STANDARD, published_files, seed_repos
 
 from hf_stdembed.card import CARD_TAG
 from hf_stdembed.cli import main

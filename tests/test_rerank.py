@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from model_repos import make_timm_dir, model_files, write_standard
 
 from hf_stdembed.core.shortlist import merge_shortlist, two_stage_order
 from hf_stdembed.data import as_image_dataset
@@ -457,8 +458,6 @@ def test_cli_refuses_a_negative_rerank_in_one_line(cli_setup):
 def test_publish_crawl_and_rerank_load_each_model_at_its_pinned_revision(
     hub, tmp_path, tiny_timm_dir, tiny_parquet
 ):
-    from test_publish import make_timm_dir, model_files, write_standard
-
     standard_file = write_standard(tmp_path, tiny_timm_dir, tiny_parquet, standard_id="tiny-e2e")
     repos = ["tester/rr0", "tester/rr1"]
     for i, repo in enumerate(repos):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from hub_server import FakeHub
-from test_publish import make_timm_dir, model_files, write_standard
+from model_repos import make_timm_dir, model_files, write_standard
 from typer.testing import CliRunner
 
 from hf_stdembed.cli import app
@@ -24,17 +24,13 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return [make_timm_dir(tmp_path_factory.mktemp(f"sel{i}"), seed=10 + i) for i in range(3)]
 
 
-@pytest.fixture
-def standard_file(tmp_path: Path, tiny_timm_dir: Path, tiny_parquet: Path) -> Path:
-    return write_standard(tmp_path, tiny_timm_dir, tiny_parquet, standard_id="tiny-test")
-
-
 def cli(*args: object) -> str:
     result = runner.invoke(app, [str(a) for a in args])
     assert result.exit_code == 0, result.output
     return result.stdout
 
 
+@pytest.mark.slow
 def test_publish_then_select_on_the_hub(
     hub: FakeHub, models: list[Path], standard_file: Path, tiny_parquet: Path, tmp_path: Path
 ):

@@ -8,19 +8,14 @@ tests/test_verify_models.py.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 from hub_server import FakeHub
-from test_publish import make_timm_dir, model_files, write_standard
+from model_repos import card_only_files, make_timm_dir, model_files, write_repo
 from typer.testing import CliRunner
 
-from hf_stdembed.card import CardEntry, update_card
-from hf_stdembed.cli import _select, app, main
-from hf_stdembed.embeddings import ModelEmbedding, save_embedding
+from hf_stdembed.cli import _select, app
 from hf_stdembed.pipeline import compute_model_embedding
 from hf_stdembed.standards import get_standard
 from hf_stdembed.verify import VerifyThresholds
@@ -28,70 +23,9 @@ from hf_stdembed.verify import VerifyThresholds
 runner = CliRunner()
 
 
-@pytest.fixture
-def standard_file(tmp_path: Path, tiny_timm_dir: Path, tiny_parquet: Path) -> Path:
-    return write_standard(tmp_path, tiny_timm_dir, tiny_parquet, standard_id="tiny-test")
-
-
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_timm_dir(tmp_path_factory.mktemp("verify-model"), seed=21)
-
-
-def card_only_files(
-    embedding: ModelEmbedding, *, repo_id: str, model: str | None = None
-) -> dict[str, bytes]:
-    """README.md + the embedding file of a repo that holds no model."""
-    with tempfile.TemporaryDirectory() as folder:
-        data = save_embedding(embedding, Path(folder) / "e.safetensors").read_bytes()
-    entry = CardEntry.from_embedding(embedding, data, sha256=hashlib.sha256(data).hexdigest())
-    entry = dataclasses.replace(entry, model=model)
-    readme = update_card(None, [entry], repo_id=repo_id)
-    return {"README.md": readme.encode(), entry.file: data}
-
-
-def write_repo(root: Path, repo_id: str, files: dict[str, bytes]) -> None:
-    for name, data in files.items():
-        path = root / repo_id / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-
-
-@dataclasses.dataclass
-class Run:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-
-def cli_runner(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
-    """Runs `hf-stdembed verify ...` through the console entry point (its error boundary)."""
-
-    def run(*args: object) -> Run:
-        monkeypatch.setattr(sys, "argv", ["hf-stdembed", "verify", *(str(a) for a in args)])
-        capsys.readouterr()
-        code = 0
-        try:
-            main()
-        except SystemExit as e:
-            code = int(e.code or 0)
-        out, err = capsys.readouterr()
-        return Run(code, out, err)
-
-    return run
-
-
-@pytest.fixture
-def verify(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
-    return cli_runner(monkeypatch, capsys)
-
-
-def error_lines(output: str) -> list[str]:
-    return [line for line in output.splitlines() if line.startswith("Error:")]
 
 
 def test_cli_threshold_defaults_are_the_librarys():
@@ -123,7 +57,7 @@ def test_card_only_repo_without_model_spec_says_pass_model(
     write_repo(root, "team/cardonly", card_only_files(embedding, repo_id="team/cardonly"))
     done = verify("team/cardonly", "-s", standard_file, "--registry", root, "-q")
     assert done.exit_code == 1
-    errors = error_lines(done.output)
+    errors = done.error_lines
     assert len(errors) == 1 and "--model" in errors[0] and "holds no model" in errors[0]
     assert "Traceback" not in done.output
 
@@ -174,7 +108,7 @@ def test_a_cards_model_spec_is_never_code_or_a_local_path(
     write_repo(root, "team/evil", card_only_files(embedding, repo_id="team/evil", model=spec))
     done = verify("team/evil", "-s", standard_file, "--registry", root, "-q")
     assert done.exit_code == 1
-    errors = error_lines(done.output)
+    errors = done.error_lines
     assert len(errors) == 1 and "is not a Hub repo" in errors[0] and "--model" in errors[0]
 
 
@@ -194,7 +128,7 @@ def test_a_malformed_card_gives_one_error_line(
     write_repo(root, "team/bad", {"README.md": f"---\n{front_matter}---\n# Model\n".encode()})
     done = verify("team/bad", "-s", standard_file, "--registry", root, "-q")
     assert done.exit_code == 1
-    assert len(error_lines(done.output)) == 1, done.output
+    assert len(done.error_lines) == 1, done.output
     assert "Traceback" not in done.output
 
 
@@ -235,7 +169,7 @@ def test_a_third_party_index_row_is_checked_and_a_forged_one_fails(
     assert "verdict: pass" in done.stdout
     forged = verify("someone/forged", *common)
     assert forged.exit_code == 1 and "verdict: FAIL" in forged.stdout
-    assert len(error_lines(forged.output)) == 1
+    assert len(forged.error_lines) == 1
     missing = verify("someone/absent", *common)
     assert missing.exit_code == 1 and "holds no row of someone/absent" in missing.output
     no_spec = verify("someone/genuine", "-s", standard_file, "--from-index", "--index", folder)

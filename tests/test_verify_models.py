@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_verify import card_only_files, cli_runner, error_lines, write_repo
+from model_repos import card_only_files, write_repo
 
 from hf_stdembed import demo
 from hf_stdembed.embeddings import ModelEmbedding
@@ -48,11 +48,6 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 @pytest.fixture
-def verify(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
-    return cli_runner(monkeypatch, capsys)
-
-
-@pytest.fixture
 def registry(tmp_path: Path) -> Path:
     root = tmp_path / "registry"
     root.mkdir()
@@ -82,7 +77,7 @@ def test_another_models_embedding_fails(zoo: dict, registry: Path, verify):
     )  # fmt: skip
     assert done.exit_code == 1, done.output
     assert "verdict: FAIL (mask)" in done.stdout
-    errors = error_lines(done.output)
+    errors = done.error_lines
     assert len(errors) == 1 and "recomputed mask agrees" in errors[0]
 
 
@@ -101,4 +96,4 @@ def test_all_ones_vector_claiming_full_fidelity_fails(zoo: dict, registry: Path,
     )  # fmt: skip
     assert done.exit_code == 1, done.output
     assert "verdict: FAIL (fidelity, mask)" in done.stdout
-    assert "short of the 1.0000 claimed" in error_lines(done.output)[0]
+    assert "short of the 1.0000 claimed" in done.error_lines[0]

@@ -27,8 +27,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from ._training import StepCallback, check_positive, step_batches, uniform_init
-from .model_embedding import ModelEmbeddingConfig, ModelEmbeddingResult
+from ._training import StepCallback, check_positive, mean_similarities, run_sgd_steps
+from .model_embedding import ModelEmbeddingConfig, ModelEmbeddingResult, draw_affine_maps
 
 
 class _StackedEquivalence(torch.nn.Module):
@@ -44,11 +44,10 @@ class _StackedEquivalence(torch.nn.Module):
         to_w, to_b = torch.zeros(k, big_n, n_max), torch.zeros(k, big_n)
         from_w, from_b = torch.zeros(k, n_max, big_n), torch.zeros(k, n_max)
         for i, n in enumerate(widths):
-            g = torch.Generator().manual_seed(config.seed)  # the draw order of _Equivalence
-            to_w[i, :, :n] = uniform_init((big_n, n), n, generator=g)
-            to_b[i] = uniform_init((big_n,), n, generator=g)
-            from_w[i, :n] = uniform_init((n, big_n), big_n, generator=g)
-            from_b[i, :n] = uniform_init((n,), big_n, generator=g)
+            g = torch.Generator().manual_seed(config.seed)  # the draws of _Equivalence
+            to_w[i, :, :n], to_b[i], from_w[i, :n], from_b[i, :n] = draw_affine_maps(
+                n, big_n, generator=g
+            )
         self.to_weight = torch.nn.Parameter(to_w)
         self.to_bias = torch.nn.Parameter(to_b)
         self.from_weight = torch.nn.Parameter(from_w)
@@ -62,14 +61,21 @@ class _StackedEquivalence(torch.nn.Module):
         """Per-model, per-sample cosines ``(to, from)``, each ``(K, b)``; ``cand`` is
         ``(K, b, n_max)`` (zero-padded), ``base`` is ``(b, N)``."""
         masked = base.unsqueeze(0) * self.mask().unsqueeze(1)  # (K, b, N)
-        to_out = torch.baddbmm(self.to_bias.unsqueeze(1), cand, self.to_weight.transpose(1, 2))
-        from_out = torch.baddbmm(
-            self.from_bias.unsqueeze(1), masked, self.from_weight.transpose(1, 2)
-        )
-        return (
-            F.cosine_similarity(to_out, masked, dim=2),
-            F.cosine_similarity(cand, from_out, dim=2),
-        )
+        return stacked_cosines(self, cand, masked)
+
+
+def stacked_cosines(
+    maps: torch.nn.Module, cand: torch.Tensor, masked: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """P's per-sample cosines ``(to, from)``, each ``(K, b)``, for K stacked affine maps
+    (``maps.to_weight (K, N, n)``, ``to_bias``, ``from_weight (K, n, N)``, ``from_bias``):
+    ``cand`` is ``(K, b, n)``, ``masked`` the masked baseline ``(K, b, N)``."""
+    to_out = torch.baddbmm(maps.to_bias.unsqueeze(1), cand, maps.to_weight.transpose(1, 2))
+    from_out = torch.baddbmm(maps.from_bias.unsqueeze(1), masked, maps.from_weight.transpose(1, 2))
+    return (
+        F.cosine_similarity(to_out, masked, dim=2),
+        F.cosine_similarity(cand, from_out, dim=2),
+    )
 
 
 def embed_models(
@@ -127,44 +133,23 @@ def embed_models(
         cand[i, :, : c.shape[1]] = c.to(device=device, dtype=dtype)
     base = baseline.to(device=device, dtype=dtype)
     params = _StackedEquivalence(widths, base.shape[1], config, dtype).to(device)
-    optimizer = torch.optim.SGD(
-        params.parameters(),
-        lr=config.lr,
-        momentum=config.momentum,
-        weight_decay=config.weight_decay,
+
+    def similarities(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return params(cand[:, idx], base[idx])
+
+    def loss_of(idx: torch.Tensor) -> torch.Tensor:
+        to_sim, from_sim = similarities(idx.to(device))
+        return -torch.minimum(to_sim.mean(1), from_sim.mean(1)).sum()
+
+    step = run_sgd_steps(params.parameters(), loss_of, num_samples, config, on_step=on_step)
+    l_to, l_from = (
+        t.tolist()
+        for t in mean_similarities(
+            similarities, num_samples, len(candidates), device=cand.device, chunk=4096
+        )
     )
-    schedule = torch.optim.lr_scheduler.StepLR(optimizer, config.lr_step, gamma=config.lr_decay)
-    generator = torch.Generator().manual_seed(config.seed)
-    step = 0
-    for step, idx in enumerate(
-        step_batches(num_samples, config.batch_size, config.steps, generator=generator), 1
-    ):
-        idx = idx.to(device)
-        to_sim, from_sim = params(cand[:, idx], base[idx])
-        loss = -torch.minimum(to_sim.mean(1), from_sim.mean(1)).sum()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        if on_step is not None:
-            on_step(step, config.steps)
-    l_to, l_from = _fidelity(params, cand, base)
     masks = params.mask().detach().to("cpu", torch.float32)
     return [
         ModelEmbeddingResult(mask=masks[i], l_to=l_to[i], l_from=l_from[i], steps=step)
         for i in range(len(candidates))
     ]
-
-
-@torch.no_grad()
-def _fidelity(
-    params: _StackedEquivalence, cand: torch.Tensor, base: torch.Tensor, *, chunk: int = 4096
-) -> tuple[list[float], list[float]]:
-    k, num_samples = cand.shape[0], cand.shape[1]
-    to_total = torch.zeros(k, dtype=torch.float64)
-    from_total = torch.zeros(k, dtype=torch.float64)
-    for idx in torch.arange(num_samples, device=cand.device).split(chunk):
-        to_sim, from_sim = params(cand[:, idx], base[idx])
-        to_total += to_sim.sum(1).double().cpu()
-        from_total += from_sim.sum(1).double().cpu()
-    return (to_total / num_samples).tolist(), (from_total / num_samples).tolist()

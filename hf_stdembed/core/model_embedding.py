@@ -28,9 +28,10 @@ import torch.nn.functional as F
 
 from ._training import (
     StepCallback,
+    check_feature_pair,
     check_non_negative,
     check_positive,
-    step_batches,
+    run_sgd_steps,
     uniform_init,
 )
 
@@ -91,6 +92,20 @@ class ModelEmbeddingResult:
         return min(self.l_to, self.l_from)
 
 
+def draw_affine_maps(
+    n: int, big_n: int, *, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """P's two affine maps as they start, drawn in this order from ``generator`` (as
+    ``torch.nn.Linear`` draws them): ``(to_weight (N, n), to_bias (N,), from_weight (n, N),
+    from_bias (n,))``. The batched P and the refit draw the same, so they start where P does."""
+    return (
+        uniform_init((big_n, n), n, generator=generator),
+        uniform_init((big_n,), n, generator=generator),
+        uniform_init((n, big_n), big_n, generator=generator),
+        uniform_init((n,), big_n, generator=generator),
+    )
+
+
 class _Equivalence(torch.nn.Module):
     """The parameters of P: mask logits and the two affine maps."""
 
@@ -99,10 +114,11 @@ class _Equivalence(torch.nn.Module):
         g = torch.Generator().manual_seed(config.seed)
         self.temperature = config.temperature
         self.mask_logit = torch.nn.Parameter(torch.full((big_n,), float(config.mask_init)))
-        self.to_weight = torch.nn.Parameter(uniform_init((big_n, n), n, generator=g))
-        self.to_bias = torch.nn.Parameter(uniform_init((big_n,), n, generator=g))
-        self.from_weight = torch.nn.Parameter(uniform_init((n, big_n), big_n, generator=g))
-        self.from_bias = torch.nn.Parameter(uniform_init((n,), big_n, generator=g))
+        to_w, to_b, from_w, from_b = draw_affine_maps(n, big_n, generator=g)
+        self.to_weight = torch.nn.Parameter(to_w)
+        self.to_bias = torch.nn.Parameter(to_b)
+        self.from_weight = torch.nn.Parameter(from_w)
+        self.from_bias = torch.nn.Parameter(from_b)
         self.to(dtype)
 
     def mask(self) -> torch.Tensor:
@@ -148,34 +164,16 @@ def embed_model_from_batches(
     """
     check_positive(num_samples=num_samples)
     probe_cand, probe_base = fetch(torch.arange(min(2, num_samples)))
-    if probe_cand.ndim != 2 or probe_base.ndim != 2:
-        raise ValueError(
-            "features must be 2-D (samples, dims); "
-            f"got {tuple(probe_cand.shape)} and {tuple(probe_base.shape)}"
-        )
+    check_feature_pair(probe_cand, probe_base)
     device = torch.device(device) if device is not None else probe_cand.device
     params = _Equivalence(probe_cand.shape[1], probe_base.shape[1], config, dtype).to(device)
-    optimizer = torch.optim.SGD(
-        params.parameters(),
-        lr=config.lr,
-        momentum=config.momentum,
-        weight_decay=config.weight_decay,
-    )
-    schedule = torch.optim.lr_scheduler.StepLR(optimizer, config.lr_step, gamma=config.lr_decay)
-    generator = torch.Generator().manual_seed(config.seed)
-    step = 0
-    for step, idx in enumerate(
-        step_batches(num_samples, config.batch_size, config.steps, generator=generator), 1
-    ):
+
+    def loss_of(idx: torch.Tensor) -> torch.Tensor:
         cand, base = (t.to(device=device, dtype=dtype) for t in fetch(idx))
         to_sim, from_sim = params(cand, base)
-        loss = -torch.minimum(to_sim.mean(), from_sim.mean())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        if on_step is not None:
-            on_step(step, config.steps)
+        return -torch.minimum(to_sim.mean(), from_sim.mean())
+
+    step = run_sgd_steps(params.parameters(), loss_of, num_samples, config, on_step=on_step)
     l_to, l_from = _fidelity(params, fetch, num_samples, device=device, dtype=dtype)
     mask = params.mask().detach().to("cpu", torch.float32)
     return ModelEmbeddingResult(mask=mask, l_to=l_to, l_from=l_from, steps=step)
@@ -214,11 +212,7 @@ def embed_model(
         >>> result.mask.shape
         torch.Size([32])
     """
-    if candidate.ndim != 2 or baseline.ndim != 2:
-        raise ValueError(
-            "features must be 2-D (samples, dims); "
-            f"got {tuple(candidate.shape)} and {tuple(baseline.shape)}"
-        )
+    check_feature_pair(candidate, baseline)
     if candidate.shape[0] != baseline.shape[0]:
         raise ValueError(
             f"candidate has {candidate.shape[0]} samples but baseline has {baseline.shape[0]}"

@@ -30,10 +30,10 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
-from ._training import StepCallback, step_batches, uniform_init
-from .model_embedding import ModelEmbeddingConfig
+from ._training import StepCallback, check_feature_pair, mean_similarities, run_sgd_steps
+from .batched_model_embedding import stacked_cosines
+from .model_embedding import ModelEmbeddingConfig, draw_affine_maps
 
 MASK_MEASURES = ("weighted-jaccard", "pearson", "l1")
 """Similarities of two soft masks ``a`` (published) and ``b`` (recomputed), 1 when equal:
@@ -74,13 +74,8 @@ class _AffineMaps(torch.nn.Module):
     def __init__(self, k: int, n: int, big_n: int, seed: int, dtype: torch.dtype):
         super().__init__()
         g = torch.Generator().manual_seed(seed)
-        # the draws of model_embedding._Equivalence, in its order, repeated for every mask
-        draws = [
-            uniform_init((big_n, n), n, generator=g),
-            uniform_init((big_n,), n, generator=g),
-            uniform_init((n, big_n), big_n, generator=g),
-            uniform_init((n,), big_n, generator=g),
-        ]
+        # the draws of model_embedding._Equivalence, repeated for every mask
+        draws = draw_affine_maps(n, big_n, generator=g)
         to_w, to_b, from_w, from_b = (d.expand(k, *d.shape).clone() for d in draws)
         self.to_weight = torch.nn.Parameter(to_w)
         self.to_bias = torch.nn.Parameter(to_b)
@@ -95,14 +90,7 @@ class _AffineMaps(torch.nn.Module):
         k = masks.shape[0]
         masked = base.unsqueeze(0) * masks.unsqueeze(1)  # (k, b, N)
         cand_k = cand.unsqueeze(0).expand(k, *cand.shape)  # (k, b, n)
-        to_pred = torch.baddbmm(self.to_bias.unsqueeze(1), cand_k, self.to_weight.transpose(1, 2))
-        from_pred = torch.baddbmm(
-            self.from_bias.unsqueeze(1), masked, self.from_weight.transpose(1, 2)
-        )
-        return (
-            F.cosine_similarity(to_pred, masked, dim=2),
-            F.cosine_similarity(cand_k, from_pred, dim=2),
-        )
+        return stacked_cosines(self, cand_k, masked)
 
 
 def refit_affine(
@@ -139,11 +127,7 @@ def refit_affine(
         >>> refit_affine(cand, base, mask, config=short).fidelity.shape
         torch.Size([1])
     """
-    if candidate.ndim != 2 or baseline.ndim != 2:
-        raise ValueError(
-            "features must be 2-D (samples, dims); "
-            f"got {tuple(candidate.shape)} and {tuple(baseline.shape)}"
-        )
+    check_feature_pair(candidate, baseline)
     if candidate.shape[0] != baseline.shape[0] or candidate.shape[0] == 0:
         raise ValueError(
             f"candidate has {candidate.shape[0]} samples but baseline has {baseline.shape[0]}"
@@ -168,46 +152,20 @@ def refit_affine(
     num = candidate.shape[0]
     maps = _AffineMaps(masks.shape[0], candidate.shape[1], baseline.shape[1], config.seed, dtype)
     maps = maps.to(device)
-    optimizer = torch.optim.SGD(
-        maps.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-    )
-    schedule = torch.optim.lr_scheduler.StepLR(optimizer, config.lr_step, gamma=config.lr_decay)
-    generator = torch.Generator().manual_seed(config.seed)
-    step = 0
-    for step, idx in enumerate(
-        step_batches(num, config.batch_size, config.steps, generator=generator), 1
-    ):
-        idx = idx.to(device)
-        to_sim, from_sim = maps(candidate[idx], baseline[idx], masks)
+
+    def similarities(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return maps(candidate[idx], baseline[idx], masks)
+
+    def loss_of(idx: torch.Tensor) -> torch.Tensor:
+        to_sim, from_sim = similarities(idx.to(device))
         # masks are independent: the sum's gradient is each mask's own
-        loss = -torch.minimum(to_sim.mean(dim=1), from_sim.mean(dim=1)).sum()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        if on_step is not None:
-            on_step(step, config.steps)
-    l_to, l_from = _fidelity(maps, candidate, baseline, masks)
+        return -torch.minimum(to_sim.mean(dim=1), from_sim.mean(dim=1)).sum()
+
+    step = run_sgd_steps(maps.parameters(), loss_of, num, config, on_step=on_step)
+    l_to, l_from = mean_similarities(
+        similarities, num, masks.shape[0], device=candidate.device, chunk=1024
+    )
     return RefitResult(l_to=l_to, l_from=l_from, steps=step)
-
-
-@torch.no_grad()
-def _fidelity(
-    maps: _AffineMaps,
-    candidate: torch.Tensor,
-    baseline: torch.Tensor,
-    masks: torch.Tensor,
-    *,
-    chunk: int = 1024,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    k = masks.shape[0]
-    to_total = torch.zeros(k, dtype=torch.float64)
-    from_total = torch.zeros(k, dtype=torch.float64)
-    for idx in torch.arange(candidate.shape[0], device=candidate.device).split(chunk):
-        to_sim, from_sim = maps(candidate[idx], baseline[idx], masks)
-        to_total += to_sim.sum(dim=1).double().cpu()
-        from_total += from_sim.sum(dim=1).double().cpu()
-    return to_total / candidate.shape[0], from_total / candidate.shape[0]
 
 
 def mask_agreement(
