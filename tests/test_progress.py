@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from hub_server import FakeHub
-from test_embed_many import folders, repos  # noqa: F401  (fixtures)
 from test_evaluation import tiny_pool  # noqa: F401  (fixture)
 from test_publish import make_timm_dir, model_files, write_standard
 from test_rerank import Loader, data, planted_index, task_embedding  # noqa: F401  (fixture)
@@ -174,7 +173,7 @@ def test_rerank_reports_each_shortlisted_model_silently(tmp_path: Path, data, ca
 
 def test_embed_many_reports_each_model_silently(
     hub: FakeHub,
-    repos: list[str],  # noqa: F811
+    hub_models: list[str],
     standard_file: Path,
     tmp_path: Path,
     capsys,
@@ -184,7 +183,7 @@ def test_embed_many_reports_each_model_silently(
     from hf_stdembed.registry import HubRegistry
 
     registry = HubRegistry()
-    jobs = [ModelJob(repo, repo, registry.head(repo)) for repo in repos]
+    jobs = [ModelJob(repo, repo, registry.head(repo)) for repo in hub_models]
     events: list[ProgressEvent] = []
     with EmbeddingIndex.open(tmp_path / "index") as index:
         report = embed_many(
@@ -199,7 +198,7 @@ def test_embed_many_reports_each_model_silently(
     assert [(e.desc, e.done, e.total, e.item) for e in events if e.desc == "models"] == [
         ("models", 0, 4, None),
         ("models", 1, 4, "nope"),
-        *[("models", i, 4, repo) for i, repo in enumerate(repos, 2)],
+        *[("models", i, 4, repo) for i, repo in enumerate(hub_models, 2)],
     ]
     assert_counted([e for e in events if e.desc == "models"])
     assert capsys.readouterr() == ("", "")
