@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from hub_server import FakeHub
-from model_repos import card_only_files, make_timm_dir, model_files, write_repo
+from model_repos import card_only_files, make_timm_dir, model_files, published_files, write_repo
 from planted_rerank import Loader, planted_index, task_embedding
 from typer.testing import CliRunner
 
@@ -147,6 +147,27 @@ def test_verify_reports_both_optimisations_silently(
     assert steps[0].startswith("recomputing P for ") and steps[0].endswith("team/m")
     assert steps[1:] == ["refitting with the published mask"]
     assert_counted(events)
+    assert capsys.readouterr() == ("", "")
+
+
+def test_crawl_reports_each_repo_listed_silently(tmp_path: Path, capsys):
+    from hf_stdembed.crawl import crawl
+    from hf_stdembed.index import EmbeddingIndex
+    from hf_stdembed.registry import open_registry
+
+    root = tmp_path / "registry"
+    for i, repo in enumerate(["org/a", "org/b", "org/c"]):
+        write_repo(root, repo, published_files(repo, i))
+    registry = open_registry(str(root))
+    capsys.readouterr()
+    events: list[ProgressEvent] = []
+    with EmbeddingIndex.open(tmp_path / "index") as index:
+        report = crawl(registry, index, on_progress=events.append)
+    assert len(report.indexed) == 3
+    desc = f"crawling {registry.name}"
+    assert [(e.desc, e.done, e.total, e.unit, e.item) for e in events] == [
+        (desc, done, None, "repo", None) for done in range(4)
+    ]
     assert capsys.readouterr() == ("", "")
 
 
