@@ -34,6 +34,8 @@ from .embeddings import MAX_FILE_BYTES, ModelEmbedding, load_embedding
 from .errors import FileTooLargeError, RegistryError, StdEmbedError
 from .index import SOURCE_CRAWL, SOURCE_LEGACY, CrawlState, EmbeddingIndex, IndexRow, row_problem
 from .plausibility import entry_problem
+from .progress import Progress
+from .progress import report as report_progress
 from .registry import Registry, RepoSummary
 from .standards import MAX_STANDARD_BYTES, Standard, builtin_standards, standard_from_text
 
@@ -281,7 +283,7 @@ def crawl(
     standards: Iterable[Standard] = (),
     max_bytes: int = MAX_FILE_BYTES,
     batch_size: int = 50,
-    on_repo: Callable[[str], None] | None = None,
+    on_progress: Progress | None = None,
     budget: CrawlBudget | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> CrawlReport:
@@ -295,7 +297,8 @@ def crawl(
             user gave: remembered in the index as trusted, so their ids resolve later).
         max_bytes: embedding files larger than this are refused before download.
         batch_size: repos per index transaction.
-        on_repo: progress callback, called with each repo id as it is handled.
+        on_progress: hears ``crawling <registry name>`` in repos (total unknown): ``done = 0``
+            at the start, then each repo listed as it is handled.
         budget: limits for the whole crawl (default: none). When one is reached, the crawl
             commits what it read, stops, and says why in ``stopped``; the repos it did not
             reach are crawled next time.
@@ -308,6 +311,8 @@ def crawl(
         RegistryError: if the listing fails before its first repo. A listing that fails
             later ends the crawl like a budget (``stopped`` says why).
     """
+    desc = f"crawling {registry.name}"
+    report_progress(on_progress, desc, 0, None, unit="repo")
     budget = budget or CrawlBudget()
     given = [s for s in standards]
     report = CrawlReport()
@@ -336,8 +341,7 @@ def crawl(
                 break
             report.listed += 1
             seen.add(summary.repo_id)
-            if on_repo is not None:
-                on_repo(summary.repo_id)
+            report_progress(on_progress, desc, report.listed, None, unit="repo")
             if budget.seconds is not None and clock() - started > budget.seconds:
                 report.stopped = (
                     f"the crawl's time budget of {budget.seconds:g} s ran out after "

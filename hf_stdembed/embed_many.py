@@ -211,12 +211,11 @@ def embed_one(
     """
     import torch
 
-    from . import __version__
     from .core import embed_model
-    from .embeddings import ModelEmbedding, embedding_bytes
+    from .embeddings import embedding_bytes
     from .extractors import load_extractor
     from .features import default_device, extract_features
-    from .pipeline import load_probe, loadable_spec
+    from .pipeline import load_probe, model_embedding_of
 
     started = time.monotonic()
     target = torch.device(device) if device else default_device()
@@ -235,18 +234,7 @@ def embed_one(
         result = embed_model(
             features, baseline_features, config=standard.model_embedding, device=target
         )
-        embedding = ModelEmbedding(
-            vector=result.mask.float().cpu(),
-            standard_id=standard.id,
-            standard_hash=standard.hash,
-            model_id=extractor.name,
-            model_revision=extractor.revision,
-            l_to=result.l_to,
-            l_from=result.l_from,
-            library_version=__version__,
-            model_spec=loadable_spec(extractor.name),
-        )
-        data, reason = embedding_bytes(embedding), None
+        data, reason = embedding_bytes(model_embedding_of(extractor, standard, result)), None
     except Exception as e:  # any model's failure is its own: recorded, never the run's end
         data, reason = None, shorten(f"{type(e).__name__}: {e}".replace("\n", " "))
     return _TaskResult(job.repo_id, data, reason, time.monotonic() - started, target.type)

@@ -23,6 +23,7 @@ import torch
 
 from ._hashing import json_digest
 from .core import (
+    ModelEmbeddingResult,
     TaskEmbeddingConfig,
     embed_model,
     embed_model_from_batches,
@@ -172,7 +173,18 @@ def compute_model_embedding(
         )
     else:
         raise ValueError(f"Invalid protocol value: {protocol!r} (cached or per-step)")
-    embedding = ModelEmbedding(
+    embedding = model_embedding_of(extractor, standard, result)
+    if key is not None:
+        _write_cached(key, embedding, cache_dir)
+    return embedding
+
+
+def model_embedding_of(
+    extractor: FeatureExtractor, standard: Standard, result: ModelEmbeddingResult
+) -> ModelEmbedding:
+    """P's ``result`` for ``extractor`` under ``standard`` as a ModelEmbedding (with the spec
+    that reloads the model, when its name is one)."""
+    return ModelEmbedding(
         vector=result.mask,
         standard_id=standard.id,
         standard_hash=standard.hash,
@@ -182,9 +194,6 @@ def compute_model_embedding(
         l_from=result.l_from,
         model_spec=loadable_spec(extractor.name),
     )
-    if key is not None:
-        _write_cached(key, embedding, cache_dir)
-    return embedding
 
 
 def compute_task_embedding(

@@ -102,7 +102,7 @@ def item_lines(say: Callable[[str], None]) -> Progress:
 
 
 def tally(on_progress: Progress | None, desc: str, *, unit: str) -> Callable[[object], None]:
-    """A per-item callback (``on_repo(repo_id)``...) counting items as they come, total
+    """A per-item callback (``on_item(name)``) counting items as they come, total
     unknown: reports ``done = 0`` at once, then one more at each call."""
     done = 0
     report(on_progress, desc, done, None, unit=unit)

@@ -1,6 +1,6 @@
 """Shared pytest fixtures. Plain helpers (no fixtures) are modules beside it: tiny_images.py,
-model_repos.py, index_rows.py, planted_data.py, hub_server.py; test files import these, not
-each other."""
+model_repos.py, index_rows.py, planted_data.py, planted_rerank.py, eval_pool.py, hub_server.py;
+test files import these, not each other (tests/test_structure.py checks it)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import datasets
 import pytest
-from tiny_images import TINY_CLASSES, make_image_dataset, make_images
+from tiny_images import TINY_CLASSES, colour_images, make_image_dataset, make_images
 
 # =========================================================================================
 # Models, datasets and features (tests/test_extractors.py, test_data.py, test_features.py):
@@ -129,6 +129,51 @@ def _fake_hub_repo(hub_cache: Path, repo_id: str, files: Path, *, sha: str) -> N
         (snapshot / file.name).write_bytes(file.read_bytes())
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(sha)
+
+
+# =========================================================================================
+# Colour images: the evaluation pool (tests/eval_pool.py) and the planted two-stage select.
+# =========================================================================================
+
+
+@pytest.fixture
+def colour_data():
+    """45 colour images (tiny_images.colour_images) as the library's ImageDataset: the task of
+    the planted two-stage select (tests/planted_rerank.py)."""
+    from hf_stdembed.data import as_image_dataset
+
+    return as_image_dataset(colour_images(45, seed=0), source="colours", fingerprint="colours-45")
+
+
+@pytest.fixture
+def tiny_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The tiny evaluation pool (tests/eval_pool.py) importable as ``tiny_eval_models``, and
+    ``(standard, specs, task_file, probe_config)``: a 60-image probe set, a 90-image task."""
+    from dataclasses import replace
+
+    from eval_pool import TINY_MODULE
+
+    from hf_stdembed.core import LinearProbeConfig, ModelEmbeddingConfig, TaskEmbeddingConfig
+    from hf_stdembed.standards import BaselineSpec, ProbeSpec, Standard
+
+    (tmp_path / "tiny_eval_models.py").write_text(TINY_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    probe_file = tmp_path / "probe.parquet"
+    colour_images(60, seed=0).to_parquet(str(probe_file))
+    task_file = tmp_path / "task.parquet"
+    colour_images(90, seed=1).to_parquet(str(task_file))
+    standard = Standard(
+        id="tiny-eval",
+        baseline=BaselineSpec(model="entrypoint:tiny_eval_models:base", revision="0", dim=32),
+        probe=ProbeSpec(dataset="parquet", split="train", data_files=(str(probe_file),)),
+        model_embedding=replace(ModelEmbeddingConfig(), steps=40, lr_step=20, batch_size=32),
+        task_embedding=replace(
+            TaskEmbeddingConfig(), epochs=4, lr_step_epochs=2, gammas=(0.0, 1e-3, 1e-1)
+        ),
+    )
+    specs = [f"entrypoint:tiny_eval_models:{n}" for n in ("base", "good", "noise")]
+    probe_config = LinearProbeConfig(epochs=6, lr_step_epochs=3)
+    return standard, specs, task_file, probe_config
 
 
 # =========================================================================================

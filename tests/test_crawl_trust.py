@@ -28,6 +28,7 @@ from hf_stdembed.crawl import CrawlBudget, crawl
 from hf_stdembed.embeddings import TaskEmbedding, save_embedding
 from hf_stdembed.errors import RegistryError
 from hf_stdembed.index import SCHEMA_VERSION, EmbeddingIndex
+from hf_stdembed.progress import ProgressEvent
 from hf_stdembed.registry import HubRegistry, RepoSummary
 from hf_stdembed.standards import Standard, get_standard, standard_from_dict
 
@@ -510,13 +511,14 @@ def test_ctrl_c_and_a_failing_listing_keep_the_batch_read(tmp_path: Path, index:
     registry = stub(tmp_path, [f"org/m{i}" for i in range(6)])
     seen = []
 
-    def interrupt(repo: str) -> None:
-        seen.append(repo)
-        if len(seen) == 4:
+    def interrupt(event: ProgressEvent) -> None:
+        seen.append(event.done)
+        if event.done == 4:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        crawl(registry, index, on_repo=interrupt, batch_size=100)
+        crawl(registry, index, on_progress=interrupt, batch_size=100)
+    assert seen == [0, 1, 2, 3, 4]
     assert len(index.rows()) == 3  # what was read before Ctrl-C is committed
 
     failing = stub(tmp_path, [f"org/m{i}" for i in range(6)], fail_after=5)

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from eval_pool import refuse_computations
 
 from hf_stdembed.core.logme import _evidence, logme
 from hf_stdembed.core.ranking_metrics import (
@@ -107,117 +108,6 @@ def test_expected_random_gap():
 
 
 # --- the evaluation harness on tiny synthetic models and data ------------------------------
-
-_COMPUTATIONS = (
-    ("embeddings", "embed_model"),
-    ("embeddings", "embed_task"),
-    ("ground_truth", "linear_probe"),
-    ("ground_truth", "logme"),
-)
-"""(module of hf_stdembed.evaluation, name): what a rerun from the cache must not call."""
-
-
-def refuse_computations(monkeypatch) -> None:
-    """Makes P, Q, the linear probes, LogME and every forward pass fail with ``<name> was
-    recomputed``: what follows must be answered from the caches."""
-    from hf_stdembed import features
-
-    def refuse(name):
-        def run(*args, **kwargs):
-            raise AssertionError(f"{name} was recomputed")
-
-        return run
-
-    for module, name in _COMPUTATIONS:
-        monkeypatch.setattr(f"hf_stdembed.evaluation.{module}.{name}", refuse(name))
-    monkeypatch.setattr(features, "_run", refuse("a forward pass"))
-
-
-TINY_MODULE = """
-import torch
-import torchvision.transforms.functional as TF
-from hf_stdembed.extractors import FeatureExtractor
-
-
-def _transform(image):
-    return TF.to_tensor(image.convert("RGB").resize((8, 8)))
-
-
-def _make(name, dim, seed, noise):
-    proj = torch.randn(3 * 64, dim, generator=torch.Generator().manual_seed(seed))
-
-    def forward(pixels):
-        x = torch.relu(pixels.flatten(1) @ proj)
-        if noise:  # features that ignore the image: a hash of it drives the noise
-            keys = (pixels.flatten(1).sum(1) * 1e4).long()
-            x = torch.stack([
-                torch.rand(dim, generator=torch.Generator().manual_seed(int(k))) for k in keys
-            ])
-        return x
-
-    return FeatureExtractor(
-        name=name, revision="0", transform=_transform, forward=forward,
-        preprocessing=f"tiny-{name}", metadata={"num_parameters": str(3 * 64 * dim)},
-    )
-
-
-def base():
-    return _make("base", 32, 0, False)
-
-
-def good():
-    return _make("good", 16, 1, False)
-
-
-def noise():
-    return _make("noise", 48, 2, True)
-"""
-
-
-def _class_images(count: int, *, seed: int):
-    import datasets
-    import numpy as np
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    colours = np.array([[200, 40, 40], [40, 200, 40], [40, 40, 200]])
-    images, labels = [], []
-    for i in range(count):
-        label = i % 3
-        pixels = colours[label] + rng.normal(0, 60, (8, 8, 3))
-        images.append(Image.fromarray(pixels.clip(0, 255).astype(np.uint8)))
-        labels.append(label)
-    features = datasets.Features(
-        {"image": datasets.Image(), "label": datasets.ClassLabel(names=["r", "g", "b"])}
-    )
-    return datasets.Dataset.from_dict({"image": images, "label": labels}, features=features)
-
-
-@pytest.fixture
-def tiny_pool(tmp_path, monkeypatch):
-    from dataclasses import replace
-
-    from hf_stdembed.core import LinearProbeConfig, ModelEmbeddingConfig, TaskEmbeddingConfig
-    from hf_stdembed.standards import BaselineSpec, ProbeSpec, Standard
-
-    (tmp_path / "tiny_eval_models.py").write_text(TINY_MODULE)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    probe_file = tmp_path / "probe.parquet"
-    _class_images(60, seed=0).to_parquet(str(probe_file))
-    task_file = tmp_path / "task.parquet"
-    _class_images(90, seed=1).to_parquet(str(task_file))
-    standard = Standard(
-        id="tiny-eval",
-        baseline=BaselineSpec(model="entrypoint:tiny_eval_models:base", revision="0", dim=32),
-        probe=ProbeSpec(dataset="parquet", split="train", data_files=(str(probe_file),)),
-        model_embedding=replace(ModelEmbeddingConfig(), steps=40, lr_step=20, batch_size=32),
-        task_embedding=replace(
-            TaskEmbeddingConfig(), epochs=4, lr_step_epochs=2, gammas=(0.0, 1e-3, 1e-1)
-        ),
-    )
-    specs = [f"entrypoint:tiny_eval_models:{n}" for n in ("base", "good", "noise")]
-    probe_config = LinearProbeConfig(epochs=6, lr_step_epochs=3)
-    return standard, specs, task_file, probe_config
 
 
 @pytest.mark.slow

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from test_evaluation import TINY_MODULE, _class_images, refuse_computations
+from eval_pool import TINY_MODULE, refuse_computations
+from tiny_images import colour_images
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,9 +38,9 @@ def tiny_bench(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT))
     bench = tmp_path / "bench"
     (bench / "data" / "cifar10").mkdir(parents=True)
-    _class_images(60, seed=0).to_parquet(str(bench / "data" / "cifar10" / "train.parquet"))
+    colour_images(60, seed=0).to_parquet(str(bench / "data" / "cifar10" / "train.parquet"))
     for i, name in enumerate(("red", "blue")):
-        _class_images(45, seed=1 + i).to_parquet(str(bench / "data" / f"{name}.parquet"))
+        colour_images(45, seed=1 + i).to_parquet(str(bench / "data" / f"{name}.parquet"))
 
     tasks = types.ModuleType("benchmarks.tasks")
     tasks.TASKS = ("red", "blue")

@@ -10,9 +10,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from eval_pool import refuse_computations
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_evaluation import _class_images, refuse_computations, tiny_pool  # noqa: F401  (fixture)
+from tiny_images import colour_images
 
 from hf_stdembed.core.ranking_metrics import (
     expected_random_recall,
@@ -123,7 +124,7 @@ def test_split_indices_match_stratified_split_and_repeated_splits_are_disjoint()
     from hf_stdembed.data import as_image_dataset, stratified_split
     from hf_stdembed.evaluation import SplitTask, repeated_splits, split_indices
 
-    raw = _class_images(31, seed=0).add_column("row", list(range(31)))
+    raw = colour_images(31, seed=0).add_column("row", list(range(31)))
     data = as_image_dataset(raw, source="memory")
     for seed in range(3):
         train, test = stratified_split(data, test_fraction=0.3, seed=seed)
@@ -264,7 +265,7 @@ def test_a_tie_is_marked_in_the_gap_table():
 
 
 @pytest.mark.slow
-def test_split_task_indexes_features_once_and_matches_separate_splits(tiny_pool, monkeypatch):  # noqa: F811
+def test_split_task_indexes_features_once_and_matches_separate_splits(tiny_pool, monkeypatch):
     from hf_stdembed import features
     from hf_stdembed.data import load_image_dataset, stratified_split
     from hf_stdembed.evaluation import FAITHFUL, SplitTask, TaskSpec, evaluate, repeated_splits
@@ -301,7 +302,7 @@ def test_split_task_indexes_features_once_and_matches_separate_splits(tiny_pool,
 
 
 @pytest.mark.slow
-def test_cli_evaluate_rerun_with_cache_dir_runs_no_optimisation(tiny_pool, tmp_path, monkeypatch):  # noqa: F811
+def test_cli_evaluate_rerun_with_cache_dir_runs_no_optimisation(tiny_pool, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
     from hf_stdembed.cli import app
@@ -346,7 +347,7 @@ def test_cli_evaluate_refuses_zero_splits_in_one_line(tmp_path):
 # --- the library loads tasks and reports progress; the CLI renders it -------------------
 
 
-def test_load_split_task_subsamples_then_splits_as_the_cli_did(tiny_pool):  # noqa: F811
+def test_load_split_task_subsamples_then_splits_as_the_cli_did(tiny_pool):
     from hf_stdembed.data import load_image_dataset, stratified_split
     from hf_stdembed.evaluation import load_split_task, repeated_splits
 
@@ -364,7 +365,7 @@ def test_load_split_task_subsamples_then_splits_as_the_cli_did(tiny_pool):  # no
         load_split_task("colours", str(task_file), splits=0)
 
 
-def test_evaluate_progress_goes_to_the_callback_and_to_logging(tiny_pool, tmp_path, caplog):  # noqa: F811
+def test_evaluate_progress_goes_to_the_callback_and_to_logging(tiny_pool, tmp_path, caplog):
     import logging
 
     from hf_stdembed.evaluation import FAITHFUL, evaluate, load_split_task

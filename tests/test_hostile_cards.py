@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from hostile_cards import HOSTILE_CARDS, README_A_FOLDER, STANDARD
 from hub_server import FakeHub
-from test_crawl import embedding_bytes, published_files
+from index_rows import H, fill
+from model_repos import embedding_bytes, published_files
 
 from hf_stdembed.cli import main
 
@@ -155,8 +156,6 @@ def test_a_hub_crawl_skips_every_hostile_card_with_a_reason(
 def test_index_pull_reads_no_card(hub: FakeHub, tmp_path: Path, monkeypatch, capsys):
     """``index pull`` downloads ``data/index.parquet`` only: a hostile dataset card is never
     read, so every pull succeeds."""
-    from test_index_share import H, fill
-
     from hf_stdembed.index import EmbeddingIndex
     from hf_stdembed.registry import INDEX_DATASET_FILE
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 from hub_server import FakeHub
-from index_rows import make_row as index_row
+from index_rows import DIM, H2, H, fill
 from typer.testing import CliRunner
 
 from hf_stdembed.cli import app, main
@@ -18,21 +18,7 @@ from hf_stdembed.index import EmbeddingIndex, IndexRow
 from hf_stdembed.registry import INDEX_DATASET_FILE, HubRegistry
 
 runner = CliRunner()
-H, H2 = "0123456789abcdef", "fedcba9876543210"  # two standards' hashes
-DIM = 16
 REPO = "tester/shared-index"
-
-
-def make_row(i: int, standard_hash: str) -> IndexRow:
-    """index_rows.make_row's row, with one standard id per hash."""
-    return index_row(i, standard_hash, standard_id=f"standard-{standard_hash[:4]}")
-
-
-def fill(folder: Path, rows: list[tuple[int, str]], *, seed: int = 0) -> None:
-    vectors = np.random.default_rng(seed).random((len(rows), DIM), dtype=np.float32)
-    with EmbeddingIndex.open(folder) as index, index.update() as tx:
-        for (i, standard_hash), vector in zip(rows, vectors, strict=True):
-            tx.upsert(make_row(i, standard_hash), vector)
 
 
 def contents(folder: Path) -> dict[str, tuple[list[IndexRow], np.ndarray]]:

@@ -8,10 +8,8 @@ from pathlib import Path
 
 import pytest
 from hub_server import FakeHub
-from test_evaluation import tiny_pool  # noqa: F401  (fixture)
-from test_publish import make_timm_dir, model_files, write_standard
-from test_rerank import Loader, data, planted_index, task_embedding  # noqa: F401  (fixture)
-from test_verify import card_only_files, write_repo
+from model_repos import card_only_files, make_timm_dir, model_files, published_files, write_repo
+from planted_rerank import Loader, planted_index, task_embedding
 from typer.testing import CliRunner
 
 from hf_stdembed.cli import app
@@ -19,11 +17,6 @@ from hf_stdembed.cli._render import progress_bars
 from hf_stdembed.pipeline import compute_model_embedding, compute_task_embedding
 from hf_stdembed.progress import ProgressEvent, counted, item_lines, step_reporter, tally
 from hf_stdembed.standards import get_standard
-
-
-@pytest.fixture
-def standard_file(tmp_path: Path, tiny_timm_dir: Path, tiny_parquet: Path) -> Path:
-    return write_standard(tmp_path, tiny_timm_dir, tiny_parquet, standard_id="tiny-test")
 
 
 @pytest.fixture(scope="module")
@@ -157,13 +150,34 @@ def test_verify_reports_both_optimisations_silently(
     assert capsys.readouterr() == ("", "")
 
 
-def test_rerank_reports_each_shortlisted_model_silently(tmp_path: Path, data, capsys):  # noqa: F811
+def test_crawl_reports_each_repo_listed_silently(tmp_path: Path, capsys):
+    from hf_stdembed.crawl import crawl
+    from hf_stdembed.index import EmbeddingIndex
+    from hf_stdembed.registry import open_registry
+
+    root = tmp_path / "registry"
+    for i, repo in enumerate(["org/a", "org/b", "org/c"]):
+        write_repo(root, repo, published_files(repo, i))
+    registry = open_registry(str(root))
+    capsys.readouterr()
+    events: list[ProgressEvent] = []
+    with EmbeddingIndex.open(tmp_path / "index") as index:
+        report = crawl(registry, index, on_progress=events.append)
+    assert len(report.indexed) == 3
+    desc = f"crawling {registry.name}"
+    assert [(e.desc, e.done, e.total, e.unit, e.item) for e in events] == [
+        (desc, done, None, "repo", None) for done in range(4)
+    ]
+    assert capsys.readouterr() == ("", "")
+
+
+def test_rerank_reports_each_shortlisted_model_silently(tmp_path: Path, colour_data, capsys):
     from hf_stdembed.rerank import rerank_index
 
     events: list[ProgressEvent] = []
     with planted_index(tmp_path / "index") as index:
         ranking = rerank_index(
-            task_embedding(), index, data, k=2, load=Loader(), on_progress=events.append
+            task_embedding(), index, colour_data, k=2, load=Loader(), on_progress=events.append
         )
     assert ranking.stage2 is not None and ranking.stage2.reranked == 2
     assert [e.done for e in events if e.item is None] == [1, 2]
@@ -204,7 +218,7 @@ def test_embed_many_reports_each_model_silently(
     assert capsys.readouterr() == ("", "")
 
 
-def test_evaluate_writes_nothing_and_ends_at_the_total(tiny_pool, tmp_path: Path, capsys):  # noqa: F811
+def test_evaluate_writes_nothing_and_ends_at_the_total(tiny_pool, tmp_path: Path, capsys):
     from hf_stdembed.evaluation import FAITHFUL, evaluate, load_split_task
 
     standard, specs, task_file, probe_config = tiny_pool

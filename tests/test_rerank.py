@@ -1,156 +1,21 @@
-"""Two-stage select (issue 12): a shortlist from the O(1) sweep, re-ranked by LogME.
-
-Planted ground truth: an index of hand-made embeddings whose models are tiny in-process
-extractors on images whose class is their colour. ``good`` sees the colour (LogME high),
-``noise`` returns per-image noise (LogME low); stage 1 is planted to rank ``good`` low by the
-plain intersection and first by the model-normalised one.
-"""
+"""Two-stage select (issue 12): a shortlist from the O(1) sweep, re-ranked by LogME, on the
+planted ground truth of tests/planted_rerank.py."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from model_repos import make_timm_dir, model_files, write_standard
+from planted_rerank import MODELS, H, Loader, planted_index, row, task_embedding
+from tiny_images import colour_images
 
 from hf_stdembed.core.shortlist import merge_shortlist, two_stage_order
-from hf_stdembed.data import as_image_dataset
-from hf_stdembed.embeddings import TaskEmbedding
 from hf_stdembed.extractors import FeatureExtractor, load_extractor
-from hf_stdembed.index import EmbeddingIndex, IndexRow
+from hf_stdembed.index import EmbeddingIndex
 from hf_stdembed.rerank import rerank_index
 from hf_stdembed.selection import rank_index
-
-H = "ab" * 8
-TASK = np.array([1, 1, 1, 1, 0, 0, 0, 0], np.float32)
-# intersection: wide 4, mid-a 2.4, mid-b 2.4, narrow 1; I/|v|: narrow 1, mid-b .67, wide .6
-PLANTED = {
-    "org/wide": ([1, 1, 1, 1, 0.9, 0.9, 0.9, 0], "timm:org/wide-noise"),
-    "org/mid-a": ([0.8, 0.8, 0.8, 0, 0.5, 0.5, 0.5, 0.5], "timm:org/mid-noise"),
-    "org/mid-b": ([0.6, 0.6, 0.6, 0.6, 0.3, 0.3, 0.3, 0.3], "timm:org/mid-noise"),
-    "org/narrow": ([1, 0, 0, 0, 0, 0, 0, 0], "timm:org/good"),
-}
-
-
-# --- planted models and data -----------------------------------------------------------------
-
-
-def _transform(image):
-    import torchvision.transforms.functional as TF
-
-    return TF.to_tensor(image.convert("RGB").resize((8, 8)))
-
-
-def _extractor(name: str, *, informative: bool, dim: int = 12) -> FeatureExtractor:
-    proj = torch.randn(3 * 64, dim, generator=torch.Generator().manual_seed(len(name)))
-
-    def forward(pixels: torch.Tensor) -> torch.Tensor:
-        if informative:
-            return torch.cat([pixels.mean((2, 3)), torch.relu(pixels.flatten(1) @ proj)], 1)
-        keys = (pixels.flatten(1).sum(1) * 1e4).long()  # per-image noise, blind to the colour
-        gens = [torch.Generator().manual_seed(int(k)) for k in keys]
-        return torch.stack([torch.rand(dim + 3, generator=g) for g in gens])
-
-    return FeatureExtractor(
-        name=name, revision="0", transform=_transform, forward=forward, preprocessing=name
-    )
-
-
-MODELS = {
-    "timm:org/good": lambda: _extractor("good", informative=True),
-    "timm:org/wide-noise": lambda: _extractor("wide-noise", informative=False),
-    "timm:org/mid-noise": lambda: _extractor("mid-noise", informative=False),
-}
-
-
-class Loader:
-    """The planted models by spec; any other spec goes to the real loader (offline)."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str]] = []
-
-    def __call__(self, spec: str, revision: str) -> FeatureExtractor:
-        self.calls.append((spec, revision))
-        if spec in MODELS:
-            return MODELS[spec]()
-        return load_extractor(spec, revision=revision)
-
-
-def colour_dataset(count: int = 45, *, seed: int = 0):
-    import datasets
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    colours = np.array([[200, 40, 40], [40, 200, 40], [40, 40, 200]])
-    images, labels = [], []
-    for i in range(count):
-        pixels = colours[i % 3] + rng.normal(0, 60, (8, 8, 3))
-        images.append(Image.fromarray(pixels.clip(0, 255).astype(np.uint8)))
-        labels.append(i % 3)
-    features = datasets.Features(
-        {"image": datasets.Image(), "label": datasets.ClassLabel(names=["r", "g", "b"])}
-    )
-    return datasets.Dataset.from_dict({"image": images, "label": labels}, features=features)
-
-
-@pytest.fixture
-def data():
-    return as_image_dataset(colour_dataset(), source="colours", fingerprint="colours-45")
-
-
-def task_embedding(vector: np.ndarray = TASK, standard_hash: str = H) -> TaskEmbedding:
-    one = torch.ones(1, dtype=torch.float64)
-    return TaskEmbedding(
-        vector=torch.from_numpy(vector),
-        standard_id="test-standard",
-        standard_hash=standard_hash,
-        dataset_id="colours",
-        dataset_split="train",
-        gamma=0.0,
-        converged_accuracy=100.0,
-        gammas=one,
-        accuracies=one,
-        mask_sizes=one,
-    )
-
-
-def row(repo: str, spec: str | None, *, standard_hash: str = H, **changes) -> IndexRow:
-    return dataclasses.replace(
-        IndexRow(
-            repo_id=repo,
-            revision="c" * 40,
-            standard_id="test-standard",
-            standard_hash=standard_hash,
-            file_path="stdembed/test-standard.safetensors",
-            file_sha256="0" * 64,
-            model_id=repo,
-            model_revision="d" * 40,
-            l_to=0.5,
-            l_from=0.6,
-            library_version="0.1.0",
-            created_at="2025-01-01T00:00:00+00:00",
-            model_spec=spec,
-        ),
-        **changes,
-    )
-
-
-def planted_index(
-    path: Path, extra: dict[str, tuple[list[float], str | None]] | None = None, **specs
-) -> EmbeddingIndex:
-    """The planted rows (``extra`` first, in matrix order); ``specs`` override model specs
-    (``org_wide="..."`` for ``org/wide``)."""
-    planted = {**(extra or {}), **PLANTED}
-    with EmbeddingIndex.open(path).update() as tx:
-        for repo, (vector, spec) in planted.items():
-            spec = specs.get(repo.replace("/", "_").replace("-", "_"), spec)
-            tx.upsert(row(repo, spec), np.array(vector, np.float32))
-    return EmbeddingIndex.open(path)
-
 
 # --- the pure core ---------------------------------------------------------------------------
 
@@ -185,12 +50,12 @@ def test_two_stage_order_keeps_unscored_places_and_demotes_flagged_ones():
 # --- the library on a planted index ----------------------------------------------------------
 
 
-def test_a_model_stage_1_ranks_last_reaches_the_top_when_shortlisted(tmp_path, data):
+def test_a_model_stage_1_ranks_last_reaches_the_top_when_shortlisted(tmp_path, colour_data):
     loader = Loader()
     with planted_index(tmp_path / "index") as index:
         plain = rank_index(task_embedding(), index)
         assert [r.model_id for r in plain.rows][-1] == "org/narrow"
-        ranking = rerank_index(task_embedding(), index, data, k=2, load=loader)
+        ranking = rerank_index(task_embedding(), index, colour_data, k=2, load=loader)
     rows = ranking.rows
     assert [r.model_id for r in rows] == ["org/narrow", "org/wide", "org/mid-a", "org/mid-b"]
     assert [r.placed_by for r in rows] == ["stage 2", "stage 2", "stage 1", "stage 1"]
@@ -210,28 +75,30 @@ def test_a_model_stage_1_ranks_last_reaches_the_top_when_shortlisted(tmp_path, d
     assert [r.forward_samples for r in rows] == [45, 45, 0, 0]
 
 
-def test_a_second_ranking_forwards_nothing_through_the_feature_cache(tmp_path, data):
+def test_a_second_ranking_forwards_nothing_through_the_feature_cache(tmp_path, colour_data):
     with planted_index(tmp_path / "index") as index:
-        first = rerank_index(task_embedding(), index, data, k=2, load=Loader())
-        again = rerank_index(task_embedding(), index, data, k=2, load=Loader())
+        first = rerank_index(task_embedding(), index, colour_data, k=2, load=Loader())
+        again = rerank_index(task_embedding(), index, colour_data, k=2, load=Loader())
     assert [r.model_id for r in again.rows] == [r.model_id for r in first.rows]
     assert (again.stage2.forward_models, again.stage2.cached_models) == (0, 2)
 
 
-def test_one_score_alone_leaves_the_narrow_model_off_the_shortlist(tmp_path, data):
+def test_one_score_alone_leaves_the_narrow_model_off_the_shortlist(tmp_path, colour_data):
     with planted_index(tmp_path / "index") as index:
         single = rerank_index(
-            task_embedding(), index, data, k=2, stage1=("intersection",), load=Loader()
+            task_embedding(), index, colour_data, k=2, stage1=("intersection",), load=Loader()
         )
-        merged = rerank_index(task_embedding(), index, data, k=2, load=Loader())
+        merged = rerank_index(task_embedding(), index, colour_data, k=2, load=Loader())
     assert single.rows[-1].model_id == "org/narrow" and single.rows[-1].shortlist_place is None
     assert {r.model_id for r in merged.rows if r.shortlist_place} == {"org/wide", "org/narrow"}
 
 
-def test_a_model_that_cannot_be_loaded_keeps_its_place_marked_with_the_reason(tmp_path, data):
+def test_a_model_that_cannot_be_loaded_keeps_its_place_marked_with_the_reason(
+    tmp_path, colour_data
+):
     loader = Loader()
     with planted_index(tmp_path / "index", org_wide="timm:org/gone") as index:
-        ranking = rerank_index(task_embedding(), index, data, k=2, load=loader)
+        ranking = rerank_index(task_embedding(), index, colour_data, k=2, load=loader)
     first, second = ranking.rows[:2]
     assert (first.model_id, first.rank, first.placed_by) == ("org/wide", 1, "stage 1")
     assert "org/gone" in first.not_reranked and first.stage2_score is None
@@ -248,15 +115,15 @@ def test_a_model_that_cannot_be_loaded_keeps_its_place_marked_with_the_reason(tm
         ("timm:/tmp/weights", "not a Hub repo"),
     ],
 )
-def test_no_spec_or_a_spec_that_is_no_hub_repo_is_never_loaded(tmp_path, data, spec, reason):
+def test_no_spec_or_a_spec_that_is_no_hub_repo_is_never_loaded(tmp_path, colour_data, spec, reason):
     loader = Loader()
     with planted_index(tmp_path / "index", org_wide=spec) as index:
-        ranking = rerank_index(task_embedding(), index, data, k=2, load=loader)
+        ranking = rerank_index(task_embedding(), index, colour_data, k=2, load=loader)
     assert ranking.rows[0].model_id == "org/wide" and reason in ranking.rows[0].not_reranked
     assert loader.calls == [("timm:org/good", "d" * 40)]
 
 
-def test_a_failing_model_never_stops_the_ranking(tmp_path, data):
+def test_a_failing_model_never_stops_the_ranking(tmp_path, colour_data):
     def load(spec: str, revision: str) -> FeatureExtractor:
         if spec == "timm:org/wide-noise":
             raise RuntimeError("CUDA out of memory\nsecond line")
@@ -265,7 +132,7 @@ def test_a_failing_model_never_stops_the_ranking(tmp_path, data):
     events = []
     with planted_index(tmp_path / "index") as index:
         ranking = rerank_index(
-            task_embedding(), index, data, k=2, load=load, on_progress=events.append
+            task_embedding(), index, colour_data, k=2, load=load, on_progress=events.append
         )
     assert ranking.rows[0].model_id == "org/wide"
     assert ranking.rows[0].not_reranked == "RuntimeError: CUDA out of memory second line"
@@ -281,11 +148,11 @@ def test_a_failing_model_never_stops_the_ranking(tmp_path, data):
 
 
 @pytest.mark.parametrize("spec", [None, "timm:org/mid-noise"])
-def test_a_forged_saturated_row_cannot_keep_first_place(tmp_path, data, spec):
+def test_a_forged_saturated_row_cannot_keep_first_place(tmp_path, colour_data, spec):
     forged = {"org/forged": ([1.0] * 8, spec)}  # the largest intersection there can be
     with planted_index(tmp_path / "index", extra=forged) as index:
         assert rank_index(task_embedding(), index).rows[0].model_id == "org/forged"
-        ranking = rerank_index(task_embedding(), index, data, k=3, load=Loader())
+        ranking = rerank_index(task_embedding(), index, colour_data, k=3, load=Loader())
     ids = [r.model_id for r in ranking.rows]
     assert ids[0] == "org/narrow"
     forged_row = ranking.rows[ids.index("org/forged")]
@@ -294,22 +161,22 @@ def test_a_forged_saturated_row_cannot_keep_first_place(tmp_path, data, spec):
         assert ids.index("org/forged") == 2 and forged_row.not_reranked
 
 
-def test_rerank_zero_is_the_stage_1_order_and_loads_nothing(tmp_path, data):
+def test_rerank_zero_is_the_stage_1_order_and_loads_nothing(tmp_path, colour_data):
     loader = Loader()
     with planted_index(tmp_path / "index") as index:
         plain = rank_index(task_embedding(), index)
-        zero = rerank_index(task_embedding(), index, data, k=0, load=loader)
+        zero = rerank_index(task_embedding(), index, colour_data, k=0, load=loader)
     assert [(r.model_id, r.score) for r in zero.rows] == [
         (r.model_id, pytest.approx(r.score)) for r in plain.rows
     ]
     assert loader.calls == [] and zero.stage2.forward_models == 0
 
 
-def test_other_standards_are_skipped_and_bad_options_refused(tmp_path, data):
+def test_other_standards_are_skipped_and_bad_options_refused(tmp_path, colour_data):
     with planted_index(tmp_path / "index") as index:
         with index.update() as tx:
             tx.upsert(row("org/other", None, standard_hash="cd" * 8), np.zeros(8, np.float32))
-        ranking = rerank_index(task_embedding(), index, data, k=1, load=Loader())
+        ranking = rerank_index(task_embedding(), index, colour_data, k=1, load=Loader())
         assert len(ranking.rows) == 4 and "1 model(s)" in ranking.skipped[0].source
         for kwargs, message in [
             ({"k": -1}, "Invalid k"),
@@ -319,7 +186,7 @@ def test_other_standards_are_skipped_and_bad_options_refused(tmp_path, data):
             ({"scorer": "leep"}, "unknown stage-2"),
         ]:
             with pytest.raises(ValueError, match=message):
-                rerank_index(task_embedding(), index, data, **{"k": 1, **kwargs})
+                rerank_index(task_embedding(), index, colour_data, **{"k": 1, **kwargs})
 
 
 # --- the index keeps the spec ----------------------------------------------------------------
@@ -370,7 +237,7 @@ def cli_setup(tmp_path, tiny_timm_dir, monkeypatch):
     from hf_stdembed.standards import get_standard
 
     parquet = tmp_path / "colours.parquet"
-    colour_dataset().to_parquet(str(parquet))
+    colour_images(45, seed=0).to_parquet(str(parquet))
     extractor = load_extractor(f"timm:{tiny_timm_dir}")
     std_file = tmp_path / "tiny.yaml"
     dim = int(extractor.module.num_features)

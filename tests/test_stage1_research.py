@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_evaluation import tiny_pool  # noqa: F401  (fixture)
 
 from hf_stdembed.core.closed_form import (
     beyond_baseline,
@@ -303,7 +302,7 @@ def test_two_stage_curve_script_on_a_saved_report(tmp_path, capsys):
 
 
 def test_evaluate_research_scores_are_memoised_named_and_off_by_default(
-    tiny_pool,  # noqa: F811 (the fixture)
+    tiny_pool,
     tmp_path,
     monkeypatch,
 ):
@@ -391,7 +390,7 @@ def test_evaluate_refuses_unknown_research_options(kwargs, message):
         evaluate(["x"], None, ["t"], **kwargs)  # type: ignore[arg-type]
 
 
-def test_two_standards_forming_the_same_union_share_its_q_and_masks(tiny_pool, tmp_path):  # noqa: F811
+def test_two_standards_forming_the_same_union_share_its_q_and_masks(tiny_pool, tmp_path):
     from dataclasses import replace
 
     from hf_stdembed.data import load_image_dataset

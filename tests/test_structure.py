@@ -6,7 +6,9 @@ Run by anyone with ``pytest tests/test_structure.py``. The rules (issue 14):
 - no import cycle between modules, lazy (in-function) imports included (imports under
   ``if TYPE_CHECKING:`` never run, so they count for the layers but not for cycles);
 - no import running back up the layers below: a module imports only from its own layer or
-  the layers under it. The library never imports the CLI, and ``core`` is pure.
+  the layers under it. The library never imports the CLI, and ``core`` is pure;
+- no test file imports another test file: shared helpers live in plain modules beside them
+  (tests/model_repos.py, tiny_images.py, ...) and shared fixtures in tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -159,3 +161,24 @@ def test_the_checker_sees_imports() -> None:
     # a type-only import is a dependency but no cycle: the index's importer names the store
     assert "hf_stdembed.index.store" in GRAPH["hf_stdembed.index.importing"]
     assert "hf_stdembed.index.store" not in RUNTIME_GRAPH["hf_stdembed.index.importing"]
+
+
+def test_no_test_file_imports_another() -> None:
+    """A ``test_*.py`` imports helpers and fixtures from the plain modules and conftest.py, never
+    from another test file (its fixtures would run twice, its tests be collected twice)."""
+    tests = Path(__file__).resolve().parent
+    offences = []
+    for path in sorted(tests.glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            offences += [
+                f"{path.name}:{node.lineno} imports {name}"
+                for name in names
+                if name.split(".")[0].startswith("test_") or name.split(".")[0] == "conftest"
+            ]
+    assert not offences, "\n".join(offences)

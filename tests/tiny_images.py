@@ -1,5 +1,6 @@
 """Tiny random images and labelled image datasets, made in memory (tests/conftest.py's
-dataset fixtures and tests that build their own files)."""
+dataset fixtures, the colour images of the rerank and evaluation tests, and tests that build
+their own files)."""
 
 from __future__ import annotations
 
@@ -30,3 +31,18 @@ def make_image_dataset(count: int = 24, *, seed: int = 0, mode: str = "RGB") -> 
         "label": [i % 3 for i in range(count)],
     }
     return datasets.Dataset.from_dict(data, features=features)
+
+
+def colour_images(count: int, *, seed: int) -> datasets.Dataset:
+    """8x8 images whose class (``r``, ``g``, ``b``) is their colour, under heavy noise."""
+    rng = np.random.default_rng(seed)
+    colours = np.array([[200, 40, 40], [40, 200, 40], [40, 40, 200]])
+    images, labels = [], []
+    for i in range(count):
+        pixels = colours[i % 3] + rng.normal(0, 60, (8, 8, 3))
+        images.append(Image.fromarray(pixels.clip(0, 255).astype(np.uint8)))
+        labels.append(i % 3)
+    features = datasets.Features(
+        {"image": datasets.Image(), "label": datasets.ClassLabel(names=["r", "g", "b"])}
+    )
+    return datasets.Dataset.from_dict({"image": images, "label": labels}, features=features)

@@ -51,15 +51,15 @@ def run_crawl(
     the crawl's budget (0: none).
     """
     from ..crawl import CrawlBudget, crawl
-    from ..progress import tally
 
     budget = CrawlBudget(
         seconds=seconds if seconds > 0 else None,
         bytes=int(megabytes * 1e6) if megabytes > 0 else None,
     )
     with progress_bars(quiet) as on_progress:
-        on_repo = tally(on_progress, f"crawling {source.name}", unit="repo")
-        report = crawl(source, index, standards=list(standards), on_repo=on_repo, budget=budget)
+        report = crawl(
+            source, index, standards=list(standards), on_progress=on_progress, budget=budget
+        )
     err = stderr()
     err.print(
         f"{report.listed} repos listed, {report.unchanged} unchanged, {report.downloaded} "

@@ -186,3 +186,45 @@ def make_extractor(
             **metadata,
         },
     )
+
+
+def random_twin(
+    make: Callable[..., FeatureExtractor],
+    build: Callable[[], torch.nn.Module],
+    *,
+    name: str,
+    seed: int,
+    transform: EvalTransform,
+) -> FeatureExtractor:
+    """The seeded random-init twin of a zoo model: ``build()`` under `random_model` (noise
+    batch at ``transform``'s crop size), wrapped by the module's ``make(model, name=...,
+    revision=..., transform=..., metadata=...)`` with revision ``random-seed{seed}``."""
+    model = random_model(build, seed=seed, image_size=transform.crop_size)
+    return make(
+        model,
+        name=name,
+        revision=f"random-seed{seed}",
+        transform=transform,
+        metadata={"weights": f"random init, seed {seed}"},
+    )
+
+
+def stage_extractor(
+    full: FeatureExtractor,
+    *,
+    stage: int,
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    num_features: int,
+    layer: str,
+) -> FeatureExtractor:
+    """An intermediate ``stage`` of the classifier that ``full`` wraps: the same module,
+    revision and transform, features from ``forward``; named ``<full's name>.stage<N>@<size>``."""
+    base, _, size = full.name.rpartition("@")
+    return make_extractor(
+        name=f"{base}.stage{stage}@{size}",
+        revision=full.revision,
+        module=full.module,
+        forward=forward,
+        transform=full.transform,
+        metadata={**full.metadata, "num_features": str(num_features), "layer": layer},
+    )

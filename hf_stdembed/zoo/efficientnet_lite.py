@@ -268,18 +268,12 @@ def pretrained_stage(stage: int, image_size: int = 224) -> FeatureExtractor:
         raise ValueError(f"Invalid stage value: {stage!r} (one of {sorted(STAGES)})")
     blocks, channels = STAGES[stage]
     full = pretrained(image_size)
-    model = full.module
-    return _common.make_extractor(
-        name=f"zoo:efficientnet_lite0.tf_in1k.stage{stage}@{image_size}",
-        revision=full.revision,
-        module=model,
-        forward=functools.partial(pooled_stage, model, stages=stage),
-        transform=full.transform,
-        metadata={
-            **full.metadata,
-            "num_features": str(channels),
-            "layer": f"_blocks[:{blocks}] (stage {stage}), global average pool",
-        },
+    return _common.stage_extractor(
+        full,
+        stage=stage,
+        forward=functools.partial(pooled_stage, full.module, stages=stage),
+        num_features=channels,
+        layer=f"_blocks[:{blocks}] (stage {stage}), global average pool",
     )
 
 
@@ -296,15 +290,12 @@ def random_init(image_size: int = 224, seed: int = 0) -> FeatureExtractor:
     Raises:
         ValueError: ``image_size`` is not a positive integer.
     """
-    name = f"zoo:efficientnet_lite0.random-seed{seed}@{image_size}"
-    transform = _transform(image_size)
-    model = _common.random_model(_random_lite0, seed=seed, image_size=image_size)
-    return _extractor(
-        model,
-        name=name,
-        revision=f"random-seed{seed}",
-        transform=transform,
-        metadata={"weights": f"random init, seed {seed}"},
+    return _common.random_twin(
+        _extractor,
+        _random_lite0,
+        name=f"zoo:efficientnet_lite0.random-seed{seed}@{image_size}",
+        seed=seed,
+        transform=_transform(image_size),
     )
 
 

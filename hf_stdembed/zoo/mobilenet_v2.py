@@ -130,18 +130,12 @@ def pretrained_stage(stage: int, image_size: int = 224) -> FeatureExtractor:
         raise ValueError(f"Invalid stage value: {stage!r} (one of {sorted(STAGES)})")
     end, channels = STAGES[stage]
     full = pretrained(image_size)
-    model = full.module
-    return _common.make_extractor(
-        name=f"zoo:mobilenet_v2.tv_in1k.stage{stage}@{image_size}",
-        revision=full.revision,
-        module=model,
-        forward=functools.partial(_stage_features, model, end),
-        transform=full.transform,
-        metadata={
-            **full.metadata,
-            "num_features": str(channels),
-            "layer": f"features[:{end}] (stage {stage}), global average pool",
-        },
+    return _common.stage_extractor(
+        full,
+        stage=stage,
+        forward=functools.partial(_stage_features, full.module, end),
+        num_features=channels,
+        layer=f"features[:{end}] (stage {stage}), global average pool",
     )
 
 
@@ -158,17 +152,12 @@ def random_init(image_size: int = 224, seed: int = 0) -> FeatureExtractor:
     Raises:
         ValueError: ``image_size`` is not a positive integer.
     """
-    name = f"zoo:mobilenet_v2.random-seed{seed}@{image_size}"
-    transform = _transform(image_size)
-    model = _common.random_model(
-        lambda: torchvision.models.mobilenet_v2(weights=None), seed=seed, image_size=image_size
-    )
-    return _extractor(
-        model,
-        name=name,
-        revision=f"random-seed{seed}",
-        transform=transform,
-        metadata={"weights": f"random init, seed {seed}"},
+    return _common.random_twin(
+        _extractor,
+        lambda: torchvision.models.mobilenet_v2(weights=None),
+        name=f"zoo:mobilenet_v2.random-seed{seed}@{image_size}",
+        seed=seed,
+        transform=_transform(image_size),
     )
 
 
