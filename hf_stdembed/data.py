@@ -68,6 +68,7 @@ def load_image_dataset(
     image_column: str | None = None,
     label_column: str | None = None,
     require_labels: bool = True,
+    token: str | None = None,
 ) -> ImageDataset:
     """Load one split of an image dataset.
 
@@ -86,6 +87,8 @@ def load_image_dataset(
             :data:`LABEL_COLUMN_NAMES`. A string column is encoded as class ids.
         require_labels (`bool`, defaults to `True`): the split is a classification task: fail
             when no label column is found or the labels hold fewer than 2 classes.
+        token (`str`, *optional*): Hub token for a private or gated dataset (default: the
+            saved login, or ``HF_TOKEN``).
 
     Returns:
         `ImageDataset`: the split, its columns, class count and fingerprint.
@@ -106,7 +109,7 @@ def load_image_dataset(
     path, files = _builder_args(source, data_files)
     try:
         loaded = datasets.load_dataset(
-            path, config, data_files=files, split=split, revision=revision
+            path, config, data_files=files, split=split, revision=revision, token=token
         )
     except ValueError as e:
         # datasets has no error type for an unknown split: a plain ValueError, "Unknown split
@@ -114,7 +117,7 @@ def load_image_dataset(
         # is all that tells it from the other ValueErrors of load_dataset.
         if "split" not in str(e).lower():
             raise DatasetLoadError(str(e), source=source) from e
-        splits = _split_names(path, config, files, revision)
+        splits = _split_names(path, config, files, revision, token)
         listing = f"available splits: {', '.join(splits)}" if splits else str(e)
         raise DatasetLoadError(f"no split {split!r}; {listing}", source=source) from e
     except ConnectionError as e:
@@ -339,12 +342,18 @@ def _local_builders() -> frozenset[str]:
 
 
 def _split_names(
-    path: str, config: str | None, files: str | list[str] | None, revision: str | None
+    path: str,
+    config: str | None,
+    files: str | list[str] | None,
+    revision: str | None,
+    token: str | None,
 ) -> list[str]:
     """The split names of a dataset, or an empty list when they cannot be listed."""
     try:
         return list(
-            datasets.get_dataset_split_names(path, config, data_files=files, revision=revision)
+            datasets.get_dataset_split_names(
+                path, config, data_files=files, revision=revision, token=token
+            )
         )
     except Exception:
         return []

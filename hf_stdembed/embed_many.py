@@ -203,11 +203,13 @@ def embed_one(
     device: str | None = None,
     batch_size: int = 64,
     cache_dir: str | Path | None = None,
+    token: str | None = None,
 ) -> _TaskResult:
     """Embeds one model given the baseline's probe features: the body of a Ray task.
 
     Never raises for the model's sake: a model that cannot be loaded or embedded gives a
-    result with its reason (one line).
+    result with its reason (one line). ``token``: Hub token for the model and the probe set
+    (default: the saved login, or ``HF_TOKEN``, which Ray tasks get from the driver).
     """
     import torch
 
@@ -220,9 +222,9 @@ def embed_one(
     started = time.monotonic()
     target = torch.device(device) if device else default_device()
     try:
-        extractor = load_extractor(job.spec, revision=job.revision)
+        extractor = load_extractor(job.spec, revision=job.revision, token=token)
         if standard.hash not in _PROBES:
-            _PROBES[standard.hash] = load_probe(standard)
+            _PROBES[standard.hash] = load_probe(standard, token=token)
         probe = _PROBES[standard.hash]
         features = extract_features(
             extractor,
@@ -264,6 +266,7 @@ def embed_many(
     max_retries: int = 1,
     unresolved: Sequence[tuple[str, str]] = (),
     on_progress: Progress | None = None,
+    token: str | None = None,
 ) -> EmbedManyReport:
     """Embeds every job's model under ``standard`` into ``index`` (resumable, idempotent).
 
@@ -284,6 +287,8 @@ def embed_many(
             recorded as failed.
         on_progress: hears ``models``: each model (``item``: its repo id) as it is over,
             unresolved and skipped ones first.
+        token: Hub token for the models, the baseline and the probe set when they are
+            private or gated (default: the saved login); passed to each Ray task.
 
     Returns:
         Done, skipped and failed models (with reasons), device time, baseline passes saved.
@@ -324,13 +329,13 @@ def embed_many(
 
     from .features import extract_features
 
-    probe = load_probe(standard)
-    baseline = load_baseline(standard)
+    probe = load_probe(standard, token=token)
+    baseline = load_baseline(standard, token=token)
     base = extract_features(
         baseline, probe, batch_size=batch_size, device=device, cache_dir=cache_dir
     )
     report.baseline_passes_saved = (len(todo) - 1) * len(probe.dataset)
-    options = {"batch_size": batch_size, "cache_dir": cache_dir}
+    options = {"batch_size": batch_size, "cache_dir": cache_dir, "token": token}
     if ray is None:
         results: Iterator[_TaskResult] = (
             embed_one(job, standard, base, device=device, **options) for job in todo

@@ -63,8 +63,10 @@ def loadable_spec(name: str) -> str | None:
     return name
 
 
-def load_baseline(standard: Standard) -> FeatureExtractor:
+def load_baseline(standard: Standard, *, token: str | None = None) -> FeatureExtractor:
     """The standard's baseline model, checked against its pinned revision.
+
+    ``token``: Hub token for a private or gated baseline (default: the saved login).
 
     Raises:
         StandardMismatchError: if the weights found are not the ones the standard pins.
@@ -73,7 +75,7 @@ def load_baseline(standard: Standard) -> FeatureExtractor:
     source, target = parse_spec(spec.model)
     on_hub = source != "entrypoint" and not Path(target).expanduser().is_dir()
     # Hub repos are downloaded at the pinned revision; local weights are checked against it.
-    extractor = load_extractor(spec.model, revision=spec.revision if on_hub else None)
+    extractor = load_extractor(spec.model, revision=spec.revision if on_hub else None, token=token)
     if spec.revision not in UNPINNED_REVISIONS and extractor.revision != spec.revision:
         raise StandardMismatchError(
             f"baseline {spec.model!r} has revision {extractor.revision!r} but standard "
@@ -82,8 +84,11 @@ def load_baseline(standard: Standard) -> FeatureExtractor:
     return extractor
 
 
-def load_probe(standard: Standard) -> ImageDataset:
-    """The standard's probe set D: its dataset split and seeded choice of samples."""
+def load_probe(standard: Standard, *, token: str | None = None) -> ImageDataset:
+    """The standard's probe set D: its dataset split and seeded choice of samples.
+
+    ``token``: Hub token for a private or gated probe dataset (default: the saved login).
+    """
     p = standard.probe
     data = load_image_dataset(
         p.dataset,
@@ -93,6 +98,7 @@ def load_probe(standard: Standard) -> ImageDataset:
         data_files=list(p.data_files) if p.data_files else None,
         image_column=p.image_column,
         require_labels=False,
+        token=token,
     )
     return select_subset(data, p.num_samples, seed=p.seed)
 
@@ -108,6 +114,7 @@ def compute_model_embedding(
     cache_dir: str | Path | None = None,
     on_progress: Progress | None = None,
     cache: bool = True,
+    token: str | None = None,
 ) -> ModelEmbedding:
     """Embeds one model under a standard (P): an O(1) update, run by the model's owner.
 
@@ -127,16 +134,20 @@ def compute_model_embedding(
             optimisation (``embedding <name>``, in steps); nothing for a cached embedding.
         cache: reuse (and write) the cached embedding of the same model revision, probe set,
             standard and protocol. A model whose revision is None is never cached.
+        token: Hub token for the model, the baseline and the probe set when they are private
+            or gated (default: the saved login); no part of any cache key.
 
     Returns:
         The model embedding, with its fidelity and the spec others can load the model with
         (:func:`loadable_spec`).
     """
     extractor = (
-        model if isinstance(model, FeatureExtractor) else load_extractor(model, revision=revision)
+        model
+        if isinstance(model, FeatureExtractor)
+        else load_extractor(model, revision=revision, token=token)
     )
-    baseline = load_baseline(standard)
-    probe = load_probe(standard)
+    baseline = load_baseline(standard, token=token)
+    probe = load_probe(standard, token=token)
     key = None
     if cache and extractor.revision is not None and baseline.revision is not None:
         key = {
@@ -212,6 +223,7 @@ def compute_task_embedding(
     cache_dir: str | Path | None = None,
     on_progress: Progress | None = None,
     cache: bool = True,
+    token: str | None = None,
 ) -> TaskEmbedding:
     """Embeds a labelled downstream dataset under a standard (Q): O(1) model operations.
 
@@ -225,6 +237,8 @@ def compute_task_embedding(
             embeddings of any gamma compare with the same model embeddings).
         device, batch_size, cache_dir, on_progress, cache: as in :func:`compute_model_embedding`
             (the task embedding is cached by dataset fingerprint, standard and gammas).
+        token: Hub token for the dataset and the baseline when they are private or gated
+            (default: the saved login); no part of any cache key.
 
     Returns:
         The task embedding at the gamma chosen by the 3-point rule, with the sweep.
@@ -240,8 +254,9 @@ def compute_task_embedding(
             data_files=data_files,
             image_column=image_column,
             label_column=label_column,
+            token=token,
         )
-    baseline = load_baseline(standard)
+    baseline = load_baseline(standard, token=token)
     key = None
     if cache and baseline.revision is not None:
         key = {

@@ -304,8 +304,8 @@ def _compute(
         source = ModelSource(model, revision, registry.token)
     extractor = load_extractor(source.spec, revision=source.revision, token=source.token)
     results = []
-    for standard in standards:
-        embedding = compute_model_embedding(extractor, standard, **options)
+    for standard in standards:  # the baseline and probe set download with the same token
+        embedding = compute_model_embedding(extractor, standard, token=source.token, **options)
         results.append((embedding, embedding_bytes(embedding)))
     return results
 

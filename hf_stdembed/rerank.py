@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -62,9 +63,9 @@ Loader = Callable[[str, str], FeatureExtractor]
 """Loads a (checked) Hub model spec at a pinned revision; default :func:`load_extractor`."""
 
 
-def _load_pinned(spec: str, revision: str) -> FeatureExtractor:
+def _load_pinned(spec: str, revision: str, *, token: str | None = None) -> FeatureExtractor:
     """:func:`load_extractor` at a pinned revision (the default :data:`Loader`)."""
-    return load_extractor(spec, revision=revision)
+    return load_extractor(spec, revision=revision, token=token)
 
 
 class _NotReranked(Exception):
@@ -86,6 +87,7 @@ def rerank_index(
     cache_dir: str | Path | None = None,
     load: Loader | None = None,
     on_progress: Progress | None = None,
+    token: str | None = None,
 ) -> Ranking:
     """Ranks the index's models of the task's standard in two stages (see the module doc).
 
@@ -104,6 +106,8 @@ def rerank_index(
         load: loads a Hub model spec at a revision (default :func:`load_extractor`).
         on_progress: hears stage 2 as ``re-rank``, in shortlisted models: each model's step
             in hand (``load <id>``, ``features <id>``, ``score <id>``), then its end.
+        token: Hub token of the default ``load`` for private or gated models (default: the
+            saved login).
 
     Returns:
         The ranking; ``stage2`` says what stage 2 spent.
@@ -136,7 +140,7 @@ def rerank_index(
         device=device,
         batch_size=batch_size,
         cache_dir=cache_dir,
-        load=load or _load_pinned,
+        load=load or partial(_load_pinned, token=token),
         on_progress=on_progress,
     )
     stage2 = {shortlist[j]: s for j, s in outcome.scores.items()}

@@ -179,6 +179,7 @@ def verify_published(
     thresholds: VerifyThresholds = VerifyThresholds(),
     device: str | torch.device | None = None,
     on_progress: Progress | None = None,
+    token: str | None = None,
 ) -> Agreement:
     """Checks the embedding published in ``repo_id`` for ``standard`` against its model.
 
@@ -191,6 +192,8 @@ def verify_published(
         thresholds: the verdict's thresholds (the measured defaults).
         device: where to run the model and the optimisations (default: best available).
         on_progress: hears the feature extractions and both optimisations.
+        token: Hub token for the model, the baseline and the probe set when they are private
+            or gated (default: the saved login; the registry keeps its own token).
 
     Returns:
         The figures of both checks and the verdict (:attr:`Agreement.passed`).
@@ -217,7 +220,7 @@ def verify_published(
     def recorded() -> tuple[str, str | None]:
         return _model_to_check(registry, repo_id, head, entry, published)
 
-    how = _How(model, thresholds, device, on_progress)
+    how = _How(model, thresholds, device, on_progress, token)
     return _check(repo_id, published, standard, how, recorded)
 
 
@@ -230,6 +233,7 @@ def verify_index_row(
     thresholds: VerifyThresholds = VerifyThresholds(),
     device: str | torch.device | None = None,
     on_progress: Progress | None = None,
+    token: str | None = None,
 ) -> Agreement:
     """Checks the row of ``repo_id`` in the local index against its model: the same two
     checks as :func:`verify_published`, for a row whoever computed it (a third party's index
@@ -241,7 +245,7 @@ def verify_index_row(
         standard: the row's standard.
         model: the model spec to check with. Default: the spec the row records (a Hub repo
             only, at the revision recorded; never code or a local path).
-        thresholds, device, on_progress: as in :func:`verify_published`.
+        thresholds, device, on_progress, token: as in :func:`verify_published`.
 
     Raises:
         StdEmbedError: the index has no such row, or no model to check with (pass ``model``).
@@ -274,7 +278,7 @@ def verify_index_row(
         prefix, target, revision = _split_hub_spec(repo_id, row.model_spec, row.model_revision)
         return prefix + target, revision
 
-    how = _How(model, thresholds, device, on_progress)
+    how = _How(model, thresholds, device, on_progress, token)
     return _check(repo_id, published, standard, how, recorded)
 
 
@@ -286,6 +290,7 @@ class _How:
     thresholds: VerifyThresholds
     device: str | torch.device | None
     on_progress: Progress | None
+    token: str | None  # for the Hub downloads (model, baseline, probe set); None: saved login
 
 
 def _check(
@@ -300,7 +305,7 @@ def _check(
     given = how.model is not None
     spec, revision = (how.model, None) if how.model is not None else recorded()
     thresholds, device, on_progress = how.thresholds, how.device, how.on_progress
-    extractor = load_extractor(spec, revision=revision)
+    extractor = load_extractor(spec, revision=revision, token=how.token)
     found, embedded = extractor.revision, published.model_revision
     # unpinned (a folder): its weights hash must be the one embedded, when both are hashes
     comparable = found and embedded and len(found) == len(embedded)
@@ -310,7 +315,9 @@ def _check(
             f"was computed from {embedded}: pass --model with the model embedded"
         )
 
-    cand, base = _probe_features(extractor, standard, device=device, on_progress=on_progress)
+    cand, base = _probe_features(
+        extractor, standard, device=device, on_progress=on_progress, token=how.token
+    )
     config = standard.model_embedding
     on_step = step_reporter(on_progress, f"recomputing P for {extractor.name}")
     recomputed = embed_model(cand, base, config=config, device=device, on_step=on_step)
@@ -395,10 +402,12 @@ def _probe_features(
     *,
     device: str | torch.device | None,
     on_progress: Progress | None,
+    token: str | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The model's and the baseline's features of the standard's probe set (cached)."""
-    probe = load_probe(standard)
-    base = extract_features(load_baseline(standard), probe, device=device, on_progress=on_progress)
+    probe = load_probe(standard, token=token)
+    baseline = load_baseline(standard, token=token)
+    base = extract_features(baseline, probe, device=device, on_progress=on_progress)
     if base.shape[1] != standard.dim:
         raise StandardMismatchError(
             f"baseline {standard.baseline.model!r} gives {base.shape[1]} features but standard "

@@ -27,21 +27,27 @@ class PoolSetup:
     probe: ImageDataset
     base_probe: torch.Tensor
     cache_dir: str | Path | None
+    token: str | None = None  # for the Hub downloads; None: the saved login
 
     @classmethod
-    def load(cls, standard: Standard, cache_dir: str | Path | None) -> PoolSetup:
-        """Loads the baseline and probe set, and the baseline's probe features."""
-        baseline = load_baseline(standard)
-        probe = load_probe(standard)
+    def load(
+        cls, standard: Standard, cache_dir: str | Path | None, *, token: str | None = None
+    ) -> PoolSetup:
+        """Loads the baseline and probe set, and the baseline's probe features; ``token``
+        is the Hub token for them and for the candidates (default: the saved login)."""
+        baseline = load_baseline(standard, token=token)
+        probe = load_probe(standard, token=token)
         base_probe = extract_features(baseline, probe, cache_dir=cache_dir)
-        return cls(standard, baseline, probe, base_probe, cache_dir)
+        return cls(standard, baseline, probe, base_probe, cache_dir, token)
 
     def candidate(
         self, spec: str | FeatureExtractor, on_loaded: Callable[[str], None] | None = None
     ) -> tuple[FeatureExtractor, torch.Tensor, CandidateInfo]:
         """A candidate (loaded when given as a spec), its probe features and its
         :class:`CandidateInfo` (no P yet); ``on_loaded`` hears its name once it is loaded."""
-        extractor = spec if isinstance(spec, FeatureExtractor) else load_extractor(spec)
+        extractor = (
+            spec if isinstance(spec, FeatureExtractor) else load_extractor(spec, token=self.token)
+        )
         if on_loaded is not None:
             on_loaded(extractor.name)
         cand_probe = extract_features(extractor, self.probe, cache_dir=self.cache_dir)

@@ -48,6 +48,7 @@ def evaluate(
     union_baselines: tuple[str, ...] | list[str] = (),
     shortlists: tuple[str, ...] = (),
     on_progress: Progress | None = None,
+    token: str | None = None,
 ) -> EvaluationReport:
     """Evaluates selection on a pool of candidates, one standard and labelled tasks.
 
@@ -73,6 +74,8 @@ def evaluate(
         on_progress: hears ``evaluate``, in steps (a candidate, a task): each step as it
             starts (``item``: ``candidate <name>``, ``task <name>``), then the end. The same
             lines are logged at INFO level.
+        token: Hub token for the candidates, the baseline and the probe set when they are
+            private or gated (default: the saved login); no part of any cache key.
 
     Returns:
         The report, one :class:`TaskResult` per task and split; :meth:`EvaluationReport.save`
@@ -94,7 +97,7 @@ def evaluate(
             logger.info("%s", item)
         report(on_progress, "evaluate", done, total, item=item)
 
-    setup = PoolSetup.load(standard, cache_dir)
+    setup = PoolSetup.load(standard, cache_dir, token=token)
     transforms = [f for f in FEATURE_TRANSFORMS if any(v.features == f for v in variants)]
     infos: list[CandidateInfo] = []
     masks: dict[str, list[torch.Tensor]] = {f: [] for f in transforms}

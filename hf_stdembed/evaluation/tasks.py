@@ -75,6 +75,7 @@ def load_split_task(
     test_fraction: float = 0.3,
     seed: int = 0,
     max_samples: int | None = None,
+    token: str | None = None,
 ) -> SplitTask:
     """A :class:`SplitTask` from a dataset: ``splits`` seeded, stratified train/test splits
     (seeds ``seed .. seed + splits - 1``) of one split of it.
@@ -87,6 +88,7 @@ def load_split_task(
         test_fraction: the share of each class to test on.
         seed: the seed of the first split (and of the subsample).
         max_samples: a stratified subsample of this many rows is taken first (seed ``seed``).
+        token: Hub token for a private or gated dataset (default: the saved login).
 
     Raises:
         ValueError: ``splits`` below 1 or ``test_fraction`` not in ``(0, 1)``.
@@ -95,7 +97,7 @@ def load_split_task(
     if source.endswith(".parquet"):
         data = load_image_dataset("parquet", data_files=source, split="train")
     else:
-        data = load_image_dataset(source, split=split)
+        data = load_image_dataset(source, split=split, token=token)
     if max_samples is not None and max_samples < len(data):
         data = stratified_split(data, test_fraction=max_samples / len(data), seed=seed)[1]
     indices = repeated_splits(data, n=splits, test_fraction=test_fraction, seed=seed)
