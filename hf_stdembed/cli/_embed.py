@@ -74,6 +74,7 @@ def embed(
             batch_size=batch_size,
             cache_dir=cache_dir,
             on_progress=on_progress,
+            token=token,
         )
     save_embedding(embedding, out)
     stderr().print(
@@ -99,6 +100,7 @@ def task(
     batch_size: BatchSizeOpt = 64,
     cache_dir: CacheDirOpt = None,
     quiet: QuietOpt = False,
+    token: TokenOpt = None,
 ) -> None:
     """Learn a task embedding from a labelled image dataset and write it to a file."""
     from ..embeddings import save_embedding
@@ -120,6 +122,7 @@ def task(
             batch_size=batch_size,
             cache_dir=cache_dir,
             on_progress=on_progress,
+            token=token,
         )
     save_embedding(embedding, out)
     stderr().print(

@@ -88,7 +88,8 @@ def embed_many(
 ) -> None:
     """Embed many Hub models under one standard (on Ray when installed) into the local index.
 
-    --device: the device of an in-process run. --token: for the Hub queries, push and PRs.
+    --device: the device of an in-process run. --token: for the Hub queries, the downloads
+    (models, baseline, probe set), push and PRs.
     """
     from .. import embed_many as many
     from ..errors import StdEmbedError
@@ -129,6 +130,7 @@ def embed_many(
                 cache_dir=cache_dir,
                 unresolved=unresolved,
                 on_progress=on_progress,
+                token=token,
             )
         _summary(report)
         if open_prs:

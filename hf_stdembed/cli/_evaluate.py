@@ -8,18 +8,33 @@ from typing import Annotated
 import typer
 
 from ..errors import StdEmbedError
-from ._options import DEFAULT_STANDARD, CacheDirOpt, DeviceOpt, OutOpt, QuietOpt, StandardOpt
+from ._options import (
+    DEFAULT_STANDARD,
+    CacheDirOpt,
+    DeviceOpt,
+    OutOpt,
+    QuietOpt,
+    StandardOpt,
+    TokenOpt,
+)
 from ._render import progress_lines, quiet_libraries, stderr
 
 
 def parse_task(
-    text: str, *, test_fraction: float, seed: int, max_samples: int | None, splits: int = 1
+    text: str,
+    *,
+    test_fraction: float,
+    seed: int,
+    max_samples: int | None,
+    splits: int = 1,
+    token: str | None = None,
 ):
     """``NAME=DATASET[:split]`` -> a :class:`SplitTask` with ``splits`` seeded, stratified
     train/test splits (seeds ``seed .. seed + splits - 1``).
 
-    ``DATASET`` is a ``.parquet`` file, a local folder or a Hub id; the split (default
-    ``train``) is split class by class into train and test parts.
+    ``DATASET`` is a ``.parquet`` file, a local folder or a Hub id (read with ``token``;
+    default: the saved login); the split (default ``train``) is split class by class into
+    train and test parts.
     """
     from ..evaluation import load_split_task
 
@@ -42,6 +57,7 @@ def parse_task(
         test_fraction=test_fraction,
         seed=seed,
         max_samples=max_samples,
+        token=token,
     )
 
 
@@ -79,8 +95,13 @@ def evaluate(
     plots: Annotated[bool, typer.Option(help="Write PNG plots (needs matplotlib).")] = True,
     device: DeviceOpt = None,
     quiet: QuietOpt = False,
+    token: TokenOpt = None,
 ) -> None:
-    """Linear probes over seeded splits vs our selection, LogME, fidelity, LOTO, largest, random."""
+    """Linear probes over seeded splits vs our selection, LogME, fidelity, LOTO, largest, random.
+
+    --token: for the Hub (the candidates, the tasks' datasets, the standard's baseline and
+    probe set).
+    """
     from ..evaluation import DEFAULT_VARIANTS
     from ..evaluation import evaluate as run_evaluation
     from ..resolve import resolve_standard_or_indexed
@@ -99,7 +120,12 @@ def evaluate(
     std = resolve_standard_or_indexed(standard)
     specs = [
         parse_task(
-            t, test_fraction=test_fraction, seed=seed, max_samples=max_samples, splits=splits
+            t,
+            test_fraction=test_fraction,
+            seed=seed,
+            max_samples=max_samples,
+            splits=splits,
+            token=token,
         )
         for t in task
     ]
@@ -112,6 +138,7 @@ def evaluate(
         device=device,
         cache_dir=cache_dir,
         on_progress=progress_lines(quiet),
+        token=token,
     )
     written = report.save(out, plots=plots)
     typer.echo(report.to_markdown())

@@ -87,7 +87,8 @@ def select(
 ) -> None:
     """Rank every published model for a dataset: one task embedding, one sweep (--rerank K).
 
-    --token: for the registry's Hub and the shared index datasets.
+    --token: for the registry's Hub, the shared index datasets, the dataset, the standard's
+    baseline and the models re-ranked.
     """
     from ..data import load_image_dataset
     from ..errors import StandardNotFoundError
@@ -118,16 +119,27 @@ def select(
         if std is None:
             std = resolve_standard(standard, index=opened)
         data = load_image_dataset(
-            dataset, split=split, image_column=image_column, label_column=label_column
+            dataset,
+            split=split,
+            image_column=image_column,
+            label_column=label_column,
+            token=token,
         )
         with progress_bars(quiet) as on_progress:
             task = compute_task_embedding(
-                data, std, split=split, device=device, on_progress=on_progress
+                data, std, split=split, device=device, on_progress=on_progress, token=token
             )
         if rerank:
             with progress_bars(quiet) as on_progress:
                 ranking = rerank_index(
-                    task, opened, data, k=rerank, top=top, device=device, on_progress=on_progress
+                    task,
+                    opened,
+                    data,
+                    k=rerank,
+                    top=top,
+                    device=device,
+                    on_progress=on_progress,
+                    token=token,
                 )
         else:
             ranking = rank_index(task, opened, top=top)
@@ -192,7 +204,8 @@ def verify(
 ) -> None:
     """Check a published embedding against its model: refit with its mask, recompute the mask.
 
-    --model: default the model the repo's card records, else the repo. --token: for the Hub.
+    --model: default the model the repo's card records, else the repo. --token: for the Hub
+    (the repo, the model, the standard's baseline and probe set).
     """
     from ..errors import StdEmbedError
     from ..index import EmbeddingIndex
@@ -205,7 +218,7 @@ def verify(
     thresholds = VerifyThresholds(max_shortfall=max_shortfall, min_agreement=min_agreement)
     with progress_bars(quiet) as on_progress:
         options = {"model": model, "thresholds": thresholds, "device": device}
-        options["on_progress"] = on_progress
+        options.update(on_progress=on_progress, token=token)
         if from_index:
             with EmbeddingIndex.open(index) as opened:
                 std = resolve_standard(standard, index=opened)
