@@ -309,6 +309,20 @@ def test_cli_table_shows_both_stages_and_who_placed_each_row(cli_setup):
     assert "stage 2" in out and "stage 1" in out
 
 
+def test_cli_token_reaches_each_shortlisted_models_download(cli_setup, monkeypatch):
+    import hf_stdembed.rerank as rerank_module
+
+    tokens = []
+
+    def load(spec, **options):
+        tokens.append(options.get("token"))
+        return MODELS[spec]()
+
+    monkeypatch.setattr(rerank_module, "load_extractor", load)
+    _run([*cli_setup, "--rerank", "3", "--token", "hf_given"])
+    assert tokens == ["hf_given", "hf_given"]  # org/mid and org/narrow (org/wide: no spec)
+
+
 def test_cli_refuses_a_negative_rerank_in_one_line(cli_setup):
     from typer.testing import CliRunner
 
