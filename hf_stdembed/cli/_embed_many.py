@@ -88,8 +88,9 @@ def embed_many(
 ) -> None:
     """Embed many Hub models under one standard (on Ray when installed) into the local index.
 
-    --device: the device of an in-process run. --token: for the Hub queries, the downloads
-    (models, baseline, probe set), push and PRs.
+    --device: the device of an in-process run.
+
+    --token: for the Hub queries, the downloads (models, baseline, probe set), push and PRs.
     """
     from .. import embed_many as many
     from ..errors import StdEmbedError

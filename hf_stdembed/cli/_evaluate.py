@@ -99,8 +99,7 @@ def evaluate(
 ) -> None:
     """Linear probes over seeded splits vs our selection, LogME, fidelity, LOTO, largest, random.
 
-    --token: for the Hub (the candidates, the tasks' datasets, the standard's baseline and
-    probe set).
+    --token: for the candidates, the tasks' datasets, the standard's baseline and probe set.
     """
     from ..evaluation import DEFAULT_VARIANTS
     from ..evaluation import evaluate as run_evaluation

@@ -87,8 +87,7 @@ def select(
 ) -> None:
     """Rank every published model for a dataset: one task embedding, one sweep (--rerank K).
 
-    --token: for the registry's Hub, the shared index datasets, the dataset, the standard's
-    baseline and the models re-ranked.
+    --token: for the registry, the index datasets, the dataset, baseline and re-ranked models.
     """
     from ..data import load_image_dataset
     from ..errors import StandardNotFoundError
@@ -204,8 +203,9 @@ def verify(
 ) -> None:
     """Check a published embedding against its model: refit with its mask, recompute the mask.
 
-    --model: default the model the repo's card records, else the repo. --token: for the Hub
-    (the repo, the model, the standard's baseline and probe set).
+    --model: default the model the repo's card records, else the repo.
+
+    --token: for the Hub (the repo, its model, the standard's baseline and probe set).
     """
     from ..errors import StdEmbedError
     from ..index import EmbeddingIndex
