@@ -31,7 +31,7 @@ from ._files import file_sha256
 from ._text import shorten
 from .card import CARD_TAG, CardEntry, read_card
 from .embeddings import MAX_FILE_BYTES, ModelEmbedding, load_embedding
-from .errors import FileTooLargeError, RegistryError, StdEmbedError
+from .errors import FileTooLargeError, InvalidEmbeddingError, RegistryError, StdEmbedError
 from .index import SOURCE_CRAWL, SOURCE_LEGACY, CrawlState, EmbeddingIndex, IndexRow, row_problem
 from .plausibility import entry_problem
 from .progress import Progress
@@ -149,6 +149,8 @@ class _Crawl:
             except _Skip as e:
                 problems.append(f"{entry.file}: {e}")
                 retry = retry or e.retry
+            except InvalidEmbeddingError as e:  # named by its repo path, not the local copy's
+                problems.append(f"{entry.file}: {e.reason}")
             except StdEmbedError as e:
                 problems.append(f"{entry.file}: {e}")
                 if _is_transient(e):

@@ -29,6 +29,7 @@ class InvalidEmbeddingError(StdEmbedError, ValueError):
 
     def __init__(self, message: str, *, path: str | None = None) -> None:
         self.path = path
+        self.reason = message  # without the path: for callers that name the file their way
         super().__init__(f"{path}: {message}" if path else message)
 
 

@@ -32,7 +32,13 @@ from ._text import shorten
 from .card import CardEntry, read_card
 from .core import MASK_MEASURES, embed_model, mask_agreement, refit_affine
 from .embeddings import MAX_FILE_BYTES, ModelEmbedding, load_embedding
-from .errors import InvalidCardError, RepoNotFoundError, StandardMismatchError, StdEmbedError
+from .errors import (
+    InvalidCardError,
+    InvalidEmbeddingError,
+    RepoNotFoundError,
+    StandardMismatchError,
+    StdEmbedError,
+)
 from .extractors import FeatureExtractor, load_extractor, parse_spec
 from .features import extract_features
 from .pipeline import load_baseline, load_probe
@@ -215,7 +221,10 @@ def verify_published(
             f"{repo_id} publishes no embedding for standard {standard.id!r}{detail}"
         )
     path = registry.download(repo_id, entry.file, revision=head, max_bytes=MAX_FILE_BYTES)
-    published = load_embedding(path, standard=standard, kind=ModelEmbedding)
+    try:
+        published = load_embedding(path, standard=standard, kind=ModelEmbedding)
+    except InvalidEmbeddingError as e:  # named by its repo path, not the local copy's
+        raise InvalidEmbeddingError(f"{repo_id}: {entry.file}: {e.reason}") from e
 
     def recorded() -> tuple[str, str | None]:
         return _model_to_check(registry, repo_id, head, entry, published)

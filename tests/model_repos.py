@@ -98,6 +98,27 @@ def embedding_bytes(
     return embedding, save_bytes(tensors, metadata=metadata)
 
 
+def task_embedding_bytes(seed: int, *, standard: Standard = STANDARD) -> bytes:
+    """The file bytes of a task embedding under ``standard`` (a random mask from ``seed``)."""
+    from hf_stdembed.embeddings import TaskEmbedding
+
+    vector = torch.rand(standard.dim, generator=torch.Generator().manual_seed(seed))
+    task = TaskEmbedding(
+        vector=vector,
+        standard_id=standard.id,
+        standard_hash=standard.hash,
+        dataset_id="tiny",
+        dataset_split="test",
+        gamma=0.1,
+        converged_accuracy=90.0,
+        gammas=torch.tensor([0.1], dtype=torch.float64),
+        accuracies=torch.tensor([90.0], dtype=torch.float64),
+        mask_sizes=torch.tensor([3.0], dtype=torch.float64),
+    )
+    tensors, metadata = _to_file(task)
+    return save_bytes(tensors, metadata=metadata)
+
+
 def published_files(
     repo_id: str, seed: int, *, data: bytes | None = None, entry_changes: dict | None = None
 ) -> dict[str, bytes]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from hub_server import FakeHub
-from model_repos import STANDARD, embedding_bytes, published_files, seed_repos
+from model_repos import STANDARD, embedding_bytes, published_files, seed_repos, task_embedding_bytes
 from typer.testing import CliRunner
 
 from hf_stdembed.cli import app
@@ -63,6 +63,9 @@ def test_hostile_repos_are_skipped_with_reasons(hub: FakeHub, index: EmbeddingIn
     _, nan = embedding_bytes(1, vector=torch.full((STANDARD.dim,), float("nan")))
     _, short = embedding_bytes(2, vector=torch.rand(100))
     hostile = {
+        "bad/task-embedding": published_files(
+            "bad/task-embedding", 11, data=task_embedding_bytes(11)
+        ),
         "bad/not-safetensors": published_files("bad/not-safetensors", 5, data=b"\x80\x04pickle"),
         "bad/nan": published_files("bad/nan", 6, data=nan),
         "bad/wrong-dim": published_files("bad/wrong-dim", 7, data=short),
@@ -89,6 +92,11 @@ def test_hostile_repos_are_skipped_with_reasons(hub: FakeHub, index: EmbeddingIn
     assert "100 values" in reasons["bad/wrong-dim"] or "shape" in reasons["bad/wrong-dim"]
     assert "sha256" in reasons["bad/sha-mismatch"]
     assert "unknown standard 'nope'" in reasons["bad/unknown-standard"]
+    # named by the repo's path, not the local copy's
+    assert reasons["bad/task-embedding"].endswith(
+        "stdembed/resnet18-in1k-val.safetensors: is a task embedding, expected a model embedding"
+    ), reasons["bad/task-embedding"]
+    assert "/tmp" not in reasons["bad/task-embedding"]
     assert len(index.rows(STANDARD.hash)) == 3  # the good ones, nothing else
     assert index.crawl_state("bad/nan").status == "invalid"
     # an invalid repo is not downloaded again until it changes

@@ -174,3 +174,19 @@ def test_a_third_party_index_row_is_checked_and_a_forged_one_fails(
     assert missing.exit_code == 1 and "holds no row of someone/absent" in missing.output
     no_spec = verify("someone/genuine", "-s", standard_file, "--from-index", "--index", folder)
     assert no_spec.exit_code == 1 and "pass --model" in no_spec.output
+
+
+def test_a_task_embedding_published_as_a_model_one_is_named_by_its_repo_path(
+    tmp_path: Path, verify
+):
+    """The error names the repo and the file as published, not the local copy's path."""
+    from model_repos import published_files, task_embedding_bytes
+
+    root = tmp_path / "registry"
+    write_repo(root, "team/task", published_files("team/task", 3, data=task_embedding_bytes(3)))
+    done = verify("team/task", "--registry", root, "--model", "timm:x/y", "-q")
+    assert done.exit_code == 1
+    assert done.error_lines == [
+        "Error: team/task: stdembed/resnet18-in1k-val.safetensors: is a task embedding, "
+        "expected a model embedding"
+    ], done.output

@@ -100,6 +100,8 @@ def evaluate(
     """Linear probes over seeded splits vs our selection, LogME, fidelity, LOTO, largest, random.
 
     --token: for the candidates, the tasks' datasets, the standard's baseline and probe set.
+
+    --cache-dir: the probe results are kept only when it is given.
     """
     from ..evaluation import DEFAULT_VARIANTS
     from ..evaluation import evaluate as run_evaluation

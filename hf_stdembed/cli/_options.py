@@ -105,9 +105,7 @@ LabelColumnOpt = Annotated[
 ]
 OutOpt = Annotated[
     Path,
-    typer.Option(
-        "--out", "-o", help="Where to write the result: a file (evaluate: a report folder)."
-    ),
+    typer.Option("--out", "-o", help="Where to write the result (a file; for evaluate, a folder)."),
 ]
 
 # -- compute -------------------------------------------------------------------------------
@@ -121,8 +119,7 @@ CacheDirOpt = Annotated[
     Path | None,
     typer.Option(
         "--cache-dir",
-        help="Cache folder of computed features and results (default: under the HF cache; "
-        "evaluate keeps its probe results only when given).",
+        help="Cache folder of computed features and results (default: under the HF cache).",
     ),
 ]
 CrawlSecondsOpt = Annotated[
