@@ -116,13 +116,13 @@ def standard_from_dict(
     """
     try:
         data = dict(data)
-        baseline = BaselineSpec(**data.pop("baseline"))
-        probe = dict(data.pop("probe"))
+        baseline = BaselineSpec(**_section(data, "baseline", source))
+        probe = _section(data, "probe", source)
         if probe.get("data_files") is not None:
             files = probe["data_files"]
             probe["data_files"] = (files,) if isinstance(files, str) else tuple(files)
-        model_cfg = ModelEmbeddingConfig(**data.pop("model_embedding", {}))
-        task = dict(data.pop("task_embedding", {}))
+        model_cfg = ModelEmbeddingConfig(**_section(data, "model_embedding", source, {}))
+        task = _section(data, "task_embedding", source, {})
         if "gammas" in task:
             task["gammas"] = tuple(float(g) for g in task["gammas"])
         if not trusted and _runs_code(baseline.model):
@@ -142,6 +142,27 @@ def standard_from_dict(
         raise
     except (KeyError, TypeError, ValueError) as e:
         raise InvalidStandardError(f"{source}: invalid standard: {e}") from e
+
+
+def _section(
+    data: dict[str, Any], name: str, source: str, default: dict | None = None
+) -> dict[str, Any]:
+    """The mapping ``data[name]``, removed from ``data`` (``default`` when absent, if given).
+
+    Raises:
+        InvalidStandardError: it is missing (without a default) or not a mapping.
+    """
+    if name not in data and default is not None:
+        return dict(default)
+    if name not in data:
+        raise InvalidStandardError(f"{source}: invalid standard: the field {name!r} is missing")
+    value = data.pop(name)
+    if not isinstance(value, dict):
+        raise InvalidStandardError(
+            f"{source}: invalid standard: {name!r} must be a mapping of fields, "
+            f"not {type(value).__name__}"
+        )
+    return dict(value)
 
 
 def standard_from_yaml(path: str | Path, *, trusted: bool = True) -> Standard:

@@ -89,7 +89,13 @@ def test_standard_hash_covers_hyper_parameters_but_not_the_description():
     ("text", "error", "message"),
     [
         ("- a list", InvalidStandardError, "YAML mapping"),
-        ("id: x\n", InvalidStandardError, "invalid standard"),
+        ("id: x\n", InvalidStandardError, "the field 'baseline' is missing"),
+        ("id: x\nbaseline: 3\n", InvalidStandardError, "'baseline' must be a mapping of fields"),
+        (
+            "id: x\nbaseline: {model: m, revision: r, dim: 3}\nprobe: [1]\n",
+            InvalidStandardError,
+            "'probe' must be a mapping of fields, not list",
+        ),
         ("{id: [", InvalidStandardError, "not valid YAML"),
     ],
 )
