@@ -252,12 +252,13 @@ class Run:
 
 
 @pytest.fixture
-def verify(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
-    """``verify(*args)`` runs `hf-stdembed verify ...` through the console entry point."""
+def console(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    """``console(*args)`` runs `hf-stdembed ARGS` through the console entry point (where the
+    `Error:` lines are printed), in-process."""
     from hf_stdembed.cli import main
 
     def run(*args: object) -> Run:
-        monkeypatch.setattr(sys, "argv", ["hf-stdembed", "verify", *(str(a) for a in args)])
+        monkeypatch.setattr(sys, "argv", ["hf-stdembed", *(str(a) for a in args)])
         capsys.readouterr()
         code = 0
         try:
@@ -268,3 +269,9 @@ def verify(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
         return Run(code, out, err)
 
     return run
+
+
+@pytest.fixture
+def verify(console):
+    """``verify(*args)`` runs `hf-stdembed verify ...` through the console entry point."""
+    return lambda *args: console("verify", *args)

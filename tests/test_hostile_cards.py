@@ -8,7 +8,6 @@ entry point (`hf_stdembed.cli.main`: the CLI's error boundary) as a user would.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,24 +16,15 @@ from hub_server import FakeHub
 from index_rows import H, fill
 from model_repos import embedding_bytes, published_files
 
-from hf_stdembed.cli import main
-
 CASES = sorted(HOSTILE_CARDS)
 GOOD = "good/model"
 
 
-def run_cli(monkeypatch: pytest.MonkeyPatch, capsys, *args: object) -> tuple[int, str]:
-    """``hf-stdembed ARGS``: the exit code, and stdout + stderr."""
-    monkeypatch.setattr(sys, "argv", ["hf-stdembed", *map(str, args)])
-    capsys.readouterr()
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err, out + err
-    return code, out + err
+def run_cli(console, *args: object) -> tuple[int, str]:
+    """``hf-stdembed ARGS`` (the ``console`` fixture): the exit code, and stdout + stderr."""
+    done = console(*args)
+    assert "Traceback" not in done.output, done.output
+    return done.exit_code, done.output
 
 
 def one_error_line(code: int, output: str) -> str:
@@ -72,29 +62,29 @@ def _readme(case: str) -> bytes | None:
 
 
 @pytest.mark.parametrize("case", DIRECTORY_CASES)
-def test_verify_gives_one_error_line(case: str, tmp_path: Path, monkeypatch, capsys):
+def test_verify_gives_one_error_line(case: str, tmp_path: Path, console):
     root = directory_with(tmp_path / "registry", {"org/bad": _readme(case)})
     code, output = run_cli(
-        monkeypatch, capsys, "verify", "org/bad", "-s", STANDARD.id, "--registry", root, "-q"
+        console, "verify", "org/bad", "-s", STANDARD.id, "--registry", root, "-q"
     )
     line = one_error_line(code, output)
     assert "org/bad" in line
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_verify_on_the_hub_gives_one_error_line(case: str, hub: FakeHub, monkeypatch, capsys):
+def test_verify_on_the_hub_gives_one_error_line(case: str, hub: FakeHub, console):
     hub.add_repo("org/bad", {"README.md": HOSTILE_CARDS[case]})
-    code, output = run_cli(monkeypatch, capsys, "verify", "org/bad", "-s", STANDARD.id, "-q")
+    code, output = run_cli(console, "verify", "org/bad", "-s", STANDARD.id, "-q")
     assert "org/bad" in one_error_line(code, output)
 
 
 @pytest.mark.parametrize("case", DIRECTORY_CASES)
 def test_publish_refuses_a_hostile_card_and_leaves_it(
-    case: str, embedding_file: Path, tmp_path: Path, monkeypatch, capsys
+    case: str, embedding_file: Path, tmp_path: Path, console
 ):
     root = directory_with(tmp_path / "registry", {"org/bad": _readme(case)})
     code, output = run_cli(
-        monkeypatch, capsys,
+        console,
         *("publish", "org/bad", "-e", embedding_file, "-s", STANDARD.id, "--registry", root),
     )  # fmt: skip
     line = one_error_line(code, output)
@@ -106,11 +96,11 @@ def test_publish_refuses_a_hostile_card_and_leaves_it(
 
 @pytest.mark.parametrize("case", CASES)
 def test_publish_on_the_hub_refuses_a_hostile_card(
-    case: str, embedding_file: Path, hub: FakeHub, monkeypatch, capsys
+    case: str, embedding_file: Path, hub: FakeHub, console
 ):
     sha = hub.add_repo("tester/bad", {"README.md": HOSTILE_CARDS[case]})
     code, output = run_cli(
-        monkeypatch, capsys, "publish", "tester/bad", "-e", embedding_file, "-s", STANDARD.id
+        console, "publish", "tester/bad", "-e", embedding_file, "-s", STANDARD.id
     )
     assert "tester/bad" in one_error_line(code, output)
     assert hub.head("tester/bad") == sha  # nothing committed
@@ -126,16 +116,14 @@ def _crawl_finishes(code: int, output: str, index: Path, listed_hostile: list[st
         assert f"skipped {repo_id}: " in " ".join(output.split()), (repo_id, output)
 
 
-def test_a_directory_crawl_skips_every_hostile_card_with_a_reason(
-    tmp_path: Path, monkeypatch, capsys
-):
+def test_a_directory_crawl_skips_every_hostile_card_with_a_reason(tmp_path: Path, console):
     repos: dict[str, bytes | None] = {f"bad/{case}": _readme(case) for case in DIRECTORY_CASES}
     root = directory_with(tmp_path / "registry", repos)
     for name, data in published_files(GOOD, 0).items():
         (root / GOOD / name).parent.mkdir(parents=True, exist_ok=True)
         (root / GOOD / name).write_bytes(data)
     code, output = run_cli(
-        monkeypatch, capsys, "index", "update", "--registry", root, "--index", tmp_path / "i"
+        console, "index", "update", "--registry", root, "--index", tmp_path / "i"
     )
     # listed, hence skipped with a reason: every card that mentions the tag, but a card
     # whose `tags` is no list (it does not carry the tag) and a README that is a folder
@@ -143,17 +131,15 @@ def test_a_directory_crawl_skips_every_hostile_card_with_a_reason(
     _crawl_finishes(code, output, tmp_path / "i", sorted(set(repos) - quiet))
 
 
-def test_a_hub_crawl_skips_every_hostile_card_with_a_reason(
-    hub: FakeHub, tmp_path: Path, monkeypatch, capsys
-):
+def test_a_hub_crawl_skips_every_hostile_card_with_a_reason(hub: FakeHub, tmp_path: Path, console):
     for case in CASES:
         hub.add_repo(f"bad/{case}", {"README.md": HOSTILE_CARDS[case]}, tags=["hf-stdembed"])
     hub.add_repo(GOOD, published_files(GOOD, 0))
-    code, output = run_cli(monkeypatch, capsys, "index", "update", "--index", tmp_path / "i")
+    code, output = run_cli(console, "index", "update", "--index", tmp_path / "i")
     _crawl_finishes(code, output, tmp_path / "i", [f"bad/{case}" for case in CASES])
 
 
-def test_index_pull_reads_no_card(hub: FakeHub, tmp_path: Path, monkeypatch, capsys):
+def test_index_pull_reads_no_card(hub: FakeHub, tmp_path: Path, console):
     """``index pull`` downloads ``data/index.parquet`` only: a hostile dataset card is never
     read, so every pull succeeds."""
     from hf_stdembed.index import EmbeddingIndex
@@ -167,6 +153,6 @@ def test_index_pull_reads_no_card(hub: FakeHub, tmp_path: Path, monkeypatch, cap
         files = {"README.md": HOSTILE_CARDS[case], INDEX_DATASET_FILE: parquet}
         hub.add_repo(f"tester/{case}", files, repo_type="dataset")
         code, output = run_cli(
-            monkeypatch, capsys, "index", "pull", f"tester/{case}", "--index", tmp_path / case
+            console, "index", "pull", f"tester/{case}", "--index", tmp_path / case
         )
         assert code == 0 and "Imported 2 rows" in output, (case, output)
