@@ -15,7 +15,7 @@ from hub_server import FakeHub
 from safetensors.torch import save as save_bytes
 
 from hf_stdembed.card import CardEntry, update_card
-from hf_stdembed.embeddings import ModelEmbedding, _to_file, save_embedding
+from hf_stdembed.embeddings import ModelEmbedding, TaskEmbedding, _to_file, save_embedding
 from hf_stdembed.standards import Standard, get_standard
 
 STANDARD = get_standard("resnet18-in1k-val")  # the standard of the published_files repos
@@ -98,13 +98,13 @@ def embedding_bytes(
     return embedding, save_bytes(tensors, metadata=metadata)
 
 
-def task_embedding_bytes(seed: int, *, standard: Standard = STANDARD) -> bytes:
-    """The file bytes of a task embedding under ``standard`` (a random mask from ``seed``)."""
-    from hf_stdembed.embeddings import TaskEmbedding
-
-    vector = torch.rand(standard.dim, generator=torch.Generator().manual_seed(seed))
+def task_embedding_bytes(
+    seed: int, *, standard: Standard = STANDARD
+) -> tuple[TaskEmbedding, bytes]:
+    """A task embedding under ``standard`` (a random mask drawn from ``seed``) and its file's
+    bytes, as :func:`embedding_bytes` gives a model embedding."""
     task = TaskEmbedding(
-        vector=vector,
+        vector=torch.rand(standard.dim, generator=torch.Generator().manual_seed(seed)),
         standard_id=standard.id,
         standard_hash=standard.hash,
         dataset_id="tiny",
@@ -116,7 +116,7 @@ def task_embedding_bytes(seed: int, *, standard: Standard = STANDARD) -> bytes:
         mask_sizes=torch.tensor([3.0], dtype=torch.float64),
     )
     tensors, metadata = _to_file(task)
-    return save_bytes(tensors, metadata=metadata)
+    return task, save_bytes(tensors, metadata=metadata)
 
 
 def published_files(

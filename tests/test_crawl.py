@@ -64,7 +64,7 @@ def test_hostile_repos_are_skipped_with_reasons(hub: FakeHub, index: EmbeddingIn
     _, short = embedding_bytes(2, vector=torch.rand(100))
     hostile = {
         "bad/task-embedding": published_files(
-            "bad/task-embedding", 11, data=task_embedding_bytes(11)
+            "bad/task-embedding", 11, data=task_embedding_bytes(11)[1]
         ),
         "bad/not-safetensors": published_files("bad/not-safetensors", 5, data=b"\x80\x04pickle"),
         "bad/nan": published_files("bad/nan", 6, data=nan),
@@ -189,24 +189,12 @@ def test_index_cli_update_list_export_import(hub: FakeHub, tmp_path: Path):
 
 def test_rank_index_matches_the_definition(hub: FakeHub, tmp_path: Path):
     """The sweep over the index ranks exactly as the definition does."""
-    from hf_stdembed.embeddings import TaskEmbedding
     from hf_stdembed.selection import rank_index
 
     repos = seed_repos(hub, 6)
     with EmbeddingIndex.open(tmp_path / "index") as opened:
         crawl(HubRegistry(), opened)
-        task = TaskEmbedding(
-            vector=torch.rand(STANDARD.dim, generator=torch.Generator().manual_seed(99)),
-            standard_id=STANDARD.id,
-            standard_hash=STANDARD.hash,
-            dataset_id="d",
-            dataset_split="train",
-            gamma=0.0,
-            converged_accuracy=1.0,
-            gammas=torch.zeros(1),
-            accuracies=torch.zeros(1),
-            mask_sizes=torch.zeros(1),
-        )
+        task, _ = task_embedding_bytes(99)
         ranking = rank_index(task, opened, top=3)
         vectors = {
             r.repo_id: v

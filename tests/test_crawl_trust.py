@@ -19,13 +19,12 @@ import pytest
 import torch
 import yaml
 from hub_server import FakeHub
-from model_repos import embedding_bytes, write_standard
+from model_repos import embedding_bytes, task_embedding_bytes, write_standard
 from typer.testing import CliRunner
 
 from hf_stdembed.card import CardEntry, update_card
 from hf_stdembed.cli import app
 from hf_stdembed.crawl import CrawlBudget, crawl
-from hf_stdembed.embeddings import TaskEmbedding, save_embedding
 from hf_stdembed.errors import RegistryError
 from hf_stdembed.index import SCHEMA_VERSION, EmbeddingIndex
 from hf_stdembed.progress import ProgressEvent
@@ -175,19 +174,7 @@ def test_every_command_resolves_an_id_the_default_index_has_seen(
     assert standard.hash in shown.stdout
     model_file = tmp_path / "m.safetensors"
     model_file.write_bytes(embedding_bytes(3, standard=standard)[1])
-    task = TaskEmbedding(
-        vector=torch.rand(standard.dim, generator=torch.Generator().manual_seed(1)),
-        standard_id=standard.id,
-        standard_hash=standard.hash,
-        dataset_id="d",
-        dataset_split="train",
-        gamma=0.1,
-        converged_accuracy=90.0,
-        gammas=torch.tensor([0.1], dtype=torch.float64),
-        accuracies=torch.tensor([90.0], dtype=torch.float64),
-        mask_sizes=torch.tensor([3.0], dtype=torch.float64),
-    )
-    save_embedding(task, tmp_path / "t.safetensors")
+    (tmp_path / "t.safetensors").write_bytes(task_embedding_bytes(1, standard=standard)[1])
     ranked = cli("rank", tmp_path / "t.safetensors", model_file, "--standard", "newcomer-digits")
     assert "model-3" in ranked.stdout
 
@@ -399,7 +386,6 @@ def test_files_that_disagree_with_their_card_or_range_are_refused(
 def test_an_all_ones_vector_is_flagged_not_ranked_silently(hub: FakeHub, index: EmbeddingIndex):
     """The issue's reproducer: an all-ones vector with fidelity 1.0 ranked first in 19 of 20
     random tasks, nothing flagged. It still ranks (it may be the baseline), but flagged."""
-    from hf_stdembed.embeddings import TaskEmbedding
     from hf_stdembed.selection import rank_index
 
     for i in range(5):
@@ -412,18 +398,7 @@ def test_an_all_ones_vector_is_flagged_not_ranked_silently(hub: FakeHub, index: 
     crawl(HubRegistry(), index)
     firsts = 0
     for seed in range(20):
-        task = TaskEmbedding(
-            vector=torch.rand(BUILTIN.dim, generator=torch.Generator().manual_seed(100 + seed)),
-            standard_id=BUILTIN.id,
-            standard_hash=BUILTIN.hash,
-            dataset_id="d",
-            dataset_split="train",
-            gamma=0.0,
-            converged_accuracy=1.0,
-            gammas=torch.zeros(1),
-            accuracies=torch.zeros(1),
-            mask_sizes=torch.zeros(1),
-        )
+        task, _ = task_embedding_bytes(100 + seed, standard=BUILTIN)
         top = rank_index(task, index, top=6).rows
         flagged = {r.model_id: r.flags for r in top}
         assert flagged["evil/ones"] == ("fidelity", "saturated")

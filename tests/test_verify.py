@@ -183,7 +183,7 @@ def test_a_task_embedding_published_as_a_model_one_is_named_by_its_repo_path(
     from model_repos import published_files, task_embedding_bytes
 
     root = tmp_path / "registry"
-    write_repo(root, "team/task", published_files("team/task", 3, data=task_embedding_bytes(3)))
+    write_repo(root, "team/task", published_files("team/task", 3, data=task_embedding_bytes(3)[1]))
     done = verify("team/task", "--registry", root, "--model", "timm:x/y", "-q")
     assert done.exit_code == 1
     assert done.error_lines == [
