@@ -99,17 +99,3 @@ def item_lines(say: Callable[[str], None]) -> Progress:
             say(event.item)
 
     return on_progress
-
-
-def tally(on_progress: Progress | None, desc: str, *, unit: str) -> Callable[[object], None]:
-    """A per-item callback (``on_item(name)``) counting items as they come, total
-    unknown: reports ``done = 0`` at once, then one more at each call."""
-    done = 0
-    report(on_progress, desc, done, None, unit=unit)
-
-    def on_item(item: object) -> None:
-        nonlocal done
-        done += 1
-        report(on_progress, desc, done, None, unit=unit)
-
-    return on_item

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from hf_stdembed.cli import app
 from hf_stdembed.cli._render import progress_bars
 from hf_stdembed.pipeline import compute_model_embedding, compute_task_embedding
-from hf_stdembed.progress import ProgressEvent, counted, item_lines, step_reporter, tally
+from hf_stdembed.progress import ProgressEvent, counted, item_lines, step_reporter
 from hf_stdembed.standards import get_standard
 
 
@@ -69,21 +69,16 @@ def assert_counted(events: list[ProgressEvent]) -> None:
 def test_helpers_report_nothing_without_a_callback_and_count_with_one():
     assert list(counted(iter("ab"), None, "x", 2, unit="batch")) == ["a", "b"]
     assert step_reporter(None, "x") is None
-    tally(None, "x", unit="repo")("org/m")  # no callback: nothing to call
     events: list[ProgressEvent] = []
     assert list(counted(iter("ab"), events.append, "x", 2, unit="batch")) == ["a", "b"]
     step = step_reporter(events.append, "opt")
     assert step is not None
     step(1, 1)
-    on_repo = tally(events.append, "crawl", unit="repo")
-    on_repo("org/m")
     assert [(e.desc, e.done, e.total, e.unit) for e in events] == [
         ("x", 0, 2, "batch"),
         ("x", 1, 2, "batch"),
         ("x", 2, 2, "batch"),
         ("opt", 1, 1, "step"),
-        ("crawl", 0, None, "repo"),
-        ("crawl", 1, None, "repo"),
     ]
     lines: list[str] = []
     for e in [ProgressEvent("e", 0, 2, item="task a"), ProgressEvent("e", 2, 2)]:
