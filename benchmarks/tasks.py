@@ -38,6 +38,17 @@ from hf_stdembed.data import (  # noqa: E402
 )
 
 TASKS = ("cifar10", "usps", "coil20", "orl", "umist", "palm")
+DATASET_IDS = {
+    "cifar10": "uoft-cs/cifar10",
+    "usps": "usps",
+    "coil20": "coil20",
+    "orl": "orl",
+    "umist": "umist",
+    "palm": "palm",
+}
+"""Each task's dataset id, as a user would give it (``select --dataset`` or ``--dataset-id``)
+and as a card trained on it would declare it: CIFAR-10's Hub repo; the small sets, local
+copies with no Hub repo, by their names."""
 SEED = 20261202  # the draw of the specialist / evaluation pools
 EVALUATION_SHARE = 0.7  # share of each class of a small task in its evaluation pool
 PROBE_SIZE = 5000  # the standards' probe set: select_subset(CIFAR-10 train, 5000, seed=0)

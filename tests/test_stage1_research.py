@@ -416,3 +416,107 @@ def test_two_standards_forming_the_same_union_share_its_q_and_masks(tiny_pool, t
     assert {k: sorted((cache / "evaluation" / k).iterdir()) for k in kinds} == files
     assert a.tasks[0].scores["union-r2"] == b.tasks[0].scores["union-r2"]
     assert a.candidates[2].mask_size["union-r2"] == b.candidates[2].mask_size["union-r2"]
+
+
+# --- the declared stage-1 order (a card's datasets: naming the task's dataset) ------------
+
+
+def test_a_partial_order_leaves_out_nan_and_breaks_ties_by_the_first_score():
+    from hf_stdembed.core.shortlist import stage1_orders, two_stage_scores
+
+    nan = float("nan")
+    first = [0.2, 0.9, 0.5, 0.1]
+    declared = [1.0, nan, 1.0, 1.0]  # three candidates declare the task's data
+    assert stage1_orders([first, declared]) == [[1, 2, 0, 3], [2, 0, 3]]
+    # round-robin: first's best (1), declared's best (2), first's next (0), declared's next (3)
+    scores = two_stage_scores([first, declared], [0.0, 0.0, 0.0, 0.0], 2)
+    ranked = sorted(range(4), key=lambda i: -scores[i])
+    assert set(ranked[:2]) == {1, 2}
+    # the tail keeps the first score's order, never the partial one's
+    assert ranked[2:] == [0, 3]
+    # an empty partial order changes nothing
+    alone = two_stage_scores([first], [0.3, 0.1, 0.2, 0.0], 2)
+    assert two_stage_scores([first, [nan] * 4], [0.3, 0.1, 0.2, 0.0], 2) == alone
+
+
+def test_a_declared_model_every_similarity_ranks_last_reaches_the_shortlist():
+    from hf_stdembed.core.shortlist import shortlist_curve
+
+    nan = float("nan")
+    faithful = [0.9, 0.8, 0.7, 0.6, 0.1]  # the fine-tuned model (4) is last by both
+    normalised = [0.5, 0.9, 0.8, 0.7, 0.2]
+    logme = [0.1, 0.2, 0.3, 0.4, 0.9]
+    accuracies = [60.0, 61.0, 62.0, 63.0, 90.0]
+    without = shortlist_curve([faithful, normalised], logme, accuracies)
+    with_it = shortlist_curve([faithful, normalised, [nan, nan, nan, nan, 1.0]], logme, accuracies)
+    assert [c["stage1_recall"] for c in without[:3]] == [0.0, 0.0, 0.0]
+    assert [c["stage1_recall"] for c in with_it[:3]] == [0.0, 0.0, 1.0]  # third pick
+    assert with_it[2]["top1"] == 0.0 and without[2]["top1"] == 28.0  # {0, 1, 2}: m2
+
+
+@pytest.mark.parametrize(
+    ("datasets", "dataset_id", "expected"),
+    [
+        (["uoft-cs/cifar10"], "cifar10", True),
+        (["cifar10"], "uoft-cs/cifar10", True),
+        (["CIFAR10"], "Uoft-CS/cifar10", True),
+        (["cifar100"], "cifar10", False),
+        (["uoft-cs/cifar10"], None, False),
+        (["uoft-cs/cifar10"], "", False),
+        ([5, None, "usps"], "usps", True),
+        ([], "usps", False),
+    ],
+)
+def test_declares_matches_ids_loosely_and_never_crashes(datasets, dataset_id, expected):
+    from hf_stdembed.core.declared import declares
+
+    assert declares(datasets, dataset_id) is expected
+
+
+def test_add_declared_gives_a_stage1_order_not_a_selector():
+    import math
+
+    from hf_stdembed.evaluation import add_declared, two_stage_curve
+
+    report = _hand_report(("faithful+normalised+declared",))
+    declared = [(), ("org/a",), (), (), ("a", "b")]
+    with pytest.raises(ValueError, match="declared datasets for 2 candidates; the pool has 5"):
+        add_declared(report.tasks, declared[:2], {"a": "a"})
+    add_declared(report.tasks, declared, {"a": "elsewhere/a"})  # task b: no dataset id
+    a, b = report.tasks
+    assert [s == 1.0 for s in a.scores["declared"]] == [False, True, False, False, True]
+    assert math.isnan(a.scores["declared"][0]) and "declared" not in b.scores
+    # only task a has the order: the configuration's curve needs it on every task
+    assert two_stage_curve(report, "faithful+normalised+declared") is None
+    add_declared(report.tasks, declared, {"a": "a", "b": "b"})
+    curve = two_stage_curve(report, "faithful+normalised+declared")
+    # K=3 on a: faithful 0, normalised 3, declared 1 (m1 before m4 by faithful)
+    assert curve["mean"]["stage1_recall"][2] == 1.0
+    summary = report.summary()["mean"]
+    assert "declared" not in summary  # not a selector of its own
+    assert "two-stage[faithful+normalised+declared]@5" in summary
+
+
+def test_the_curve_script_adds_the_pools_declared_datasets_to_an_old_report():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks import pool, tasks
+    from benchmarks.two_stage_curve import with_declared
+
+    report = _hand_report()
+    specs = {e.name: e.spec for e in pool.POOL}
+    for info, name in zip(
+        report.candidates,
+        ["cifar-resnet20", "mobilenetv2", "specialist-usps-w8", "lenet5", "mobilenetv2-random"],
+        strict=True,
+    ):
+        info.spec = specs[name]
+    for t, name in zip(report.tasks, ["cifar10", "usps"], strict=True):
+        t.name = name
+    with_declared(report)
+    cifar, usps = report.tasks
+    assert [s == 1.0 for s in cifar.scores["declared"]] == [True, False, False, False, False]
+    assert [s == 1.0 for s in usps.scores["declared"]] == [False, False, True, False, False]
+    assert tasks.DATASET_IDS["cifar10"] == "uoft-cs/cifar10"

@@ -81,12 +81,19 @@ STAGE1_CONFIGS: dict[str, Stage1Config] = {
         ("faithful", "normalised", "beyond-baseline"), rule="quotas", quotas=(2, 2, 1)
     ),
     "faithful+normalised+fidelity": Stage1Config(("faithful", "normalised", "fidelity")),
+    "faithful+normalised+declared": Stage1Config(("faithful", "normalised", "declared")),
+    "r2+r2-normalised+declared": Stage1Config(("r2", "r2+normalised", "declared")),
+    "union-r2+union-r2-normalised+declared": Stage1Config(
+        ("union-r2", "union-r2+normalised", "declared")
+    ),
     "faithful:first-score": Stage1Config(("faithful",), rule="first-score"),
     "r2:first-score": Stage1Config(("r2",), rule="first-score"),
 }
 """Stage-1 configurations the evaluation reports (each where its scores exist):
 ``faithful+normalised`` is ``select --rerank``'s default; ``faithful:first-score`` the
-single-score reference; the others named options under test."""
+single-score reference; the others named options under test. ``declared`` is a partial
+order: the candidates whose card declares the task's dataset (see
+:mod:`hf_stdembed.core.declared`), in the first score's order."""
 
 
 def merge_shortlist(
@@ -187,6 +194,25 @@ def two_stage_order(
     return [c if c is not None else next(fill) for c in places] + last
 
 
+def stage1_orders(stage1: Sequence[Sequence[float]]) -> list[list[int]]:
+    """Each stage-1 score's order of the candidates, best first.
+
+    A NaN score leaves the candidate out of that order (a partial order, e.g. ``declared``:
+    only the candidates whose card declares the task's dataset). Ties, e.g. between
+    candidates of the same declared score, follow the first score's order, then pool order.
+
+    Example:
+        >>> stage1_orders([[0.2, 0.9, 0.5], [1.0, float("nan"), 1.0]])
+        [[1, 2, 0], [2, 0]]
+    """
+    first = stage1[0]
+    rank = {i: r for r, i in enumerate(sorted(range(len(first)), key=lambda i: -first[i]))}
+    return [
+        sorted((i for i in range(len(s)) if s[i] == s[i]), key=lambda i, s=s: (-s[i], rank[i]))
+        for s in stage1
+    ]
+
+
 def two_stage_scores(
     stage1: Sequence[Sequence[float]],
     stage2: Sequence[float],
@@ -202,7 +228,8 @@ def two_stage_scores(
     keeps its shortlist place); the rest follow in the first stage-1 score's order.
 
     Args:
-        stage1: per stage-1 score, one score per candidate.
+        stage1: per stage-1 score, one score per candidate (NaN: not in that score's order;
+            the first score must rank every candidate).
         stage2: one stage-2 score per candidate (only the shortlisted ones are read).
         k: the shortlist size.
         rule: one of :data:`MERGE_RULES`.
@@ -216,7 +243,7 @@ def two_stage_scores(
         [2.0, 1.0, 3.0]
     """
     m = len(stage2)
-    orders = [sorted(range(m), key=lambda i, s=s: -s[i]) for s in stage1]
+    orders = stage1_orders(stage1)
     shortlist = merge_shortlist(orders, k, rule=rule, quotas=quotas)
     scored = {i: float(stage2[i]) for i in shortlist if stage2[i] == stage2[i]}
     final = two_stage_order(shortlist, scored)
@@ -264,8 +291,7 @@ def shortlist_curve(
     """
     m = len(accuracies)
     best = max(accuracies)
-    orders = [sorted(range(m), key=lambda i, s=s: -s[i]) for s in stage1]
-    merged = merge_shortlist(orders, m, rule=rule, quotas=quotas)
+    merged = merge_shortlist(stage1_orders(stage1), m, rule=rule, quotas=quotas)
     constant = len(set(accuracies)) < 2
     out = []
     for k in range(1, m + 1):

@@ -53,13 +53,14 @@ from .curve import CURVE_SUMMARY_FIGURES, logme_over_all, two_stage_curve
 from .embeddings import model_embedding
 from .ground_truth import precompute_ground_truth
 from .plots import plot_recall, plot_report
-from .protocol import add_loto, evaluate
+from .protocol import add_declared, add_loto, evaluate
 from .report import EvaluationReport, load_report
 from .research import precompute_research
 from .results import CandidateInfo, SelectorResult, TaskResult, has_config
 from .selectors import (
     BEYOND_BASELINE,
     CONFIG_PREFIX,
+    DECLARED,
     DEFAULT_VARIANTS,
     FAITHFUL,
     FEATURE_TRANSFORMS,
@@ -81,6 +82,7 @@ from .tasks import SplitTask, TaskSpec, load_split_task, repeated_splits, split_
 __all__ = [
     "BEYOND_BASELINE",
     "CONFIG_PREFIX",
+    "DECLARED",
     "CURVE_SUMMARY_FIGURES",
     "CandidateInfo",
     "DEFAULT_VARIANTS",
@@ -102,6 +104,7 @@ __all__ = [
     "TaskSpec",
     "UNION_SCORES",
     "Variant",
+    "add_declared",
     "add_loto",
     "evaluate",
     "has_config",

@@ -4,12 +4,15 @@ every task split, gathered into an :class:`~hf_stdembed.evaluation.EvaluationRep
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from ..core import LinearProbeConfig, fuzzy_similarity
+from ..core.declared import declares
 from ..extractors import FeatureExtractor
 from ..progress import Progress, report
 from ..standards import Standard
@@ -21,6 +24,7 @@ from .report import EvaluationReport
 from .research import ClosedForm
 from .results import CandidateInfo, TaskResult
 from .selectors import (
+    DECLARED,
     DEFAULT_VARIANTS,
     FEATURE_TRANSFORMS,
     FIDELITY_SELECTORS,
@@ -47,6 +51,8 @@ def evaluate(
     research: tuple[str, ...] = (),
     union_baselines: tuple[str, ...] | list[str] = (),
     shortlists: tuple[str, ...] = (),
+    declared: Sequence[Sequence[str]] | None = None,
+    dataset_ids: Mapping[str, str] | None = None,
     on_progress: Progress | None = None,
     token: str | None = None,
 ) -> EvaluationReport:
@@ -71,6 +77,10 @@ def evaluate(
             block standardised over the probe set) for the ``union-*`` research scores.
         shortlists: names of :data:`~hf_stdembed.core.shortlist.STAGE1_CONFIGS` reported as
             ``two-stage[<name>]@K`` (each where its scores exist).
+        declared: per candidate (pool order), the dataset ids its card declares; with
+            ``dataset_ids`` (task name -> its dataset id) it gives the ``declared`` stage-1
+            order (:func:`add_declared`) of the ``...+declared`` configurations.
+        dataset_ids: see ``declared``.
         on_progress: hears ``evaluate``, in steps (a candidate, a task): each step as it
             starts (``item``: ``candidate <name>``, ``task <name>``), then the end. The same
             lines are logged at INFO level.
@@ -176,6 +186,8 @@ def evaluate(
                 )
             )
     add_loto(results)
+    if declared is not None:
+        add_declared(results, declared, dataset_ids or {})
     step(total, None)
     return EvaluationReport(
         standard_id=standard.id,
@@ -192,6 +204,34 @@ def evaluate(
             **({"shortlists": list(shortlists)} if shortlists else {}),
         },
     )
+
+
+def add_declared(
+    results: list[TaskResult],
+    declared: Sequence[Sequence[str]],
+    dataset_ids: Mapping[str, str],
+) -> None:
+    """Adds the ``declared`` stage-1 order to every result whose task has a dataset id: score
+    1 for each candidate whose card declares the task's dataset
+    (:func:`~hf_stdembed.core.declared.declares`), NaN (not in the order) for the others.
+
+    Args:
+        results: the task results (pool order of candidates, as ``declared``).
+        declared: per candidate, the dataset ids its card declares (its ``datasets:``).
+        dataset_ids: task name -> the task's dataset id (a task missing here gets no order).
+
+    Raises:
+        ValueError: when ``declared`` does not hold one entry per candidate.
+    """
+    for r in results:
+        if len(declared) != len(r.accuracies):
+            raise ValueError(
+                f"declared datasets for {len(declared)} candidates; the pool has "
+                f"{len(r.accuracies)}"
+            )
+        dataset_id = dataset_ids.get(r.name)
+        if dataset_id is not None:
+            r.scores[DECLARED] = [1.0 if declares(d, dataset_id) else math.nan for d in declared]
 
 
 def add_loto(results: list[TaskResult]) -> None:

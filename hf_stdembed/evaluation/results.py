@@ -18,6 +18,7 @@ from ._maths import nan_safe
 from .selectors import (
     CONFIG_PREFIX,
     SHORTLIST_KS,
+    STAGE1_ONLY,
     TASK_BLIND_SELECTORS,
     TOP_KS,
     TWO_STAGE_KS,
@@ -80,6 +81,8 @@ class TaskResult:
         out = {}
         configured = self._configured(pool, shortlists)
         for name, all_scores in {**self.scores, **self._two_stage(pool), **configured}.items():
+            if name in STAGE1_ONLY:
+                continue
             scores = [all_scores[i] for i in pool]
             if name == "logme":
                 models, samples = m, m * self.num_train

@@ -26,6 +26,12 @@ RESEARCH_SCORES = ("r2", "r2+normalised", BEYOND_BASELINE, "union-r2", "union-r2
 """Optional research scores of :func:`~hf_stdembed.evaluation.evaluate` (``research=``),
 named as in the report."""
 UNION_SCORES = ("union-r2", "union-r2+normalised")
+DECLARED = "declared"
+"""A stage-1 order, not a selector: the candidates whose card declares the task's dataset
+(score 1; NaN for the others: not in the order), added by
+:func:`~hf_stdembed.evaluation.add_declared`."""
+STAGE1_ONLY = (DECLARED,)
+"""Scores that only feed stage-1 configurations; the summary does not rank by them."""
 
 FEATURE_TRANSFORMS = ("raw", "centred", "standardised")
 """What is done to candidate and baseline probe features before P (over the probe set)."""
