@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks import pool as pool_module  # noqa: E402
 from benchmarks import tasks as tasks_module  # noqa: E402
-from hf_stdembed.core.shortlist import STAGE1_CONFIGS  # noqa: E402
+from hf_stdembed.core.shortlist import STAGE1_CONFIGS, Stage1Config  # noqa: E402
 from hf_stdembed.evaluation import (  # noqa: E402
     DECLARED,
     EvaluationReport,
@@ -64,13 +64,34 @@ def with_declared(report: EvaluationReport) -> EvaluationReport:
     return report
 
 
+TAIL_SCORES = ("faithful", "union-r2")
+"""First stage-1 scores whose tail order :func:`tail_bounds` measures."""
+
+
+def tail_bounds(report: EvaluationReport) -> dict[str, list[float]]:
+    """Per first score of :data:`TAIL_SCORES` in ``report``: mean weighted tau per K of the
+    best any stage 1 ordering its tail by that score can do without the accuracies: a
+    shortlist of LogME's own top K (what LogME over all would have put first), the rest in
+    the first score's order. A wτ target above it cannot be met at that K by a better
+    shortlist; only a better tail order (or a larger K) helps."""
+    out = {}
+    m = len(report.candidates)
+    for first in TAIL_SCORES:
+        oracle = Stage1Config((first, "logme"), rule="quotas", quotas=(0, m))
+        curve = two_stage_curve(report, oracle)
+        if curve is not None:
+            out[first] = curve["mean"]["weighted_tau"]
+    return out
+
+
 def curves(report: EvaluationReport, configs: list[str] | None = None) -> dict[str, Any]:
-    """Per configuration present in ``report``, its curve; and LogME over all."""
+    """Per configuration present in ``report``, its curve; LogME over all; the tail bounds."""
     out: dict[str, Any] = {"logme": logme_over_all(report), "configs": {}}
     for name in configs or STAGE1_CONFIGS:
         curve = two_stage_curve(report, name)
         if curve is not None:
             out["configs"][name] = curve
+    out["tail_bounds"] = tail_bounds(report) if out["logme"] is not None else {}
     return out
 
 
@@ -158,6 +179,18 @@ def markdown(per_standard: dict[str, dict[str, Any]]) -> str:
             lines.append(f"| {name} | " + " | ".join(cells) + f" | {met if met else 'none'} |")
         lines.append("")
         ks = [k for k in TABLE_KS if k < m] + [m]
+        if data.get("tail_bounds"):
+            lines += [
+                "The tail's cost: wτ when stage 1 shortlists exactly LogME's own top K (an ideal "
+                "stage 1), the rest in the first score's order. The wτ target is "
+                f"{logme['mean']['weighted_tau'] - TAU_MARGIN:.2f}.",
+                "",
+                "| tail ordered by | " + " | ".join(f"K={k}" for k in ks) + " |",
+                "| --- " * (len(ks) + 1) + "|",
+            ]
+            for first, taus in data["tail_bounds"].items():
+                lines.append(f"| {first} | " + " | ".join(f"{taus[k - 1]:.2f}" for k in ks) + " |")
+            lines.append("")
         for name, curve in data["configs"].items():
             lines += [f"### `{name}`", "", f"| K | {head} |", "| --- " * (len(_FIGURES) + 1) + "|"]
             for k in ks:
