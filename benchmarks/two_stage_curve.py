@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,8 @@ from hf_stdembed.evaluation import (  # noqa: E402
     DECLARED,
     EvaluationReport,
     add_declared,
+    curve_table,
+    interval_text,
     load_report,
     logme_over_all,
     two_stage_curve,
@@ -120,15 +121,6 @@ def target_k(curve: dict[str, Any], logme: dict[str, Any]) -> int | None:
     return None
 
 
-def _cell(mean: float, interval: list[float]) -> str:
-    if math.isnan(mean):
-        return "n/a"
-    low, high = interval
-    if low == high == mean:
-        return f"{mean:.2f}"
-    return f"{mean:.2f} [{low:.2f}, {high:.2f}]"
-
-
 def markdown(per_standard: dict[str, dict[str, Any]]) -> str:
     """Per standard: LogME over all, the K of each configuration (recall target, all
     targets), and each configuration's figures on a grid of K."""
@@ -150,12 +142,13 @@ def markdown(per_standard: dict[str, dict[str, Any]]) -> str:
         if logme is None:
             lines += ["No LogME in this report: no two-stage selector.", ""]
             continue
-        head = " | ".join(label for _, label in _FIGURES)
+        shown = _FIGURES
+        head = " | ".join(label for _, label in shown)
         lines += [
             f"| selector | K | {head} |",
             "| --- " * (len(_FIGURES) + 2) + "|",
             f"| LogME over all | {m} | "
-            + " | ".join(_cell(logme["mean"][f], logme["intervals"][f]) for f, _ in _FIGURES)
+            + " | ".join(interval_text(logme["mean"][f], logme["intervals"][f]) for f, _ in shown)
             + " |",
             "",
             "| configuration | K: stage-1 recall >= 0.9 | mean gap − LogME there | worst gap − "
@@ -192,12 +185,7 @@ def markdown(per_standard: dict[str, dict[str, Any]]) -> str:
                 lines.append(f"| {first} | " + " | ".join(f"{taus[k - 1]:.2f}" for k in ks) + " |")
             lines.append("")
         for name, curve in data["configs"].items():
-            lines += [f"### `{name}`", "", f"| K | {head} |", "| --- " * (len(_FIGURES) + 1) + "|"]
-            for k in ks:
-                i = k - 1
-                row = [_cell(curve["mean"][f][i], curve["intervals"][f][i]) for f, _ in _FIGURES]
-                lines.append(f"| {k} | " + " | ".join(row) + " |")
-            lines.append("")
+            lines += [f"### `{name}`", "", *curve_table(curve, TABLE_KS), ""]
     return "\n".join(lines)
 
 

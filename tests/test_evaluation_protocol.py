@@ -404,3 +404,56 @@ def test_plots_without_matplotlib_are_a_logged_warning_not_a_print(
         assert plot_report(None, tmp_path) == []  # the report is not read without matplotlib
     assert "matplotlib is missing: no plots" in caplog.text
     assert capsys.readouterr().err == ""
+
+
+def test_cli_evaluate_refuses_a_bad_shortlist_research_or_declared_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from hf_stdembed.cli import app
+    from hf_stdembed.errors import StdEmbedError
+
+    args = ["evaluate", "-c", "x", "-t", f"a={tmp_path / 'none.parquet'}", "--out", str(tmp_path)]
+    for extra, message in [
+        (["--shortlist", "nope"], "unknown shortlist(s) ['nope']"),
+        (["--research", "union-r2"], "need union_baselines"),
+        (["--declared", "y=cifar10"], "--declared 'y' is not a --candidate"),
+        (["--declared", "x="], "bad --declared 'x='"),
+    ]:
+        result = CliRunner().invoke(app, [*args, *extra])
+        assert isinstance(result.exception, StdEmbedError), (extra, result.output)
+        assert message in str(result.exception)
+
+
+def test_task_source_and_declared_options_parse():
+    from hf_stdembed.cli._evaluate import parse_declared, task_source
+
+    assert task_source("c=uoft-cs/cifar10:test") == "uoft-cs/cifar10"
+    assert task_source("c=./data/cifar10.parquet") == "./data/cifar10.parquet"
+    got = parse_declared(["b=org/x, y", "a=z", "b=w"], ["a", "b", "c"])
+    assert got == [("z",), ("org/x", "y", "w"), ()]
+    assert parse_declared([], ["a"]) is None
+
+
+def test_cli_evaluate_writes_the_two_stage_curve_with_the_declared_order(tiny_pool, tmp_path):
+    from typer.testing import CliRunner
+
+    from hf_stdembed.cli import app
+
+    standard, specs, task_file, _ = tiny_pool
+    std_file = tmp_path / "std.yaml"
+    std_file.write_text(standard.to_yaml())
+    args = ["evaluate", "--standard", str(std_file), "-q", "--no-plots", "--variant", "faithful"]
+    args += ["--variant", "normalised", "--splits", "1", "--out", str(tmp_path / "r")]
+    for spec in specs:
+        args += ["--candidate", spec]
+    args += ["--task", f"red={task_file}", "--declared", f"{specs[2]}=elsewhere/task.parquet"]
+    args += ["--shortlist", "faithful+normalised+declared", "--shortlist", "r2+r2-normalised"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    declared = report["tasks"][0]["scores"]["declared"]
+    assert declared[2] == 1.0 and all(d != d for d in declared[:2])  # NaN: not declared
+    curve = (tmp_path / "r" / "two-stage-curve.md").read_text()
+    assert "| LogME over all | 3 |" in curve
+    assert "## `faithful+normalised+declared`" in curve and "| 3 | " in curve
+    assert "## `r2+r2-normalised`\n\nNot measured" in curve

@@ -45,10 +45,7 @@ def parse_task(
     name, sep, source = text.partition("=")
     if not sep or not name or not source:
         raise StdEmbedError(f"bad --task {text!r}: write NAME=DATASET[:split]")
-    split = "train"
-    head, colon, tail = source.rpartition(":")
-    if colon and tail and "/" not in tail and not Path(source).exists():
-        source, split = head, tail
+    source, split = _dataset_and_split(source)
     return load_split_task(
         name,
         source,
@@ -59,6 +56,39 @@ def parse_task(
         max_samples=max_samples,
         token=token,
     )
+
+
+def _dataset_and_split(source: str) -> tuple[str, str]:
+    """``DATASET[:split]`` -> (DATASET, split; default ``train``)."""
+    head, colon, tail = source.rpartition(":")
+    if colon and tail and "/" not in tail and not Path(source).exists():
+        return head, tail
+    return source, "train"
+
+
+def task_source(text: str) -> str:
+    """The DATASET of a ``NAME=DATASET[:split]`` task, without its split: the task's dataset
+    id for the ``declared`` stage-1 order."""
+    return _dataset_and_split(text.partition("=")[2])[0]
+
+
+def parse_declared(texts: list[str], candidates: list[str]) -> list[tuple[str, ...]] | None:
+    """``SPEC=DATASET[,DATASET...]`` options -> per candidate (in ``candidates``' order) the
+    dataset ids its card declares; None when no option is given."""
+    if not texts:
+        return None
+    claims: dict[str, tuple[str, ...]] = {}
+    for text in texts:
+        spec, sep, datasets = text.rpartition("=")
+        ids = tuple(d.strip() for d in datasets.split(",") if d.strip())
+        if not sep or not spec or not ids:
+            raise StdEmbedError(f"bad --declared {text!r}: write SPEC=DATASET[,DATASET...]")
+        if spec not in candidates:
+            raise StdEmbedError(
+                f"--declared {spec!r} is not a --candidate; give the candidate's spec as written"
+            )
+        claims[spec] = claims.get(spec, ()) + ids
+    return [claims.get(c, ()) for c in candidates]
 
 
 def evaluate(
@@ -92,6 +122,38 @@ def evaluate(
         ),
     ] = None,
     logme: Annotated[bool, typer.Option(help="Also score the pool with LogME.")] = True,
+    research: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--research",
+            help="Closed-form stage-1 score to add (repeatable): r2, r2+normalised, "
+            "beyond-baseline, union-r2, union-r2+normalised (union-*: with --union-baseline).",
+        ),
+    ] = None,
+    union_baseline: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--union-baseline",
+            help="Model spec whose features join the baseline's for the union-* scores "
+            "(repeatable).",
+        ),
+    ] = None,
+    shortlist: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--shortlist",
+            help="Named stage-1 configuration to report as a two-stage selector (repeatable; "
+            "e.g. faithful+normalised+declared); writes two-stage-curve.md: quality against K.",
+        ),
+    ] = None,
+    declared: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--declared",
+            help="SPEC=DATASET[,DATASET...]: what a candidate's card declares it was trained on "
+            "(repeatable); a task's id is its DATASET as given to --task.",
+        ),
+    ] = None,
     plots: Annotated[bool, typer.Option(help="Write PNG plots (needs matplotlib).")] = True,
     device: DeviceOpt = None,
     quiet: QuietOpt = False,
@@ -103,8 +165,9 @@ def evaluate(
 
     --cache-dir: the probe results are kept only when it is given.
     """
-    from ..evaluation import DEFAULT_VARIANTS
+    from ..evaluation import DEFAULT_VARIANTS, curve_markdown
     from ..evaluation import evaluate as run_evaluation
+    from ..evaluation.selectors import check_research
     from ..resolve import resolve_standard_or_indexed
 
     known = {v.name: v for v in DEFAULT_VARIANTS}
@@ -116,6 +179,11 @@ def evaluate(
     variants = (
         tuple(known[name] for name in dict.fromkeys(variant)) if variant else DEFAULT_VARIANTS
     )
+    claims = parse_declared(declared or [], candidate)
+    try:
+        check_research(tuple(research or ()), union_baseline or (), tuple(shortlist or ()))
+    except ValueError as e:
+        raise StdEmbedError(f"{e} (--research, --union-baseline, --shortlist)") from None
     if quiet:
         quiet_libraries()
     std = resolve_standard_or_indexed(standard)
@@ -138,9 +206,18 @@ def evaluate(
         with_logme=logme,
         device=device,
         cache_dir=cache_dir,
+        research=tuple(research or ()),
+        union_baselines=tuple(union_baseline or ()),
+        shortlists=tuple(shortlist or ()),
+        declared=claims,
+        dataset_ids={t.partition("=")[0]: task_source(t) for t in task} if claims else None,
         on_progress=progress_lines(quiet),
         token=token,
     )
     written = report.save(out, plots=plots)
+    if shortlist:
+        curve = Path(out) / "two-stage-curve.md"
+        curve.write_text(curve_markdown(report, shortlist) + "\n")
+        written.append(curve)
     typer.echo(report.to_markdown())
     stderr().print(f"wrote {len(written)} files under {out}")

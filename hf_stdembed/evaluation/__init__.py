@@ -49,7 +49,14 @@ summary and files), ``tables`` and ``plots`` (markdown, PNG), ``pool`` (the shar
 (:func:`two_stage_curve`).
 """
 
-from .curve import CURVE_SUMMARY_FIGURES, logme_over_all, two_stage_curve
+from ._maths import interval_text
+from .curve import (
+    CURVE_SUMMARY_FIGURES,
+    curve_markdown,
+    curve_table,
+    logme_over_all,
+    two_stage_curve,
+)
 from .embeddings import model_embedding
 from .ground_truth import precompute_ground_truth
 from .plots import plot_recall, plot_report
@@ -105,6 +112,9 @@ __all__ = [
     "UNION_SCORES",
     "Variant",
     "add_declared",
+    "curve_markdown",
+    "curve_table",
+    "interval_text",
     "add_loto",
     "evaluate",
     "has_config",

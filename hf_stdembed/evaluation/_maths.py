@@ -19,3 +19,13 @@ def nan_safe(
     if len(set(scores)) < 2 or len(set(acc)) < 2:
         return math.nan
     return fn(scores, acc)
+
+
+def interval_text(mean: float, interval: list[float]) -> str:
+    """A table cell: ``mean [low, high]``, the mean alone for a point, ``n/a`` for NaN."""
+    low, high = interval
+    if math.isnan(mean):
+        return "n/a"
+    if low == high == mean:
+        return f"{mean:.2f}"
+    return f"{mean:.2f} [{low:.2f}, {high:.2f}]"

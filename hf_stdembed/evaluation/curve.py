@@ -6,10 +6,19 @@ from typing import Any
 
 from ..core.shortlist import CURVE_FIGURES, STAGE1_CONFIGS, Stage1Config, shortlist_curve
 from ..core.statistics import bootstrap_mean
-from ._maths import nan_mean
+from ._maths import interval_text, nan_mean
 from .report import EvaluationReport
 from .results import has_config
 
+CURVE_KS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20)
+"""The shortlist sizes :func:`curve_markdown` shows (and the whole pool)."""
+CURVE_LABELS = {
+    "top1": "mean top-1 gap",
+    "max_top1": "worst top-1 gap",
+    "weighted_tau": "wτ",
+    "recall1": "recall@1",
+    "stage1_recall": "stage-1 recall@K",
+}
 CURVE_SUMMARY_FIGURES = ("top1", "max_top1", "weighted_tau", "recall1", "stage1_recall")
 """Figures of :func:`two_stage_curve` per K: mean and worst (over tasks) top-1 gap, weighted
 tau, recall@1 of the final order, stage-1 recall@K."""
@@ -89,3 +98,48 @@ def logme_over_all(report: EvaluationReport, *, specs: list[str] | None = None) 
         "intervals": {f: v[-1] for f, v in curve["intervals"].items()},
         "splits": curve["splits"],
     }
+
+
+def curve_table(curve: dict[str, Any], ks: tuple[int, ...] = CURVE_KS) -> list[str]:
+    """Markdown rows of one :func:`two_stage_curve`: its figures at each K of ``ks`` below
+    the pool's size, and at the whole pool."""
+    m = curve["ks"][-1]
+    lines = [
+        "| K | " + " | ".join(CURVE_LABELS[f] for f in CURVE_SUMMARY_FIGURES) + " |",
+        "| --- " * (len(CURVE_SUMMARY_FIGURES) + 1) + "|",
+    ]
+    for k in [k for k in ks if k < m] + [m]:
+        i = k - 1
+        row = [interval_text(curve["mean"][f][i], curve["intervals"][f][i]) for f in CURVE_LABELS]
+        lines.append(f"| {k} | " + " | ".join(row) + " |")
+    return lines
+
+
+def curve_markdown(report: EvaluationReport, configs: list[str] | tuple[str, ...]) -> str:
+    """Markdown: LogME over the whole pool, then each named stage-1 configuration's quality
+    against the shortlist size K (mean over tasks, then over splits [95 % interval]); a
+    configuration whose scores the report lacks is said to be missing."""
+    logme = logme_over_all(report)
+    lines = [f"# Two-stage selection against the shortlist size K: `{report.standard_id}`", ""]
+    if logme is None:
+        return "\n".join(lines + ["No LogME in this report: no two-stage selector.", ""])
+    m = len(report.candidates)
+    lines += [
+        "Stage 1 merges the configuration's scores into a shortlist of K; stage 2 orders it by "
+        "LogME (K forward passes); the rest keep the first score's order.",
+        "",
+        "| selector | K | " + " | ".join(CURVE_LABELS[f] for f in CURVE_SUMMARY_FIGURES) + " |",
+        "| --- " * (len(CURVE_SUMMARY_FIGURES) + 2) + "|",
+        f"| LogME over all | {m} | "
+        + " | ".join(interval_text(logme["mean"][f], logme["intervals"][f]) for f in CURVE_LABELS)
+        + " |",
+        "",
+    ]
+    for name in configs:
+        curve = two_stage_curve(report, name)
+        lines += [f"## `{name}`", ""]
+        if curve is None:
+            lines += ["Not measured: the report lacks its stage-1 scores.", ""]
+            continue
+        lines += [*curve_table(curve), ""]
+    return "\n".join(lines)

@@ -6,7 +6,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from ..core.ranking_metrics import top_k_order
-from ._maths import nan_mean
+from ._maths import interval_text, nan_mean
 
 if TYPE_CHECKING:
     from .report import EvaluationReport
@@ -76,7 +76,7 @@ def interval_table(summary: dict[str, Any]) -> list[str]:
     for name, m in means.items():
         cells = []
         for f, _ in figures:
-            text = _interval_text(m[f], m["intervals"][f])
+            text = interval_text(m[f], m["intervals"][f])
             if name == best[f]:
                 text = f"**{text}**"
             elif m["tied_best"][f]:
@@ -100,7 +100,7 @@ def recall_table(summary: dict[str, Any], ks: list[int] | None = None) -> list[s
 
     def cell(name: str, k: int) -> str:
         mean = summary["mean"][name]
-        return _interval_text(mean["recall"][k - 1], mean["recall_intervals"][k - 1])
+        return interval_text(mean["recall"][k - 1], mean["recall_intervals"][k - 1])
 
     if ks is not None:
         ks = [k for k in ks if 1 <= k <= m]
@@ -140,18 +140,9 @@ def task_table(report: EvaluationReport, task_name: str) -> list[str]:
     for i in order:
         c = report.candidates[i]
         cells = [f"{nan_mean([t.scores[n][i] for t in runs]):.4g}" for n in names]
-        accuracy = _interval_text(acc[i].mean, acc[i].as_list()) if many else f"{acc[i].mean:.2f}"
+        accuracy = interval_text(acc[i].mean, acc[i].as_list()) if many else f"{acc[i].mean:.2f}"
         lines.append(f"| {c.name} | {c.num_features} | {accuracy} | " + " | ".join(cells) + " |")
     return lines + [""]
-
-
-def _interval_text(mean: float, interval: list[float]) -> str:
-    low, high = interval
-    if math.isnan(mean):
-        return "n/a"
-    if low == high == mean:
-        return f"{mean:.2f}"
-    return f"{mean:.2f} [{low:.2f}, {high:.2f}]"
 
 
 def _cell(gaps: dict[str, float], wtau: float) -> str:
