@@ -146,3 +146,25 @@ def test_embed_many_downloads_a_private_model_with_the_token_given(
     done = runner.invoke(app, [*args, "--no-ray", "-q", "--token", TOKEN])
     assert done.exit_code == 0, done.output
     assert "1 embedded, 0 skipped, 0 failed" in done.stderr
+
+
+def test_evaluate_loads_union_baselines_with_the_token(monkeypatch: pytest.MonkeyPatch):
+    """The union-* research scores load their extra baselines with evaluate's token."""
+    from types import SimpleNamespace
+
+    from hf_stdembed.evaluation import research
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def load(spec, **options):
+        seen.append((spec, options.get("token")))
+        raise Stop
+
+    monkeypatch.setattr(research, "load_extractor", load)
+    setup = SimpleNamespace(token="hf_given", baseline=None, probe=None, cache_dir=None)
+    with pytest.raises(Stop):
+        research.ClosedForm.start(("union-r2",), ["timm:org/other"], setup)
+    assert seen == [("timm:org/other", "hf_given")]

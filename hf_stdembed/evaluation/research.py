@@ -67,7 +67,7 @@ class ClosedForm:
         union_probe, stats = None, []
         if any(r in UNION_SCORES for r in research):
             members: list[FeatureExtractor | None] = [None]
-            members += [load_extractor(spec) for spec in union_baselines]
+            members += [load_extractor(spec, token=setup.token) for spec in union_baselines]
             keyed = [(cache_key(baseline if u is None else u, probe), u) for u in members]
             keyed.sort(key=lambda pair: canonical_json(pair[0], compact=False))
             union_keys, union = [k for k, _ in keyed], [u for _, u in keyed]
