@@ -201,14 +201,20 @@ def plot(standard: str, data: dict[str, Any], path: Path) -> Path | None:
         print("matplotlib is missing: no plot (pip install 'hf-stdembed[eval]')", file=sys.stderr)
         return None
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
-    colours = plt.get_cmap("tab10").colors
+    colours = plt.get_cmap("tab20" if len(data["configs"]) > 10 else "tab10").colors
     m = data["pool"]
     shown = [_FIGURES[0], _FIGURES[1], _FIGURES[2], _FIGURES[4]]
     for ax, (figure, label) in zip(axes.flat, shown, strict=True):
         for c, (name, curve) in enumerate(data["configs"].items()):
             ks = curve["ks"]
             (line,) = ax.plot(
-                ks, curve["mean"][figure], lw=1, marker=".", ms=3, label=name, c=colours[c % 10]
+                ks,
+                curve["mean"][figure],
+                lw=1,
+                marker=".",
+                ms=3,
+                label=name,
+                c=colours[c % len(colours)],
             )
             low = [i[0] for i in curve["intervals"][figure]]
             high = [i[1] for i in curve["intervals"][figure]]
