@@ -205,7 +205,8 @@ def embed_one(
     cache_dir: str | Path | None = None,
     token: str | None = None,
 ) -> _TaskResult:
-    """Embeds one model given the baseline's probe features: the body of a Ray task.
+    """Embeds one model given the standard's probe features (a union's: standardised; see
+    :func:`~hf_stdembed.pipeline.standard_features`): the body of a Ray task.
 
     Never raises for the model's sake: a model that cannot be loaded or embedded gives a
     result with its reason (one line). ``token``: Hub token for the model and the probe set
@@ -213,11 +214,10 @@ def embed_one(
     """
     import torch
 
-    from .core import embed_model
     from .embeddings import embedding_bytes
     from .extractors import load_extractor
     from .features import default_device, extract_features
-    from .pipeline import load_probe, model_embedding_of
+    from .pipeline import embed_features, load_probe, model_embedding_of
 
     started = time.monotonic()
     target = torch.device(device) if device else default_device()
@@ -233,9 +233,7 @@ def embed_one(
             device=target,
             cache_dir=cache_dir,
         )
-        result = embed_model(
-            features, baseline_features, config=standard.model_embedding, device=target
-        )
+        result = embed_features(features, baseline_features, standard, device=target)
         data, reason = embedding_bytes(model_embedding_of(extractor, standard, result)), None
     except Exception as e:  # any model's failure is its own: recorded, never the run's end
         data, reason = None, shorten(f"{type(e).__name__}: {e}".replace("\n", " "))
@@ -297,7 +295,7 @@ def embed_many(
         StdEmbedError: the standard's baseline or probe set cannot be loaded, Ray is asked
             for but not installed, or its cluster cannot be reached.
     """
-    from .pipeline import load_baseline, load_probe
+    from .pipeline import load_baselines, load_probe, standard_features
 
     computed_by = computed_by or default_computed_by()
     log = OutcomeLog(index.root / STATE_FILE)
@@ -327,12 +325,10 @@ def embed_many(
         return report
     ray = _ray_module(use_ray, ray_address)
 
-    from .features import extract_features
-
     probe = load_probe(standard, token=token)
-    baseline = load_baseline(standard, token=token)
-    base = extract_features(
-        baseline, probe, batch_size=batch_size, device=device, cache_dir=cache_dir
+    baselines = load_baselines(standard, token=token)
+    base, _ = standard_features(  # a union's blocks standardised over the probe
+        baselines, probe, standard, batch_size=batch_size, device=device, cache_dir=cache_dir
     )
     report.baseline_passes_saved = (len(todo) - 1) * len(probe.dataset)
     options = {"batch_size": batch_size, "cache_dir": cache_dir, "token": token}

@@ -9,6 +9,19 @@ Embeddings are cached too, as embedding files beside the feature cache
 preprocessing, dataset fingerprint) plus the standard's hash, the protocol and any gamma
 override, so ``publish --dry-run`` then ``publish``, or a second ``select``, compute nothing
 again. A model without a stable revision (``revision`` None) is never cached.
+
+Union and r2 standards (:mod:`hf_stdembed.standards`): the standard's coordinates are those of
+:func:`standard_features`: one baseline's raw features, or for a union every baseline's
+features of the same images, each block standardised with the statistics of the PROBE set
+(:func:`~hf_stdembed.core.closed_form.union_features`; blocks in the standard's order), so
+a task's features live in the same coordinates as the model masks. A model embedding is P's
+mask over them, or for ``method: r2`` the closed-form held-out ridge R^2 mask
+(:func:`~hf_stdembed.core.closed_form.embed_model_r2`: no optimisation, deterministic). An r2
+embedding's fidelities are not P's cosines but held-out R^2 in [0, 1]: ``l_to`` the mean R^2
+of the standard's features predicted from the candidate (the mask's mean, checkable against
+the vector), ``l_from`` the variance-weighted R^2 of the candidate's standardised features
+predicted from the standard's. The task embedding is Q over the task's features in the same
+coordinates, as the evaluation's ``union_task_embedding`` computes it.
 """
 
 from __future__ import annotations
@@ -29,13 +42,15 @@ from .core import (
     embed_model_from_batches,
     embed_task,
 )
+from .core._training import StepCallback
+from .core.closed_form import BlockStats, R2EmbeddingConfig, embed_model_r2, union_features
 from .data import ImageDataset, load_image_dataset, select_subset
 from .embeddings import Embedding, ModelEmbedding, TaskEmbedding, load_embedding, save_embedding
 from .errors import StandardMismatchError, StdEmbedError
 from .extractors import FeatureExtractor, load_extractor, parse_spec
 from .features import batch_features, default_cache_dir, extract_features
 from .progress import Progress, step_reporter
-from .standards import Standard
+from .standards import BaselineSpec, Standard
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +86,21 @@ def load_baseline(standard: Standard, *, token: str | None = None) -> FeatureExt
     Raises:
         StandardMismatchError: if the weights found are not the ones the standard pins.
     """
-    spec = standard.baseline
+    return _load_pinned(standard.baseline, standard, token)
+
+
+def load_baselines(standard: Standard, *, token: str | None = None) -> list[FeatureExtractor]:
+    """Every baseline of the standard (one unless a union), in its order, each checked
+    against its pinned revision as :func:`load_baseline` checks the first.
+
+    Raises:
+        StandardMismatchError: if any baseline's weights are not the ones the standard pins.
+    """
+    return [_load_pinned(spec, standard, token) for spec in standard.baselines]
+
+
+def _load_pinned(spec: BaselineSpec, standard: Standard, token: str | None) -> FeatureExtractor:
+    """One baseline of ``standard``, loaded at (or checked against) its pinned revision."""
     source, target = parse_spec(spec.model)
     on_hub = source != "entrypoint" and not Path(target).expanduser().is_dir()
     # Hub repos are downloaded at the pinned revision; local weights are checked against it.
@@ -101,6 +130,67 @@ def load_probe(standard: Standard, *, token: str | None = None) -> ImageDataset:
         token=token,
     )
     return select_subset(data, p.num_samples, seed=p.seed)
+
+
+def standard_features(
+    baselines: list[FeatureExtractor],
+    data: ImageDataset,
+    standard: Standard,
+    *,
+    stats: list[BlockStats] | None = None,
+    batch_size: int = 64,
+    device: str | torch.device | None = None,
+    cache_dir: str | Path | None = None,
+    on_progress: Progress | None = None,
+) -> tuple[torch.Tensor, list[BlockStats] | None]:
+    """The features of ``data`` in the standard's coordinates (extractions cached).
+
+    One baseline: its raw features, and None. A union: every baseline's features, each block
+    standardised with ``stats`` (over the probe set, call it without: the probe's own are
+    computed and returned; for a task, pass the probe's back), concatenated in order.
+
+    Args:
+        baselines: :func:`load_baselines`'s extractors.
+        data: the images (the probe set or a task).
+        standard: the standard (declares each block's dim).
+        stats: a union's per-block probe statistics (ignored for one baseline).
+        batch_size, device, cache_dir, on_progress: as for the feature extraction.
+
+    Raises:
+        StandardMismatchError: a baseline gives another number of features than declared.
+    """
+    blocks = []
+    for spec, extractor in zip(standard.baselines, baselines, strict=True):
+        block = extract_features(
+            extractor,
+            data,
+            batch_size=batch_size,
+            device=device,
+            cache_dir=cache_dir,
+            on_progress=on_progress,
+        )
+        _check_block(block.shape[1], spec, standard)
+        blocks.append(block)
+    if not standard.is_union:
+        return blocks[0], None
+    return union_features(blocks, stats=stats)
+
+
+def embed_features(
+    candidate: torch.Tensor,
+    base: torch.Tensor,
+    standard: Standard,
+    *,
+    device: str | torch.device | None = None,
+    on_step: StepCallback | None = None,
+) -> ModelEmbeddingResult:
+    """The model embedding of a candidate's probe features against the standard's
+    (:func:`standard_features`): P, or the closed-form R^2 mask for an r2 standard (no steps,
+    so ``on_step`` hears nothing)."""
+    config = standard.model_embedding
+    if isinstance(config, R2EmbeddingConfig):
+        return embed_model_r2(candidate, base, config=config)
+    return embed_model(candidate, base, config=config, device=device, on_step=on_step)
 
 
 def compute_model_embedding(
@@ -146,14 +236,21 @@ def compute_model_embedding(
         if isinstance(model, FeatureExtractor)
         else load_extractor(model, revision=revision, token=token)
     )
-    baseline = load_baseline(standard, token=token)
+    if protocol == "per-step" and (standard.is_union or standard.method != "p"):
+        raise StdEmbedError(
+            f"standard {standard.id!r} is a union or r2 standard, embedded from cached probe "
+            "features only: drop --protocol per-step (per-step runs P on one baseline's batches)"
+        )
+    baselines = load_baselines(standard, token=token)
+    baseline = baselines[0]
     probe = load_probe(standard, token=token)
     key = None
-    if cache and extractor.revision is not None and baseline.revision is not None:
+    if cache and extractor.revision is not None and all(b.revision is not None for b in baselines):
         key = {
             "kind": "model",
             **_model_key("model", extractor),
             **_model_key("baseline", baseline),
+            **_union_key(baselines),
             "probe": probe.fingerprint,
             "probe_image_column": probe.image_column,
             "standard": standard.hash,
@@ -163,14 +260,11 @@ def compute_model_embedding(
         if isinstance(cached, ModelEmbedding):
             return cached
     features = {"batch_size": batch_size, "device": device, "cache_dir": cache_dir}
-    base = extract_features(baseline, probe, on_progress=on_progress, **features)
-    _check_dim(base.shape[1], standard)
+    base, _ = standard_features(baselines, probe, standard, on_progress=on_progress, **features)
     on_step = step_reporter(on_progress, f"embedding {extractor.name}")
     if protocol == "cached":
         cand = extract_features(extractor, probe, on_progress=on_progress, **features)
-        result = embed_model(
-            cand, base, config=standard.model_embedding, device=device, on_step=on_step
-        )
+        result = embed_features(cand, base, standard, device=device, on_step=on_step)
     elif protocol == "per-step":
 
         def fetch(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -256,12 +350,16 @@ def compute_task_embedding(
             label_column=label_column,
             token=token,
         )
-    baseline = load_baseline(standard, token=token)
+    baselines = load_baselines(standard, token=token)
+    baseline = baselines[0]
+    probe = load_probe(standard, token=token) if standard.is_union else None
     key = None
-    if cache and baseline.revision is not None:
+    if cache and all(b.revision is not None for b in baselines):
         key = {
             "kind": "task",
             **_model_key("baseline", baseline),
+            **_union_key(baselines),
+            **({"probe": probe.fingerprint} if probe is not None else {}),
             "dataset": data.fingerprint,
             "source": data.source,
             "split": split,
@@ -274,15 +372,13 @@ def compute_task_embedding(
         cached = _read_cached(key, standard, cache_dir)
         if isinstance(cached, TaskEmbedding):
             return cached
-    features = extract_features(
-        baseline,
-        data,
-        batch_size=batch_size,
-        device=device,
-        cache_dir=cache_dir,
-        on_progress=on_progress,
+    options = {"batch_size": batch_size, "device": device, "cache_dir": cache_dir}
+    stats = None
+    if probe is not None:  # a union: the task in the probe's standardised coordinates
+        _, stats = standard_features(baselines, probe, standard, on_progress=on_progress, **options)
+    features, _ = standard_features(
+        baselines, data, standard, stats=stats, on_progress=on_progress, **options
     )
-    _check_dim(features.shape[1], standard)
     labels = data.labels()
     task_config: TaskEmbeddingConfig = standard.task_embedding
     if gammas is not None:
@@ -321,6 +417,14 @@ def _model_key(role: str, extractor: FeatureExtractor) -> dict[str, Any]:
         f"{role}_revision": extractor.revision,
         f"{role}_preprocessing": extractor.preprocessing,
     }
+
+
+def _union_key(baselines: list[FeatureExtractor]) -> dict[str, Any]:
+    """A union's other baselines, for the cache keys (nothing for one baseline: its keys are
+    the ones they always were)."""
+    if len(baselines) < 2:
+        return {}
+    return {"more_baselines": [_model_key("baseline", b) for b in baselines[1:]]}
 
 
 def embedding_cache_path(key: dict[str, Any], *, cache_dir: str | Path | None = None) -> Path:
@@ -367,9 +471,16 @@ def _write_cached(key: dict[str, Any], embedding: Embedding, cache_dir: str | Pa
         logger.warning("cannot write the embedding cache %s: %s", path, e)
 
 
-def _check_dim(dim: int, standard: Standard) -> None:
-    if dim != standard.dim:
+def _check_block(dim: int, spec: BaselineSpec, standard: Standard) -> None:
+    """The features one baseline gives must be the dim its spec declares."""
+    if dim == spec.dim:
+        return
+    if not standard.is_union:
         raise StandardMismatchError(
-            f"baseline {standard.baseline.model!r} gives {dim} features but standard "
+            f"baseline {spec.model!r} gives {dim} features but standard "
             f"{standard.id!r} declares {standard.dim}"
         )
+    raise StandardMismatchError(
+        f"baseline {spec.model!r} gives {dim} features but union standard {standard.id!r} "
+        f"declares dim {spec.dim} for it: set that baseline's dim to {dim}"
+    )

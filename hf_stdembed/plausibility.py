@@ -4,6 +4,13 @@ A model embedding is a stranger's claim. Some claims cannot be true (a fidelity 
 range of a cosine similarity, a file that disagrees with its card): the crawl refuses them
 with a reason. Others can be true but let one row rank high on any task (a saturated mask):
 they are kept, and flagged wherever rows are shown, so a user never ranks them silently.
+
+An r2 standard's embedding (``model_embedding: {method: r2}``) claims held-out R^2, not
+cosines (see :mod:`hf_stdembed.pipeline`): both in [0, 1], and ``l_to`` is by definition the
+mean of the mask, so a file whose ``l_to`` is not its vector's mean is refused
+(:func:`r2_problem`). The flags read the same: an r2 fidelity at or below 0 says the
+candidate explains none of the standard's features (honest, and worth a flag), and above
+0.999 needs a mask of mean above 0.999 (flagged ``saturated`` too).
 """
 
 from __future__ import annotations
@@ -44,6 +51,10 @@ against itself reaches a mean cosine a little under 1; a claim of 0.999 or more 
 forger writes (the issue's forged rows claimed 1.0). At or below 0 the maps explain nothing
 of the baseline's features: the mask then says nothing about the model.
 """
+
+R2_MEAN_TOLERANCE = 1e-5
+"""Largest difference between an r2 embedding's ``l_to`` and its mask's mean (float32 values
+averaged in float64 on both sides: they agree to rounding)."""
 
 FLAG_SATURATED = "saturated"
 FLAG_FIDELITY = "fidelity"
@@ -88,11 +99,35 @@ def fidelity_problem(l_to: object, l_from: object) -> str | None:
     return None
 
 
+def r2_problem(vector: np.ndarray | object, l_to: float, l_from: float) -> str | None:
+    """Why the fidelities of an r2 embedding (closed-form mask) cannot be its own, or None:
+    both are clipped held-out R^2, in [0, 1], and ``l_to`` is the mask's mean.
+
+    Example:
+        >>> r2_problem(np.array([1.0, 0.0]), 0.5, 0.8) is None
+        True
+        >>> r2_problem(np.array([1.0, 0.0]), 1.0, 1.0)
+        "l_to 1.0 is not the mask's mean 0.5 (an r2 embedding's L_to is its mask's mean)"
+    """
+    for name, value in (("l_to", l_to), ("l_from", l_from)):
+        if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+            return f"{name} {value!r} is not a held-out R^2 in [0, 1] (an r2 embedding)"
+    values = np.asarray(vector, dtype=np.float32).astype(np.float64)
+    mean = float(values.mean()) if values.size else 0.0
+    if abs(mean - l_to) > R2_MEAN_TOLERANCE:
+        return (
+            f"l_to {l_to!r} is not the mask's mean {mean:.6g} (an r2 embedding's L_to is its "
+            "mask's mean)"
+        )
+    return None
+
+
 def entry_problem(entry: CardEntry, embedding: ModelEmbedding, standard: Standard) -> str | None:
     """Why a downloaded file cannot be the embedding its card entry declares, or None.
 
     The file's standard id and hash, its length, its fidelities and model revision must be
-    the card's and the standard's; the fidelities must lie in range.
+    the card's and the standard's; the fidelities must lie in range (an r2 standard's: see
+    :func:`r2_problem`).
 
     Args:
         entry: the card's entry.
@@ -113,6 +148,8 @@ def entry_problem(entry: CardEntry, embedding: ModelEmbedding, standard: Standar
     if not dim == entry.dim == standard.dim:
         return f"the file has {dim} values, the card says {entry.dim}, the standard {standard.dim}"
     problem = fidelity_problem(embedding.l_to, embedding.l_from)
+    if not problem and standard.method != "p":
+        problem = r2_problem(embedding.vector.numpy(), embedding.l_to, embedding.l_from)
     if problem:
         return f"the file's {problem}"
     for name in ("l_to", "l_from"):

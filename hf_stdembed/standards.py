@@ -5,6 +5,15 @@ and every hyper-parameter of P and Q. It has a readable :attr:`Standard.id` and 
 :attr:`Standard.hash`; every embedding records both, and embeddings of different hashes are
 never compared.
 
+A **union** standard gives ``baselines:`` (two or more baseline specs, each with the fields of
+``baseline:``) instead of ``baseline:``: its coordinates are every baseline's features side by
+side, each block standardised with statistics computed over the probe set (dim = the sum of
+the blocks' dims). ``model_embedding: {method: r2, ridge: [...], split_seed: 0}`` makes the
+model embedding the closed-form held-out ridge R^2 mask of
+:func:`~hf_stdembed.core.closed_form.embed_model_r2` instead of P (``method: p``, the
+default); r2 is valid with one baseline too. Both are written out only when used, so the
+YAML and hash of a one-baseline P standard are what they always were.
+
 Built-in standards are YAML files beside this module (``standards/*.yaml``); users pass
 their own as a YAML path wherever a standard id is accepted.
 """
@@ -22,6 +31,7 @@ import yaml
 from ._hashing import json_digest
 from ._yaml import UnsafeYAMLError, load_plain_yaml
 from .core import ModelEmbeddingConfig, TaskEmbeddingConfig
+from .core.closed_form import R2_METHOD, R2EmbeddingConfig
 from .errors import InvalidStandardError, StandardNotFoundError
 
 MAX_STANDARD_BYTES = 1024 * 1024
@@ -57,15 +67,22 @@ class ProbeSpec:
 
 @dataclass(frozen=True)
 class Standard:
-    """A baseline, a probe distribution, a preprocessing rule and the hyper-parameters."""
+    """A baseline (or a union of baselines), a probe distribution, a preprocessing rule and
+    the hyper-parameters.
+
+    ``baseline`` is the first baseline, the only one unless ``more_baselines`` makes the
+    standard a union (:attr:`baselines`, in the standard's order)."""
 
     id: str
     baseline: BaselineSpec
     probe: ProbeSpec
     preprocessing: str = "model-default"
-    model_embedding: ModelEmbeddingConfig = field(default_factory=ModelEmbeddingConfig)
+    model_embedding: ModelEmbeddingConfig | R2EmbeddingConfig = field(
+        default_factory=ModelEmbeddingConfig
+    )
     task_embedding: TaskEmbeddingConfig = field(default_factory=TaskEmbeddingConfig)
     description: str = ""  # free text, not part of the hash
+    more_baselines: tuple[BaselineSpec, ...] = ()  # a union's other baselines, in order
 
     def __post_init__(self) -> None:
         if not self.id or any(c.isspace() for c in self.id):
@@ -74,13 +91,32 @@ class Standard:
             raise InvalidStandardError(
                 f"Invalid preprocessing rule {self.preprocessing!r}; known: {PREPROCESSING_RULES}"
             )
-        if self.baseline.dim <= 0:
-            raise InvalidStandardError(f"Invalid baseline dim {self.baseline.dim}")
+        for spec in self.baselines:
+            if isinstance(spec.dim, bool) or not isinstance(spec.dim, int) or spec.dim <= 0:
+                raise InvalidStandardError(
+                    f"Invalid baseline dim {spec.dim!r} of {spec.model!r}: give the number of "
+                    "features its layer gives (a positive integer)"
+                )
+
+    @property
+    def baselines(self) -> tuple[BaselineSpec, ...]:
+        """Every baseline, in the standard's order (one unless a union)."""
+        return (self.baseline, *self.more_baselines)
+
+    @property
+    def is_union(self) -> bool:
+        """Whether the coordinates are two or more baselines' standardised features."""
+        return bool(self.more_baselines)
+
+    @property
+    def method(self) -> str:
+        """How model embeddings are computed: ``p`` (P, the paper's) or ``r2`` (closed form)."""
+        return R2_METHOD if isinstance(self.model_embedding, R2EmbeddingConfig) else "p"
 
     @property
     def dim(self) -> int:
-        """N, the length of every embedding of this standard."""
-        return self.baseline.dim
+        """N, the length of every embedding of this standard (a union: the sum of its blocks)."""
+        return sum(spec.dim for spec in self.baselines)
 
     @property
     def hash(self) -> str:
@@ -89,8 +125,17 @@ class Standard:
         return json_digest(content, 16)
 
     def to_dict(self) -> dict[str, Any]:
-        """The standard as plain data (tuples as lists), the YAML layout."""
-        return _plain(dataclasses.asdict(self))
+        """The standard as plain data (tuples as lists), the YAML layout: ``baselines`` in
+        place of ``baseline`` for a union only (a one-baseline standard's layout, and so its
+        hash, is the one it always had)."""
+        data = _plain(dataclasses.asdict(self))
+        more = data.pop("more_baselines")
+        if not more:
+            return data
+        return {
+            ("baselines" if k == "baseline" else k): ([v, *more] if k == "baseline" else v)
+            for k, v in data.items()
+        }
 
     def to_yaml(self) -> str:
         """The standard as YAML text that :func:`standard_from_yaml` reads back."""
@@ -116,23 +161,26 @@ def standard_from_dict(
     """
     try:
         data = dict(data)
-        baseline = BaselineSpec(**_section(data, "baseline", source))
+        baselines = _baselines(data, source)
         probe = _section(data, "probe", source)
         if probe.get("data_files") is not None:
             files = probe["data_files"]
             probe["data_files"] = (files,) if isinstance(files, str) else tuple(files)
-        model_cfg = ModelEmbeddingConfig(**_section(data, "model_embedding", source, {}))
+        model_cfg = _model_embedding(_section(data, "model_embedding", source, {}), source)
         task = _section(data, "task_embedding", source, {})
         if "gammas" in task:
             task["gammas"] = tuple(float(g) for g in task["gammas"])
-        if not trusted and _runs_code(baseline.model):
-            raise InvalidStandardError(
-                f"{source}: the baseline {baseline.model!r} is a Python entry point, which runs "
-                "code when loaded; a standard from someone else may not name one (download its "
-                "YAML, read it, and pass it with --standard FILE.yaml if you trust it)"
-            )
+        for baseline in baselines:
+            if not trusted and _runs_code(baseline.model):
+                raise InvalidStandardError(
+                    f"{source}: the baseline {baseline.model!r} is a Python entry point, which "
+                    "runs code when loaded; a standard from someone else may not name one "
+                    "(download its YAML, read it, and pass it with --standard FILE.yaml if you "
+                    "trust it)"
+                )
         return Standard(
-            baseline=baseline,
+            baseline=baselines[0],
+            more_baselines=baselines[1:],
             probe=ProbeSpec(**probe),
             model_embedding=model_cfg,
             task_embedding=TaskEmbeddingConfig(**task),
@@ -142,6 +190,73 @@ def standard_from_dict(
         raise
     except (KeyError, TypeError, ValueError) as e:
         raise InvalidStandardError(f"{source}: invalid standard: {e}") from e
+
+
+def _baselines(data: dict[str, Any], source: str) -> tuple[BaselineSpec, ...]:
+    """``baseline:`` (one) or ``baselines:`` (a union of two or more), removed from ``data``.
+
+    Raises:
+        InvalidStandardError: both or neither given, or ``baselines`` not a list of two or
+            more mappings.
+    """
+    if "baselines" not in data:
+        return (BaselineSpec(**_section(data, "baseline", source)),)
+    if "baseline" in data:
+        raise InvalidStandardError(
+            f"{source}: invalid standard: it gives both 'baseline' and 'baselines': keep "
+            "'baseline:' for one baseline or 'baselines:' for a union of two or more"
+        )
+    given = data.pop("baselines")
+    if not isinstance(given, list) or len(given) < 2:
+        count = len(given) if isinstance(given, list) else type(given).__name__
+        raise InvalidStandardError(
+            f"{source}: invalid standard: 'baselines' must list two or more baseline mappings "
+            f"(got {count}); for one baseline write 'baseline:' instead"
+        )
+    specs = []
+    for i, item in enumerate(given, 1):
+        if not isinstance(item, dict):
+            raise InvalidStandardError(
+                f"{source}: invalid standard: baselines entry {i} must be a mapping of "
+                f"fields (model, revision, dim, layer), not {type(item).__name__}"
+            )
+        specs.append(BaselineSpec(**item))
+    return tuple(specs)
+
+
+def _model_embedding(
+    section: dict[str, Any], source: str
+) -> ModelEmbeddingConfig | R2EmbeddingConfig:
+    """The ``model_embedding`` section: P's hyper-parameters (``method: p`` or none), or the
+    closed-form R^2 mask's (``method: r2``: ``ridge`` and ``split_seed`` only).
+
+    Raises:
+        InvalidStandardError: an unknown method, or a field the method does not have.
+    """
+    method = section.pop("method", "p")
+    if method == "p":
+        return ModelEmbeddingConfig(**section)
+    if method != R2_METHOD:
+        raise InvalidStandardError(
+            f"{source}: invalid standard: unknown model_embedding method {method!r}: use "
+            f"'p' (P, the paper's optimised mask) or '{R2_METHOD}' (closed-form ridge R^2 mask)"
+        )
+    extra = sorted(set(section) - {"ridge", "split_seed"})
+    if extra:
+        raise InvalidStandardError(
+            f"{source}: invalid standard: model_embedding method r2 takes only 'ridge' and "
+            f"'split_seed', not {', '.join(map(repr, extra))}"
+        )
+    if "ridge" in section:
+        ridge = section["ridge"]
+        values = ridge if isinstance(ridge, list) else [ridge]
+        if any(isinstance(r, bool) or not isinstance(r, int | float) for r in values):
+            raise InvalidStandardError(
+                f"{source}: invalid standard: ridge must be a number or a list of numbers > 0, "
+                f"not {ridge!r}"
+            )
+        section["ridge"] = tuple(float(r) for r in values)  # 1 and 1.0: one hash
+    return R2EmbeddingConfig(**section)
 
 
 def _section(

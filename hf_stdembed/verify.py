@@ -12,6 +12,12 @@ on the model's own probe features and the baseline's (see :mod:`hf_stdembed.core
    published one (Pearson correlation of the soft masks) at least
    :attr:`VerifyThresholds.min_agreement`. Another model's mask, or a constant one, fails here.
 
+An r2 standard's embedding (``model_embedding: {method: r2}``, closed form, no P) is
+deterministic: the mask is recomputed and must agree (check 2), and the claimed fidelities
+(held-out R^2, see :mod:`hf_stdembed.pipeline`) must each lie within
+:attr:`VerifyThresholds.max_shortfall` of the recomputed ones. The fixed-mask refit (check 1)
+is P's and does not apply: :attr:`Agreement.refit_l_to` is None and the output says so.
+
 The default thresholds were measured by ``benchmarks/verify_thresholds.py`` (results in
 ``benchmarks/results/verify/``): genuine embeddings recomputed under another thread count and
 another seed, against the embeddings of other models of a pool. What a verify cannot prove is
@@ -30,18 +36,17 @@ import torch
 
 from ._text import shorten
 from .card import CardEntry, read_card
-from .core import MASK_MEASURES, embed_model, mask_agreement, refit_affine
+from .core import MASK_MEASURES, mask_agreement, refit_affine
 from .embeddings import MAX_FILE_BYTES, ModelEmbedding, load_embedding
 from .errors import (
     InvalidCardError,
     InvalidEmbeddingError,
     RepoNotFoundError,
-    StandardMismatchError,
     StdEmbedError,
 )
 from .extractors import FeatureExtractor, load_extractor, parse_spec
 from .features import extract_features
-from .pipeline import load_baseline, load_probe
+from .pipeline import embed_features, load_baselines, load_probe, standard_features
 from .progress import Progress, step_reporter
 from .registry import Registry
 from .standards import Standard
@@ -59,7 +64,8 @@ class VerifyThresholds:
     """When a published embedding counts as its model's.
 
     Attributes:
-        max_shortfall: largest ``claimed - refitted`` fidelity accepted.
+        max_shortfall: largest ``claimed - refitted`` fidelity accepted (an r2 embedding:
+            largest ``|claimed - recomputed|`` of L_to and of L_from).
         min_agreement: least agreement of the recomputed mask with the published one.
         measure: the agreement measure (one of
             :data:`~hf_stdembed.core.verification.MASK_MEASURES`).
@@ -87,12 +93,13 @@ class Agreement:
         model_revision: the model revision the published file records.
         claimed_l_to, claimed_l_from: the fidelity the published file claims.
         refit_l_to, refit_l_from: the fidelity the published mask reaches once P's affine
-            maps are refitted on the model's features.
+            maps are refitted on the model's features (None for an r2 embedding: no P).
         recomputed_l_to, recomputed_l_from: the fidelity of P recomputed.
         measures: the recomputed mask's agreement with the published one, by measure
             (:data:`~hf_stdembed.core.verification.MASK_MEASURES`, and ``jaccard``: Jaccard
             of the masks thresholded at 0.5, for information only).
         thresholds: what the verdict was judged against.
+        method: the standard's model embedding method (``p`` or ``r2``).
     """
 
     repo_id: str
@@ -101,12 +108,13 @@ class Agreement:
     model_revision: str | None
     claimed_l_to: float
     claimed_l_from: float
-    refit_l_to: float
-    refit_l_from: float
+    refit_l_to: float | None
+    refit_l_from: float | None
     recomputed_l_to: float
     recomputed_l_from: float
     measures: dict[str, float] = field(repr=False)
     thresholds: VerifyThresholds = VerifyThresholds()
+    method: str = "p"
 
     @property
     def claimed_fidelity(self) -> float:
@@ -114,8 +122,11 @@ class Agreement:
         return min(self.claimed_l_to, self.claimed_l_from)
 
     @property
-    def refit_fidelity(self) -> float:
-        """``min(L_to, L_from)`` the published mask reaches on the model's features."""
+    def refit_fidelity(self) -> float | None:
+        """``min(L_to, L_from)`` the published mask reaches on the model's features (None
+        for an r2 embedding)."""
+        if self.refit_l_to is None or self.refit_l_from is None:
+            return None
         return min(self.refit_l_to, self.refit_l_from)
 
     @property
@@ -124,9 +135,20 @@ class Agreement:
         return min(self.recomputed_l_to, self.recomputed_l_from)
 
     @property
-    def shortfall(self) -> float:
-        """How far the refitted fidelity falls short of the claim (negative: above it)."""
-        return self.claimed_fidelity - self.refit_fidelity
+    def shortfall(self) -> float | None:
+        """How far the refitted fidelity falls short of the claim (negative: above it);
+        None for an r2 embedding (no refit)."""
+        refit = self.refit_fidelity
+        return None if refit is None else self.claimed_fidelity - refit
+
+    @property
+    def fidelity_gap(self) -> float:
+        """The largest ``|claimed - recomputed|`` of L_to and L_from (what an r2 embedding's
+        fidelity check judges; shown only for P's, whose recomputation is stochastic)."""
+        return max(
+            abs(self.claimed_l_to - self.recomputed_l_to),
+            abs(self.claimed_l_from - self.recomputed_l_from),
+        )
 
     @property
     def mask_agreement(self) -> float:
@@ -137,7 +159,8 @@ class Agreement:
     def failures(self) -> tuple[str, ...]:
         """The checks that failed: ``"fidelity"`` and/or ``"mask"``; empty when it passes."""
         failed = []
-        if not self.shortfall <= self.thresholds.max_shortfall:
+        shortfall = self.fidelity_gap if self.shortfall is None else self.shortfall
+        if not shortfall <= self.thresholds.max_shortfall:
             failed.append("fidelity")
         if not self.mask_agreement >= self.thresholds.min_agreement:
             failed.append("mask")
@@ -152,7 +175,14 @@ class Agreement:
         """One sentence per failed check, with the figures."""
         out = []
         t = self.thresholds
-        if "fidelity" in self.failures:
+        if "fidelity" in self.failures and self.shortfall is None:
+            out.append(
+                f"the claimed fidelity (L_to {self.claimed_l_to:.4f}, L_from "
+                f"{self.claimed_l_from:.4f}) is {self.fidelity_gap:.4f} away from the recomputed "
+                f"(L_to {self.recomputed_l_to:.4f}, L_from {self.recomputed_l_from:.4f}; "
+                f"tolerance {t.max_shortfall})"
+            )
+        elif "fidelity" in self.failures:
             out.append(
                 f"with its mask held fixed, the model reaches fidelity {self.refit_fidelity:.4f}, "
                 f"{self.shortfall:.4f} short of the {self.claimed_fidelity:.4f} claimed "
@@ -164,6 +194,22 @@ class Agreement:
                 f"published one, below {t.min_agreement}"
             )
         return out
+
+    def fidelity_summary(self) -> str:
+        """One line on the fidelity check, for people (the CLI prints it)."""
+        t = self.thresholds
+        if self.shortfall is None:
+            return (
+                f"claimed {self.claimed_fidelity:.4f}, recomputed {self.recomputed_fidelity:.4f} "
+                f"(largest L_to / L_from gap {self.fidelity_gap:.4f}, tolerance "
+                f"{t.max_shortfall}); the P-refit shortfall check does not apply to an "
+                f"{self.method} embedding (closed form, recomputed exactly)"
+            )
+        return (
+            f"claimed {self.claimed_fidelity:.4f}, reached with the published mask "
+            f"{self.refit_fidelity:.4f} (shortfall {self.shortfall:+.4f}, tolerance "
+            f"{t.max_shortfall}); recomputed {self.recomputed_fidelity:.4f}"
+        )
 
 
 def compare_masks(published: torch.Tensor, recomputed: torch.Tensor) -> dict[str, float]:
@@ -328,12 +374,16 @@ def _check(
         extractor, standard, device=device, on_progress=on_progress, token=how.token
     )
     config = standard.model_embedding
-    on_step = step_reporter(on_progress, f"recomputing P for {extractor.name}")
-    recomputed = embed_model(cand, base, config=config, device=device, on_step=on_step)
-    on_step = step_reporter(on_progress, "refitting with the published mask")
-    refit = refit_affine(
-        cand, base, published.vector, config=config, device=device, on_step=on_step
-    )
+    what = "P" if standard.method == "p" else f"the {standard.method} mask"
+    on_step = step_reporter(on_progress, f"recomputing {what} for {extractor.name}")
+    recomputed = embed_features(cand, base, standard, device=device, on_step=on_step)
+    refit_l_to = refit_l_from = None
+    if standard.method == "p":
+        on_step = step_reporter(on_progress, "refitting with the published mask")
+        refit = refit_affine(
+            cand, base, published.vector, config=config, device=device, on_step=on_step
+        )
+        refit_l_to, refit_l_from = float(refit.l_to[0]), float(refit.l_from[0])
     return Agreement(
         repo_id=repo_id,
         standard_id=standard.id,
@@ -341,12 +391,13 @@ def _check(
         model_revision=published.model_revision,
         claimed_l_to=published.l_to,
         claimed_l_from=published.l_from,
-        refit_l_to=float(refit.l_to[0]),
-        refit_l_from=float(refit.l_from[0]),
+        refit_l_to=refit_l_to,
+        refit_l_from=refit_l_from,
         recomputed_l_to=recomputed.l_to,
         recomputed_l_from=recomputed.l_from,
         measures=compare_masks(published.vector, recomputed.mask),
         thresholds=thresholds,
+        method=standard.method,
     )
 
 
@@ -413,14 +464,10 @@ def _probe_features(
     on_progress: Progress | None,
     token: str | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The model's and the baseline's features of the standard's probe set (cached)."""
+    """The model's and the standard's features of the standard's probe set (cached; a
+    union's blocks standardised as :func:`~hf_stdembed.pipeline.standard_features` does)."""
     probe = load_probe(standard, token=token)
-    baseline = load_baseline(standard, token=token)
-    base = extract_features(baseline, probe, device=device, on_progress=on_progress)
-    if base.shape[1] != standard.dim:
-        raise StandardMismatchError(
-            f"baseline {standard.baseline.model!r} gives {base.shape[1]} features but standard "
-            f"{standard.id!r} declares {standard.dim}"
-        )
+    baselines = load_baselines(standard, token=token)
+    base, _ = standard_features(baselines, probe, standard, device=device, on_progress=on_progress)
     cand = extract_features(extractor, probe, device=device, on_progress=on_progress)
     return cand, base

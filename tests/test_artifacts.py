@@ -60,7 +60,7 @@ def task_embedding() -> TaskEmbedding:
 
 def test_builtin_standards_are_the_papers_two():
     known = builtin_standards()
-    assert set(known) == {"resnet18-in1k-val", "swin-t-in1k-val"}
+    assert set(known) == {"resnet18-in1k-val", "swin-t-in1k-val", "union-resnet18-swin-t-in1k-val"}
     resnet, swin = known["resnet18-in1k-val"], known["swin-t-in1k-val"]
     assert resnet.baseline.model == "timm:timm/resnet18.tv_in1k" and resnet.dim == 512
     assert swin.dim == 768

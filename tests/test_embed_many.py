@@ -254,6 +254,7 @@ def test_the_tensor_handed_over_is_the_baseline_features(
     """The baseline's probe features are extracted once per run, not once per model."""
     import hf_stdembed.embed_many as many
     import hf_stdembed.features as features
+    import hf_stdembed.pipeline as pipeline
 
     calls: list[str] = []
     real = features.extract_features
@@ -263,6 +264,7 @@ def test_the_tensor_handed_over_is_the_baseline_features(
         return real(extractor, data, **kwargs)
 
     monkeypatch.setattr(features, "extract_features", counting)
+    monkeypatch.setattr(pipeline, "extract_features", counting)  # the baseline's, once
     seen: list[torch.Tensor] = []
     real_one = many.embed_one
 

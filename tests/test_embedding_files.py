@@ -217,6 +217,7 @@ def test_standard_hashes_and_file_bytes_are_pinned() -> None:
     assert hashes == {
         "resnet18-in1k-val": "2d7cbc85a586adae",
         "swin-t-in1k-val": "ca0d44df0875ffe8",
+        "union-resnet18-swin-t-in1k-val": "f25a07ad20c1256b",
     }
     std = builtin_standards()["resnet18-in1k-val"]
     embedding = ModelEmbedding(

@@ -228,11 +228,7 @@ def verify(
             result = verify_published(open_registry(registry, token=token), repo_id, std, **options)
     m = result.measures
     typer.echo(f"{repo_id} [{result.standard_id}], checked with {result.model}")
-    typer.echo(
-        f"  fidelity: claimed {result.claimed_fidelity:.4f}, reached with the published mask "
-        f"{result.refit_fidelity:.4f} (shortfall {result.shortfall:+.4f}, tolerance "
-        f"{thresholds.max_shortfall}); recomputed {result.recomputed_fidelity:.4f}"
-    )
+    typer.echo(f"  fidelity: {result.fidelity_summary()}")
     typer.echo(
         f"  mask: Pearson {m['pearson']:.3f} with the recomputed mask (least "
         f"{thresholds.min_agreement}); weighted Jaccard {m['weighted-jaccard']:.3f}, "

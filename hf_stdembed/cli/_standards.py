@@ -25,7 +25,7 @@ def list_standards() -> None:
         table.add_row(
             standard.id,
             standard.hash,
-            standard.baseline.model,
+            " + ".join(spec.model for spec in standard.baselines),
             str(standard.dim),
             f"{probe.dataset} [{probe.split}] ({count})",
         )

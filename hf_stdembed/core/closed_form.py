@@ -37,6 +37,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .model_embedding import ModelEmbeddingResult
+
 DEFAULT_RIDGE = (0.01, 0.1, 1.0, 10.0)
 """Ridge grid of the closed-form maps, relative to standardised features' unit variance: the
 best held-out fit is kept (a narrow candidate fits best with little ridge, a wide one, 1,280
@@ -245,3 +247,68 @@ def union_features(
         raise ValueError("stats must hold one entry per block, of the block's width")
     out = torch.cat([s.apply(b) for s, b in zip(stats, blocks, strict=True)], dim=1)
     return out.to(torch.float32), list(stats)
+
+
+R2_METHOD = "r2"
+"""``model_embedding.method`` of a standard whose model embedding is :func:`r2_mask`."""
+
+
+@dataclass(frozen=True)
+class R2EmbeddingConfig:
+    """A standard's model embedding in closed form (``model_embedding: {method: r2}``): the
+    held-out ridge R^2 mask of :func:`r2_mask` with this ridge grid and split seed, no P.
+
+    Example:
+        >>> R2EmbeddingConfig(ridge=(0.1, 1.0)).ridge
+        (0.1, 1.0)
+    """
+
+    method: str = R2_METHOD
+    ridge: tuple[float, ...] = DEFAULT_RIDGE
+    split_seed: int = DEFAULT_SPLIT_SEED
+
+    def __post_init__(self) -> None:
+        if self.method != R2_METHOD:
+            raise ValueError(f"Invalid method value: {self.method!r} (an R2EmbeddingConfig is r2)")
+        if not self.ridge or not all(
+            isinstance(r, int | float) and not isinstance(r, bool) and r > 0 for r in self.ridge
+        ):
+            raise ValueError(
+                f"Invalid ridge value: {list(self.ridge)} (a non-empty list of numbers > 0)"
+            )
+        if isinstance(self.split_seed, bool) or not isinstance(self.split_seed, int):
+            raise ValueError(f"Invalid split_seed value: {self.split_seed!r} (an integer)")
+
+
+def embed_model_r2(
+    candidate: torch.Tensor, baseline: torch.Tensor, *, config: R2EmbeddingConfig
+) -> ModelEmbeddingResult:
+    """A model embedding in closed form: the :func:`r2_mask` of the candidate over the
+    baseline's (or a union's) probe features, with honest fidelities in [0, 1]:
+
+    - ``l_to``: the mean held-out R^2 of the baseline's features predicted from the candidate,
+      which is the mask's mean (so anyone can check it against the vector);
+    - ``l_from``: the variance-weighted held-out R^2 of the candidate's standardised features
+      predicted from the baseline's, ``1 - beyond_baseline`` (0 for a constant candidate).
+
+    Both are clipped R^2 (a map that explains nothing scores 0), not P's cosines; ``steps``
+    is 0 (nothing is optimised). Deterministic for a config.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> base = torch.randn(400, 4, generator=g)
+        >>> out = embed_model_r2(base[:, :2] @ torch.randn(2, 3, generator=g), base,
+        ...                      config=R2EmbeddingConfig())
+        >>> [round(v, 1) for v in out.mask.tolist()], round(out.l_to, 2), round(out.l_from, 2)
+        ([1.0, 1.0, 0.0, 0.0], 0.5, 1.0)
+    """
+    mask = r2_mask(candidate, baseline, ridge=config.ridge, split_seed=config.split_seed)
+    r2, weight = held_out_r2(baseline, candidate, ridge=config.ridge, split_seed=config.split_seed)
+    total = float(weight.sum())
+    l_from = float((r2 * weight).sum()) / total if total > 0.0 else 0.0  # constant: holds nothing
+    return ModelEmbeddingResult(
+        mask=mask,
+        l_to=float(mask.to(torch.float64).mean()),
+        l_from=min(max(l_from, 0.0), 1.0),
+        steps=0,
+    )
