@@ -307,3 +307,13 @@ def test_publish_select_and_verify_under_a_union_standard(
         assert bad.exit_code == 1 and "verdict: FAIL (" in bad.stdout, (name, bad.output)
         assert ("fidelity, mask" if name == "allones" else "mask") in bad.stdout
         assert len(bad.error_lines) == 1 and "is not its model's" in bad.error_lines[0]
+
+
+def test_evaluate_refuses_a_union_standard_in_one_line_naming_the_research_scores():
+    from hf_stdembed.errors import InvalidStandardError
+    from hf_stdembed.evaluation import evaluate
+    from hf_stdembed.standards import get_standard
+
+    union = get_standard("union-resnet18-swin-t-in1k-val")
+    with pytest.raises(InvalidStandardError, match="--research union-r2 --union-baseline"):
+        evaluate(["timm:org/x"], union, [object()])

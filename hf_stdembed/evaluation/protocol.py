@@ -13,6 +13,7 @@ import torch
 
 from ..core import LinearProbeConfig, fuzzy_similarity
 from ..core.declared import declares
+from ..errors import InvalidStandardError
 from ..extractors import FeatureExtractor
 from ..progress import Progress, report
 from ..standards import Standard
@@ -92,12 +93,21 @@ def evaluate(
         writes markdown, JSON and plots.
 
     Raises:
+        InvalidStandardError: for a union or r2 standard (see ``research`` instead).
         ValueError: on an empty pool or no task, reserved or repeated variant names, an
             unknown research score or shortlist, or ``union-*`` scores without
             ``union_baselines``.
     """
     if not candidates or not tasks:
         raise ValueError("need at least one candidate and one task")
+    if standard.is_union or standard.method != "p":
+        first = standard.baseline.model
+        raise InvalidStandardError(
+            f"evaluate measures P standards; {standard.id!r} is a union or r2 standard: "
+            f"evaluate a standard over its first baseline ({first}) with research=('r2', "
+            "'union-r2') and union_baselines=(its other baselines), which give the same scores "
+            "(CLI: --research union-r2 --union-baseline SPEC)"
+        )
     check_research(research, union_baselines, shortlists)
     check_variant_names(variants, research)
     total = len(candidates) + len(tasks)
