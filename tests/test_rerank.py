@@ -214,6 +214,8 @@ def test_a_schema_3_index_without_the_spec_column_gains_it(tmp_path):
     db = tmp_path / "index" / "index.sqlite"
     conn = sqlite3.connect(db)
     conn.execute("ALTER TABLE rows DROP COLUMN model_spec")
+    conn.execute("ALTER TABLE rows DROP COLUMN datasets")
+    conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
     conn.commit()
     conn.close()
     with EmbeddingIndex.open(tmp_path / "index") as index:
