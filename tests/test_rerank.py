@@ -277,13 +277,23 @@ def _run(args: list[str]):
     return result
 
 
-def test_cli_rerank_zero_is_todays_ranking(cli_setup):
-    today = json.loads(_run([*cli_setup, "--json"]).stdout)
+def test_cli_rerank_zero_is_the_o1_ranking_and_the_default_re_ranks(cli_setup):
+    from hf_stdembed.cli._select import DEFAULT_RERANK_K as CLI_DEFAULT
+    from hf_stdembed.rerank import DEFAULT_RERANK_K
+
     zero = json.loads(_run([*cli_setup, "--json", "--rerank", "0"]).stdout)
-    assert zero == today
-    assert [r["model"] for r in today] == ["org/wide", "org/mid", "org/narrow"]
+    assert [r["model"] for r in zero] == ["org/wide", "org/mid", "org/narrow"]
     fields = {"rank", "model", "revision", "score", "fidelity", "source", "flags", "link"}
-    assert set(today[0]) == fields
+    assert set(zero[0]) == fields
+    assert CLI_DEFAULT == DEFAULT_RERANK_K == 10
+    default = _run([*cli_setup, "--json"])
+    explicit = _run([*cli_setup, "--json", "--rerank", str(DEFAULT_RERANK_K)])
+    same = ("model", "placed_by", "shortlist_place", "stage2_score", "not_reranked")
+    assert [[r[f] for f in same] for r in json.loads(default.stdout)] == [
+        [r[f] for f in same] for r in json.loads(explicit.stdout)
+    ]
+    assert all(r["shortlist_place"] for r in json.loads(default.stdout))  # 3 rows, K = 10
+    assert "stage 2: 2 of 3 shortlisted models re-ranked" in default.stderr
 
 
 def test_cli_json_carries_both_stages_and_the_forward_passes(cli_setup):
