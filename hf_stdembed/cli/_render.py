@@ -21,10 +21,15 @@ from rich.text import Text
 from .._text import shorten
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from ..progress import Progress, ProgressEvent
     from ..selection import RankedModel, Ranking, Stage2Cost
 
 WIDE = 200  # columns when stdout is not a terminal: ids are never cut in logs and pipes
+NARROW = 160
+"""A ranking table on a terminal narrower than this leaves the link and revision columns to
+``--json``, so the rest stays readable (at 100 columns)."""
 
 
 def stdout() -> Console:
@@ -75,41 +80,11 @@ def render_ranking(
         ]
         typer.echo(json.dumps(rows, indent=2))
     else:
-        from rich.table import Column, Table
-
-        table = Table("rank", Column("model", overflow="fold"), "score")
-        first = ranking.rows[0] if staged and ranking.rows else None
-        for name, _ in first.stage1_scores[1:] if first is not None else ():
-            table.add_column(name)
-        if staged:
-            table.add_column(ranking.stage2.scorer)  # type: ignore[union-attr]
-            table.add_column("placed by")
-            table.add_column("via")
-        table.add_column("fidelity")
-        table.add_column("flags")
-        for name in extra:
-            table.add_column(name, overflow="fold")
-        table.add_column("source", overflow="fold")
-        table.add_column("revision", overflow="fold")
-        for i, r in enumerate(ranking.rows):
-            stages = []
-            if staged:
-                stages = [f"{s:.3f}" for _, s in r.stage1_scores[1:]]
-                stages.append("-" if r.stage2_score is None else f"{r.stage2_score:.4f}")
-                stages.append(_placed_by(r))
-                stages.append(_via(r))
-            table.add_row(
-                str(r.rank),
-                Text(r.model_id),
-                f"{r.score:.2f}",
-                *stages,
-                f"{r.fidelity:.4f}",
-                Text("".join(FLAG_MARKERS.get(f, "?") for f in r.flags), style="bold red"),
-                *(Text(str(v[i])) for v in extra.values()),
-                Text(r.source),
-                Text(r.model_revision or "-"),
-            )
-        stdout().print(table)
+        out = stdout()
+        narrow = out.width < NARROW
+        out.print(_table(ranking, {} if narrow else extra, revisions=not narrow))
+        if narrow and ranking.rows:
+            stderr().print(f"(narrow terminal: {', '.join([*extra, 'revision'])} in --json)")
     err = stderr()
     flagged = sorted({f for r in ranking.rows for f in r.flags}) if not as_json else []
     for flag in flagged:  # JSON rows carry their flags by name
@@ -125,7 +100,7 @@ def render_ranking(
 
 
 VIA = {"intersection": "I", "model-normalised": "I/|v|", "declared": "card"}
-"""The ``via`` column: the stage-1 order that shortlisted a row, abbreviated."""
+"""The stage-1 orders, abbreviated in the table (``stage`` cells, score headers)."""
 _LOAD_PREFIX = re.compile(r"^(?:ModelLoadError: )?cannot load model '[^']*': ")
 
 
@@ -140,7 +115,9 @@ def _via_legend(ranking: Ranking) -> str:
     cost = ranking.stage2
     assert cost is not None
     legend = (
-        "via: the stage-1 order that shortlisted the row (I: intersection, I/|v|: model-normalised"
+        f"stage: 2 re-ranked by {cost.scorer}, 1 stage-1 order, 1* shortlisted but not "
+        "re-ranked; then the order that shortlisted it (I: intersection, I/|v|: "
+        "model-normalised"
     )
     if cost.declared:
         legend += f", card: its card declares {cost.dataset_id}; (card): declares it too"
@@ -164,10 +141,55 @@ def _not_reranked_lines(rows: list[RankedModel]) -> list[tuple[str, str]]:
     return lines
 
 
-def _placed_by(row: RankedModel) -> str:
+def _table(ranking: Ranking, extra: dict[str, list], *, revisions: bool) -> Table:
+    """The ranking as a rich table: ``extra`` columns after the flags; revisions cut to 12
+    characters (whole in JSON)."""
+    from rich.table import Column, Table
+
+    from ..plausibility import FLAG_MARKERS
+
+    staged = ranking.stage2 is not None
+    table = Table("rank", Column("model", overflow="fold", min_width=12), "score")
+    first = ranking.rows[0] if staged and ranking.rows else None
+    for name, _ in first.stage1_scores[1:] if first is not None else ():
+        table.add_column(VIA.get(name, name))
+    if staged:
+        table.add_column(ranking.stage2.scorer)  # type: ignore[union-attr]
+        table.add_column("stage")
+    table.add_column("fidelity")
+    table.add_column("flags")
+    for name in extra:
+        table.add_column(name, overflow="fold")
+    table.add_column("source", overflow="fold")
+    if revisions:
+        table.add_column("revision", overflow="fold")
+    for i, r in enumerate(ranking.rows):
+        stages = []
+        if staged:
+            stages = [f"{s:.3f}" for _, s in r.stage1_scores[1:]]
+            stages.append("-" if r.stage2_score is None else f"{r.stage2_score:.4f}")
+            stages.append(_stage_cell(r))
+        table.add_row(
+            str(r.rank),
+            Text(r.model_id),
+            f"{r.score:.2f}",
+            *stages,
+            f"{r.fidelity:.4f}",
+            Text("".join(FLAG_MARKERS.get(f, "?") for f in r.flags), style="bold red"),
+            *(Text(str(v[i])) for v in extra.values()),
+            Text(r.source),
+            *([Text((r.model_revision or "-")[:12])] if revisions else []),
+        )
+    return table
+
+
+def _stage_cell(row: RankedModel) -> str:
+    """The ``stage`` cell: which stage placed the row (``1*``: shortlisted, not re-ranked),
+    then the stage-1 order that shortlisted it (:data:`VIA`)."""
+    stage = "2" if row.placed_by == "stage 2" else "1"
     if row.not_reranked is not None:
-        return "stage 1 (not re-ranked)"
-    return row.placed_by or "stage 1"
+        stage = "1*"
+    return f"{stage} {_via(row)}".strip()
 
 
 def _stage_fields(row: RankedModel, ranking: Ranking) -> dict[str, object]:
