@@ -4,7 +4,10 @@ Stage 1 scores every model of the task's standard in the index with several name
 similarities of :data:`hf_stdembed.core.metric.SIMILARITIES` (default: the plain
 intersection ``I`` and the model-normalised ``I / |v|``, which favour wide and narrow models:
 complementary) and merges their orders into a shortlist of K models by a named rule of
-:data:`hf_stdembed.core.shortlist.MERGE_RULES` (default: round-robin). Issue 12 measured this
+:data:`hf_stdembed.core.shortlist.MERGE_RULES` (default: round-robin). Given the task's
+dataset id, a third order joins them: the rows whose card declares that dataset
+(:func:`declares_dataset`), in the first score's order; a claim that earns only a shortlist
+place, since stage 2 decides the rank. Issue 12 measured this
 pair, merged so, on the 17-model report; the trusted benchmark is to confirm or replace it
 (``hf-stdembed evaluate`` reports the same selector).
 
