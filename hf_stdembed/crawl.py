@@ -14,7 +14,9 @@ A repo skipped for a reason that can change without the repo changing (an unknow
 a transient error, a budget that ran out) is read again by the next crawl; what it already
 had indexed at the same commit is kept, not downloaded again. A custom standard's YAML that
 a card names (``standard_file``) is downloaded, read as untrusted and remembered in the
-index when its hash is the card's, so that the repos using it are indexed.
+index when its hash is the card's, so that the repos using it are indexed. Each row keeps
+the datasets the card declares (``datasets:``, capped: :attr:`CardReading.datasets
+<hf_stdembed.card.CardReading.datasets>`), for the two-stage select's shortlist.
 """
 
 from __future__ import annotations
@@ -145,7 +147,10 @@ class _Crawl:
         rows, fetched, retry = [], [], False
         for entry in entries.values():
             try:
-                rows.append(self.read_entry(summary, entry, fetched, first_look=first_look))
+                found = self.read_entry(
+                    summary, entry, fetched, first_look=first_look, datasets=card.datasets
+                )
+                rows.append(found)
             except _Skip as e:
                 problems.append(f"{entry.file}: {e}")
                 retry = retry or e.retry
@@ -167,6 +172,7 @@ class _Crawl:
         fetched: list[tuple[Standard, str]],
         *,
         first_look: bool,
+        datasets: tuple[str, ...],
     ) -> tuple[IndexRow, np.ndarray | None]:
         standard = self.by_hash.get(entry.standard_hash)
         if standard is None and entry.standard_file is not None and first_look:
@@ -198,8 +204,8 @@ class _Crawl:
         if (
             existing is not None
             and existing.crawled
-            and (existing.revision, existing.file_path, existing.file_sha256)
-            == (summary.sha, entry.file, entry.sha256)
+            and (existing.revision, existing.file_path, existing.file_sha256, existing.datasets)
+            == (summary.sha, entry.file, entry.sha256, datasets)
         ):
             return existing, None  # indexed at this commit already: nothing to download
         path = self.download(repo, entry.file, summary.sha, self.max_bytes)
@@ -219,6 +225,7 @@ class _Crawl:
             file_path=entry.file,
             file_sha256=digest,
             model_spec=entry.model,  # else the file's own spec
+            datasets=datasets,
         )
         vector = embedding.vector.detach().cpu().numpy()
         problem = row_problem(row, vector, dim=standard.dim)

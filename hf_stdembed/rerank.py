@@ -4,7 +4,10 @@ Stage 1 scores every model of the task's standard in the index with several name
 similarities of :data:`hf_stdembed.core.metric.SIMILARITIES` (default: the plain
 intersection ``I`` and the model-normalised ``I / |v|``, which favour wide and narrow models:
 complementary) and merges their orders into a shortlist of K models by a named rule of
-:data:`hf_stdembed.core.shortlist.MERGE_RULES` (default: round-robin). Issue 12 measured this
+:data:`hf_stdembed.core.shortlist.MERGE_RULES` (default: round-robin). Given the task's
+dataset id, a third order joins them: the rows whose card declares that dataset
+(:func:`declares_dataset`), in the first score's order; a claim that earns only a shortlist
+place, since stage 2 decides the rank. Issue 12 measured this
 pair, merged so, on the 17-model report; the trusted benchmark is to confirm or replace it
 (``hf-stdembed evaluate`` reports the same selector).
 
@@ -48,12 +51,16 @@ from .selection import RankedModel, Ranking, Stage2Cost, other_standards
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_RERANK_K = 10
+"""``select --rerank``'s default shortlist size (see benchmarks/results/README.md)."""
 DEFAULT_STAGE1 = ("intersection", "model-normalised")
 """The stage-1 scores merged into the shortlist by default (the first also orders the rows
 outside it)."""
 DEFAULT_MERGE = "round-robin"
 STAGE2_SCORERS: dict[str, Callable[..., float]] = {"logme": logme}
 """Named stage-2 scorers: ``(features, labels, num_classes=) -> score``, higher is better."""
+DECLARED = "declared"
+"""The stage-1 order of the rows whose card declares the task's dataset (``shortlisted_by``)."""
 STAGED, UNSTAGED = "stage 2", "stage 1"
 """``RankedModel.placed_by`` of a row placed by stage 2 (re-ranked), or by stage 1."""
 _CHUNK_ROWS = 4096
@@ -88,6 +95,7 @@ def rerank_index(
     load: Loader | None = None,
     on_progress: Progress | None = None,
     token: str | None = None,
+    dataset_id: str | None = None,
 ) -> Ranking:
     """Ranks the index's models of the task's standard in two stages (see the module doc).
 
@@ -108,6 +116,9 @@ def rerank_index(
             in hand (``load <id>``, ``features <id>``, ``score <id>``), then its end.
         token: Hub token of the default ``load`` for private or gated models (default: the
             saved login).
+        dataset_id: the Hub id of the task's dataset (:func:`task_dataset_id`): the rows
+            whose card declares it (:func:`declares_dataset`), in the first score's order,
+            are a third stage-1 order, merged with the others; None: no such order.
 
     Returns:
         The ranking; ``stage2`` says what stage 2 spent.
@@ -132,7 +143,14 @@ def rerank_index(
     if not rows:
         return Ranking(rows=[], skipped=skipped)
     orders = [torch.argsort(s, descending=True, stable=True).tolist() for s in scores]
+    names = list(stage1)
+    declared = [bool(dataset_id) and declares_dataset(r.datasets, dataset_id or "") for r in rows]
+    if any(declared):
+        orders.append([i for i in orders[0] if declared[i]])
+        names.append(DECLARED)
     shortlist = merge_shortlist(orders, k, rule=merge) if k else []
+    taken_by = _taken_by(orders[:1] if merge == "first-score" else orders, shortlist)
+    by = {c: names[s] for c, s in zip(shortlist, taken_by, strict=True)}
     outcome = _stage2(
         [rows[i] for i in shortlist],
         data,
@@ -168,6 +186,8 @@ def rerank_index(
             placed_by=STAGED if i in stage2 else UNSTAGED,
             not_reranked=reasons.get(i),
             forward_samples=len(data) if i in forwarded else 0,
+            declared=declared[i],
+            shortlisted_by=by.get(i),
         )
         for rank, i in enumerate(final, 1)
     ]
@@ -179,10 +199,84 @@ def rerank_index(
         forward_samples=len(forwarded) * len(data),
         cached_models=len(stage2) - len(stage2.keys() & forwarded),
         scorer=scorer,
-        stage1=tuple(stage1),
+        stage1=tuple(names),
         merge=merge,
+        dataset_id=dataset_id,
+        declared=sum(declared),
     )
     return Ranking(rows=ranked, skipped=skipped, stage2=cost)
+
+
+def declares_dataset(datasets: Sequence[str], dataset_id: str) -> bool:
+    """Whether a card's declared datasets name the task's dataset: lower-cased, an entry
+    equals ``dataset_id`` or has its last path component (``uoft-cs/cifar10`` declares
+    ``cifar10`` and ``other/cifar10``: a canonical name and its copies). An empty id or
+    last component matches nothing.
+
+    Example:
+        >>> declares_dataset(["uoft-cs/CIFAR10"], "cifar10")
+        True
+        >>> declares_dataset(["cifar100"], "uoft-cs/cifar10")
+        False
+    """
+    wanted = dataset_id.strip().lower()
+    name = wanted.rsplit("/", 1)[-1]
+    if not name:
+        return False
+    for entry in datasets:
+        entry = entry.strip().lower()
+        if entry == wanted or entry.rsplit("/", 1)[-1] == name:
+            return True
+    return False
+
+
+def task_dataset_id(dataset: str, given: str | None = None) -> str | None:
+    """The Hub id of the task's dataset, to match against the datasets cards declare: ``given``
+    (``select --dataset-id``, checked), else ``dataset`` when it is a Hub id (``org/name`` or
+    a canonical ``name``) and no local file or folder; None for local data with no id given.
+
+    Raises:
+        ValueError: ``given`` is not a Hub dataset id (the message says what is).
+    """
+    from .errors import RepoNotFoundError
+    from .registry.protocol import check_repo_id
+
+    if given is not None:
+        try:
+            check_repo_id(given, namespaced=False)
+        except RepoNotFoundError as e:
+            raise ValueError(f"--dataset-id: {e}") from None
+        return given
+    if Path(dataset).expanduser().exists():
+        return None
+    try:
+        check_repo_id(dataset, namespaced=False)
+    except RepoNotFoundError:
+        return None
+    return dataset
+
+
+def _taken_by(orders: Sequence[Sequence[int]], shortlist: Sequence[int]) -> list[int]:
+    """Which order took each shortlisted candidate: replays the round-robin, each candidate
+    going to the first order, from the one whose turn it is, that it heads among the
+    candidates not yet taken (under another rule: the first such order)."""
+    seen: set[int] = set()
+    cursors = [0] * len(orders)
+    turn, out = 0, []
+    for c in shortlist:
+        chosen = 0
+        for step in range(len(orders)):
+            s = (turn + step) % len(orders)
+            order = orders[s]
+            while cursors[s] < len(order) and order[cursors[s]] in seen:
+                cursors[s] += 1
+            if cursors[s] < len(order) and order[cursors[s]] == c:
+                chosen = s
+                break
+        out.append(chosen)
+        seen.add(c)
+        turn = (chosen + 1) % len(orders)
+    return out
 
 
 def check_model_spec(row: IndexRow) -> str:

@@ -31,6 +31,8 @@ class RankedModel:
     placed_by: str | None = None  # "stage 2" (re-ranked) or "stage 1"
     not_reranked: str | None = None  # why a shortlisted row was not re-ranked
     forward_samples: int = 0  # images its model forwarded in this ranking (0: cached, or none)
+    declared: bool = False  # its card declares the task's dataset (rerank's dataset_id)
+    shortlisted_by: str | None = None  # the stage-1 order that took it onto the shortlist
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class Stage2Cost:
     scorer: str = "logme"
     stage1: tuple[str, ...] = ()  # the stage-1 scores merged into the shortlist
     merge: str = ""  # the merge rule (hf_stdembed.core.shortlist.MERGE_RULES)
+    dataset_id: str | None = None  # the task's dataset id matched against declared datasets
+    declared: int = 0  # rows whose card declares it (the "declared" order, when not 0)
 
 
 @dataclass(frozen=True)

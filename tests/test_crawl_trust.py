@@ -416,7 +416,7 @@ def test_select_shows_source_and_flags(
     ones = torch.ones(standard.dim)
     hub.add_repo("evil/ones", repo_files("evil/ones", [standard], 2, vector=ones))
     folder = tmp_path / "i"
-    args = ["select", "--dataset", tiny_parquet, "--index", folder, "-q"]
+    args = ["select", "--dataset", tiny_parquet, "--index", folder, "-q", "--rerank", "0"]
     table = cli(*args, "--standard", "newcomer-digits")  # learnt from tester/ok's card
     assert "S" in table.stdout and "crawl" in table.stdout
     assert "flag S (saturated)" in table.stderr

@@ -187,6 +187,7 @@ def test_push_index_then_select_from_it_on_a_clean_index(
     embed_many(tmp_path / "index", standard_file, *hub_models, "--push-index", shared)
     head = hub.head(shared, repo_type="dataset")
     select = ["select", "--dataset", tiny_parquet, "-s", standard_file, "--json", "-q"]
+    select += ["--rerank", "0"]
     out = run(*select, "--index", tmp_path / "clean", "--index-repo", shared)
     rows = json.loads(out.stdout)
     assert sorted(r["model"] for r in rows) == hub_models

@@ -3,7 +3,9 @@ planted ground truth of tests/planted_rerank.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 
 import numpy as np
 import pytest
@@ -214,6 +216,8 @@ def test_a_schema_3_index_without_the_spec_column_gains_it(tmp_path):
     db = tmp_path / "index" / "index.sqlite"
     conn = sqlite3.connect(db)
     conn.execute("ALTER TABLE rows DROP COLUMN model_spec")
+    conn.execute("ALTER TABLE rows DROP COLUMN datasets")
+    conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
     conn.commit()
     conn.close()
     with EmbeddingIndex.open(tmp_path / "index") as index:
@@ -275,13 +279,23 @@ def _run(args: list[str]):
     return result
 
 
-def test_cli_rerank_zero_is_todays_ranking(cli_setup):
-    today = json.loads(_run([*cli_setup, "--json"]).stdout)
+def test_cli_rerank_zero_is_the_o1_ranking_and_the_default_re_ranks(cli_setup):
+    from hf_stdembed.cli._select import DEFAULT_RERANK_K as CLI_DEFAULT
+    from hf_stdembed.rerank import DEFAULT_RERANK_K
+
     zero = json.loads(_run([*cli_setup, "--json", "--rerank", "0"]).stdout)
-    assert zero == today
-    assert [r["model"] for r in today] == ["org/wide", "org/mid", "org/narrow"]
+    assert [r["model"] for r in zero] == ["org/wide", "org/mid", "org/narrow"]
     fields = {"rank", "model", "revision", "score", "fidelity", "source", "flags", "link"}
-    assert set(today[0]) == fields
+    assert set(zero[0]) == fields
+    assert CLI_DEFAULT == DEFAULT_RERANK_K == 10
+    default = _run([*cli_setup, "--json"])
+    explicit = _run([*cli_setup, "--json", "--rerank", str(DEFAULT_RERANK_K)])
+    same = ("model", "placed_by", "shortlist_place", "stage2_score", "not_reranked")
+    assert [[r[f] for f in same] for r in json.loads(default.stdout)] == [
+        [r[f] for f in same] for r in json.loads(explicit.stdout)
+    ]
+    assert all(r["shortlist_place"] for r in json.loads(default.stdout))  # 3 rows, K = 10
+    assert "stage 2: 2 of 3 shortlisted models re-ranked" in default.stderr
 
 
 def test_cli_json_carries_both_stages_and_the_forward_passes(cli_setup):
@@ -305,8 +319,74 @@ def test_cli_json_carries_both_stages_and_the_forward_passes(cli_setup):
 
 def test_cli_table_shows_both_stages_and_who_placed_each_row(cli_setup):
     out = _run([*cli_setup, "--rerank", "2"]).stdout
-    assert "model-normalised" in out and "logme" in out and "placed by" in out
-    assert "stage 2" in out and "stage 1" in out
+    assert "I/|v|" in out and "logme" in out and "stage" in out
+    assert re.search(r"│ 2 I/\|v\| +│", out) and re.search(r"│ 1\* I +│", out), out
+
+
+def _add_tuned(cli_setup: list[str]) -> None:
+    """A row whose card declares uoft-cs/colours, with nothing on the task's features."""
+    index = cli_setup[cli_setup.index("--index") + 1]
+    with EmbeddingIndex.open(index) as opened:
+        wide = opened.get("org/wide", opened.rows()[0].standard_hash)
+        dim = opened.vectors(wide.standard_hash).shape[1]
+        tuned = dataclasses.replace(
+            wide, repo_id="org/tuned", model_spec="timm:org/good", datasets=("uoft-cs/colours",)
+        )
+        with opened.update() as tx:
+            tx.upsert(tuned, np.zeros(dim, np.float32))
+
+
+def test_cli_dataset_id_puts_a_declared_model_on_the_shortlist(cli_setup):
+    _add_tuned(cli_setup)
+    blind = _run([*cli_setup, "--json", "--rerank", "3"])
+    rows = {r["model"]: r for r in json.loads(blind.stdout)}
+    assert rows["org/tuned"]["shortlist_place"] is None and not rows["org/tuned"]["declared"]
+    assert "no dataset id to match cards against: see --dataset-id" in blind.stderr
+    told = _run([*cli_setup, "--json", "--rerank", "3", "--dataset-id", "uoft-cs/colours"])
+    rows = {r["model"]: r for r in json.loads(told.stdout)}
+    tuned = rows["org/tuned"]
+    assert (tuned["shortlist_place"], tuned["shortlisted_by"], tuned["declared"]) == (
+        3,
+        "declared",
+        True,
+    )
+    assert tuned["placed_by"] == "stage 2" and rows["org/mid"]["shortlist_place"] is None
+    assert rows["org/wide"]["shortlisted_by"] == "intersection"
+    assert rows["org/narrow"]["shortlisted_by"] == "model-normalised"
+    assert "1 model(s) whose card declares uoft-cs/colours" in told.stderr
+    table = _run([*cli_setup, "--rerank", "3", "--dataset-id", "colours"])
+    assert re.search(r"│ 2 card +│", table.stdout), table.stdout
+    assert "card: its card declares colours" in table.stderr
+
+
+def test_cli_refuses_a_dataset_id_that_is_no_hub_id_in_one_line(cli_setup):
+    from typer.testing import CliRunner
+
+    from hf_stdembed.cli import app
+
+    result = CliRunner().invoke(app, [*cli_setup, "--dataset-id", "not an id"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "--dataset-id" in result.output and "invalid repo id 'not an id'" in result.output
+
+
+def test_cli_default_k_offline_ranks_and_says_why_in_one_line(cli_setup, monkeypatch):
+    """HF_HUB_OFFLINE with the default K: the ranking, and one line for the models the local
+    Hub cache does not hold (not one per model, no network)."""
+    from huggingface_hub import constants
+
+    import hf_stdembed.rerank as rerank_module
+
+    monkeypatch.setattr(rerank_module, "load_extractor", load_extractor)  # the real one
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    result = _run([*cli_setup, "--json"])
+    rows = json.loads(result.stdout)
+    assert [r["model"] for r in rows] == ["org/wide", "org/narrow", "org/mid"]  # the shortlist
+    assert all(r["placed_by"] == "stage 1" for r in rows)
+    lines = [line for line in result.stderr.splitlines() if "not re-ranked" in line]
+    assert len(lines) == 2, result.stderr  # org/wide: no spec; the other two: offline
+    offline = [line for line in lines if "local Hub cache" in line]
+    assert len(offline) == 1 and "2 models: org/narrow, org/mid" in offline[0]
+    assert "Traceback" not in result.stderr
 
 
 def test_cli_token_reaches_each_shortlisted_models_download(cli_setup, monkeypatch):

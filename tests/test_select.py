@@ -41,7 +41,7 @@ def test_publish_then_select_on_the_hub(
 
     env = {**os.environ, "HF_STDEMBED_INDEX": str(tmp_path / "index")}
     command = [sys.executable, "-m", "hf_stdembed", "select", "--dataset", str(tiny_parquet)]
-    command += ["--standard", str(standard_file), "--json", "--quiet"]
+    command += ["--standard", str(standard_file), "--json", "--quiet", "--rerank", "0"]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     rows = json.loads(done.stdout)
@@ -94,6 +94,8 @@ def test_select_skips_other_standards_and_says_so(
             "--no-refresh",
             "--json",
             "-q",
+            "--rerank",
+            "0",
         ],
     )
     assert result.exit_code == 0, result.output
@@ -120,6 +122,8 @@ def test_publish_then_select_in_a_directory_registry(
         tmp_path / "index",
         "--json",
         "-q",
+        "--rerank",
+        "0",
     )
     rows = json.loads(out)
     assert sorted(r["model"] for r in rows) == ["team/m0", "team/m1", "team/m2"]
@@ -157,6 +161,8 @@ def test_select_offline_ranks_the_local_index_without_crawling(
             str(index),
             "--json",
             "-q",
+            "--rerank",
+            "0",
         ],
     )
     assert result.exit_code == 0, result.output

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._text import declared_datasets
 from .._yaml import UnsafeYAMLError, load_plain_yaml
 from ..errors import InvalidCardError
 from .entries import CardEntry, card_entries
@@ -54,6 +55,14 @@ class CardReading:
         if isinstance(tags, str):
             return [tags]
         return tags if isinstance(tags, list) else None
+
+    @property
+    def datasets(self) -> tuple[str, ...]:
+        """The dataset ids the card's top-level ``datasets:`` declares (what the model was
+        trained or fine-tuned on), capped and cleaned
+        (:func:`~hf_stdembed._text.declared_datasets`): a stranger's claim, only ever used to
+        put a model on a shortlist."""
+        return declared_datasets(self.data.get("datasets"))
 
 
 def read_card(card: str | Mapping[str, Any] | None) -> CardReading:

@@ -8,6 +8,7 @@ written. Styles are applied with :class:`rich.text.Text` only.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,11 +18,18 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from .._text import shorten
+
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from ..progress import Progress, ProgressEvent
-    from ..selection import RankedModel, Ranking
+    from ..selection import RankedModel, Ranking, Stage2Cost
 
 WIDE = 200  # columns when stdout is not a terminal: ids are never cut in logs and pipes
+NARROW = 160
+"""A ranking table on a terminal narrower than this leaves the link and revision columns to
+``--json``, so the rest stays readable (at 100 columns)."""
 
 
 def stdout() -> Console:
@@ -72,56 +80,116 @@ def render_ranking(
         ]
         typer.echo(json.dumps(rows, indent=2))
     else:
-        from rich.table import Column, Table
-
-        table = Table("rank", Column("model", overflow="fold"), "score")
-        first = ranking.rows[0] if staged and ranking.rows else None
-        for name, _ in first.stage1_scores[1:] if first is not None else ():
-            table.add_column(name)
-        if staged:
-            table.add_column(ranking.stage2.scorer)  # type: ignore[union-attr]
-            table.add_column("placed by")
-        table.add_column("fidelity")
-        table.add_column("flags")
-        for name in extra:
-            table.add_column(name, overflow="fold")
-        table.add_column("source", overflow="fold")
-        table.add_column("revision", overflow="fold")
-        for i, r in enumerate(ranking.rows):
-            stages = []
-            if staged:
-                stages = [f"{s:.3f}" for _, s in r.stage1_scores[1:]]
-                stages.append("-" if r.stage2_score is None else f"{r.stage2_score:.4f}")
-                stages.append(_placed_by(r))
-            table.add_row(
-                str(r.rank),
-                Text(r.model_id),
-                f"{r.score:.2f}",
-                *stages,
-                f"{r.fidelity:.4f}",
-                Text("".join(FLAG_MARKERS.get(f, "?") for f in r.flags), style="bold red"),
-                *(Text(str(v[i])) for v in extra.values()),
-                Text(r.source),
-                Text(r.model_revision or "-"),
-            )
-        stdout().print(table)
+        out = stdout()
+        narrow = out.width < NARROW
+        out.print(_table(ranking, {} if narrow else extra, revisions=not narrow))
+        if narrow and ranking.rows:
+            stderr().print(f"(narrow terminal: {', '.join([*extra, 'revision'])} in --json)")
     err = stderr()
     flagged = sorted({f for r in ranking.rows for f in r.flags}) if not as_json else []
     for flag in flagged:  # JSON rows carry their flags by name
         err.print(warn(f"flag {FLAG_MARKERS.get(flag, '?')} ({flag}):", FLAG_LEGEND.get(flag, "")))
     for s in ranking.skipped:
         err.print(warn("skipped", f"{s.source}: {s.reason}"))
-    for r in ranking.rows:
-        if r.not_reranked is not None:
-            err.print(warn("not re-ranked", f"{r.model_id}: {r.not_reranked}"))
+    for label, message in _not_reranked_lines(ranking.rows):
+        err.print(warn(label, message))
     if ranking.stage2 is not None:
+        if not as_json:
+            err.print(_via_legend(ranking))
         err.print(stage2_line(ranking))
 
 
-def _placed_by(row: RankedModel) -> str:
+VIA = {"intersection": "I", "model-normalised": "I/|v|", "declared": "card"}
+"""The stage-1 orders, abbreviated in the table (``stage`` cells, score headers)."""
+_LOAD_PREFIX = re.compile(r"^(?:ModelLoadError: )?cannot load model '[^']*': ")
+
+
+def _via(row: RankedModel) -> str:
+    via = VIA.get(row.shortlisted_by or "", row.shortlisted_by or "")
+    if row.declared and row.shortlisted_by != "declared":
+        via = f"{via} (card)".strip()
+    return via
+
+
+def _via_legend(ranking: Ranking) -> str:
+    cost = ranking.stage2
+    assert cost is not None
+    legend = (
+        f"stage: 2 re-ranked by {cost.scorer}, 1 stage-1 order, 1* shortlisted but not "
+        "re-ranked; then the order that shortlisted it (I: intersection, I/|v|: "
+        "model-normalised"
+    )
+    if cost.declared:
+        legend += f", card: its card declares {cost.dataset_id}; (card): declares it too"
+    return legend + ")"
+
+
+def _not_reranked_lines(rows: list[RankedModel]) -> list[tuple[str, str]]:
+    """One line per reason a shortlisted row was not re-ranked: rows that share it (the
+    same failure, the model spec aside: an offline Hub, no spec) share one line."""
+    causes: dict[str, list[RankedModel]] = {}
+    for r in rows:
+        if r.not_reranked is not None:
+            causes.setdefault(_LOAD_PREFIX.sub("", r.not_reranked), []).append(r)
+    lines = []
+    for cause, same in causes.items():
+        if len(same) == 1:
+            lines.append(("not re-ranked", f"{same[0].model_id}: {same[0].not_reranked}"))
+        else:
+            ids = shorten(", ".join(r.model_id for r in same), 160)
+            lines.append((f"not re-ranked ({len(same)} models: {ids}):", cause))
+    return lines
+
+
+def _table(ranking: Ranking, extra: dict[str, list], *, revisions: bool) -> Table:
+    """The ranking as a rich table: ``extra`` columns after the flags; revisions cut to 12
+    characters (whole in JSON)."""
+    from rich.table import Column, Table
+
+    from ..plausibility import FLAG_MARKERS
+
+    staged = ranking.stage2 is not None
+    table = Table("rank", Column("model", overflow="fold", min_width=12), "score")
+    first = ranking.rows[0] if staged and ranking.rows else None
+    for name, _ in first.stage1_scores[1:] if first is not None else ():
+        table.add_column(VIA.get(name, name))
+    if staged:
+        table.add_column(ranking.stage2.scorer)  # type: ignore[union-attr]
+        table.add_column("stage")
+    table.add_column("fidelity")
+    table.add_column("flags")
+    for name in extra:
+        table.add_column(name, overflow="fold")
+    table.add_column("source", overflow="fold")
+    if revisions:
+        table.add_column("revision", overflow="fold")
+    for i, r in enumerate(ranking.rows):
+        stages = []
+        if staged:
+            stages = [f"{s:.3f}" for _, s in r.stage1_scores[1:]]
+            stages.append("-" if r.stage2_score is None else f"{r.stage2_score:.4f}")
+            stages.append(_stage_cell(r))
+        table.add_row(
+            str(r.rank),
+            Text(r.model_id),
+            f"{r.score:.2f}",
+            *stages,
+            f"{r.fidelity:.4f}",
+            Text("".join(FLAG_MARKERS.get(f, "?") for f in r.flags), style="bold red"),
+            *(Text(str(v[i])) for v in extra.values()),
+            Text(r.source),
+            *([Text((r.model_revision or "-")[:12])] if revisions else []),
+        )
+    return table
+
+
+def _stage_cell(row: RankedModel) -> str:
+    """The ``stage`` cell: which stage placed the row (``1*``: shortlisted, not re-ranked),
+    then the stage-1 order that shortlisted it (:data:`VIA`)."""
+    stage = "2" if row.placed_by == "stage 2" else "1"
     if row.not_reranked is not None:
-        return "stage 1 (not re-ranked)"
-    return row.placed_by or "stage 1"
+        stage = "1*"
+    return f"{stage} {_via(row)}".strip()
 
 
 def _stage_fields(row: RankedModel, ranking: Ranking) -> dict[str, object]:
@@ -136,6 +204,8 @@ def _stage_fields(row: RankedModel, ranking: Ranking) -> dict[str, object]:
         "stage2_score": row.stage2_score,
         "not_reranked": row.not_reranked,
         "forward_samples": row.forward_samples,
+        "declared": row.declared,
+        "shortlisted_by": row.shortlisted_by,
     }
 
 
@@ -145,13 +215,20 @@ def stage2_line(ranking: Ranking) -> str:
     assert cost is not None
     line = (
         f"stage 2: {cost.reranked} of {cost.shortlisted} shortlisted models re-ranked by "
-        f"{cost.scorer} (shortlist: {cost.merge} over {', '.join(cost.stage1)}); "
+        f"{cost.scorer} (shortlist: {cost.merge} over {', '.join(cost.stage1)}"
+        f"{_declared_note(cost)}); "
         f"forward passes: the baseline (task embedding) + {cost.forward_models} model(s) over "
         f"the task's images ({cost.forward_samples} images"
     )
     if cost.cached_models:
         line += f"; {cost.cached_models} model(s) from the feature cache"
     return line + ")"
+
+
+def _declared_note(cost: Stage2Cost) -> str:
+    if cost.dataset_id is None:
+        return "; no dataset id to match cards against: see --dataset-id"
+    return f"; {cost.declared} model(s) whose card declares {cost.dataset_id}"
 
 
 def quiet_libraries() -> None:

@@ -34,6 +34,9 @@ from ._render import progress_bars, quiet_libraries, render_ranking, stderr, war
 if TYPE_CHECKING:
     from ..registry import Registry
 
+DEFAULT_RERANK_K = 10
+"""rerank.DEFAULT_RERANK_K, spelled out so that importing the CLI does not import torch (a
+test checks that they agree)."""
 INDEX_REPOS_ENV = "HF_STDEMBED_INDEX_REPOS"
 """Shared index datasets ``select`` pulls when no ``--index-repo`` is given (space-separated)."""
 
@@ -76,13 +79,22 @@ def select(
             "--rerank",
             min=0,
             help="Re-rank a shortlist of K models on the dataset: each is downloaded at its "
-            "pinned revision, forwarded once over the images and ordered by LogME (K forward "
-            "passes). The shortlist merges the best by intersection and by I/|v| (round-robin); "
-            "the other rows keep their stage-1 order; the shortlist is shown whole whatever --top. "
-            "0: the pure O(1) ranking (the default, "
-            "until the offline benchmark sets K).",
+            "pinned revision, forwarded once over the images the task embedding used (the "
+            "whole --split) and ordered by LogME (K forward passes). The shortlist merges, "
+            "in turn, the best by intersection, by I/|v| and the models whose card declares "
+            "the dataset (see --dataset-id); the other rows keep their stage-1 order; the "
+            "shortlist is shown whole whatever --top. 0: the pure O(1) ranking.",
         ),
-    ] = 0,
+    ] = DEFAULT_RERANK_K,
+    dataset_id: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset-id",
+            metavar="ORG/NAME",
+            help="The Hub id your local data is a copy of, to find models whose card declares "
+            "it (default: --dataset when it is a Hub id).",
+        ),
+    ] = None,
     token: TokenOpt = None,
 ) -> None:
     """Rank every published model for a dataset: one task embedding, one sweep (--rerank K).
@@ -94,12 +106,17 @@ def select(
     from ..index import EmbeddingIndex
     from ..pipeline import compute_task_embedding
     from ..registry import open_registry
-    from ..rerank import rerank_index
+    from ..rerank import rerank_index, task_dataset_id
     from ..resolve import file_standard, resolve_standard
     from ..selection import rank_index
 
     if quiet:
         quiet_libraries()
+    try:
+        task_id = task_dataset_id(dataset, dataset_id)
+    except ValueError as e:
+        message = str(e).removeprefix("--dataset-id: ")
+        raise typer.BadParameter(message, param_hint="'--dataset-id'") from None
     given = file_standard(standard)  # a bad file fails before the crawl
     links = open_registry(registry, token=token)
     if refresh and links.offline:
@@ -139,6 +156,7 @@ def select(
                     device=device,
                     on_progress=on_progress,
                     token=token,
+                    dataset_id=task_id,
                 )
         else:
             ranking = rank_index(task, opened, top=top)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,17 +26,18 @@ if TYPE_CHECKING:
 PARQUET_FORMAT = "hf-stdembed/index"
 PARQUET_VERSION = "1"  # of the exported parquet files: independent of the database schema
 _PARQUET_STANDARDS_KEY = "hf-stdembed-standards"
-_OPTIONAL_COLUMNS = {"source": SOURCE_CRAWL, "flags": "", "model_spec": None}  # older exports
+_OPTIONAL_COLUMNS = {"source": SOURCE_CRAWL, "flags": "", "model_spec": None, "datasets": ()}
+"""Columns an older export lacks, and the value each of its rows then has."""
 _MAX_CARRIED_STANDARDS = 256
 
 
 def parquet_schema(standards: dict[str, str] | None = None) -> Any:
-    """Every :class:`IndexRow` field, then ``embedding`` as ``list<float32>``; ``standards``
-    (hash: YAML) in the metadata."""
+    """Every :class:`IndexRow` field (``datasets`` as ``list<string>``), then ``embedding`` as
+    ``list<float32>``; ``standards`` (hash: YAML) in the metadata."""
     import pyarrow as pa
 
-    numbers = {"l_to": pa.float64(), "l_from": pa.float64()}
-    columns = [pa.field(name, numbers.get(name, pa.string())) for name in ROW_FIELDS]
+    kinds = {"l_to": pa.float64(), "l_from": pa.float64(), "datasets": pa.list_(pa.string())}
+    columns = [pa.field(name, kinds.get(name, pa.string())) for name in ROW_FIELDS]
     columns.append(pa.field("embedding", pa.list_(pa.float32())))
     meta = {"hf-stdembed": json.dumps({"format": PARQUET_FORMAT, "version": PARQUET_VERSION})}
     if standards:
@@ -163,6 +165,8 @@ def _parsed_batches(file: Any, present: list[str], batch_rows: int) -> Iterator[
         parsed: list[ParsedRow] = []
         for i in range(batch.num_rows):
             row = IndexRow(**{name: meta[name][i] for name in ROW_FIELDS})
+            if isinstance(row.datasets, list) or row.datasets is None:  # list<string>, or null
+                row = replace(row, datasets=tuple(row.datasets or ()))
             if nulls[i]:
                 parsed.append((number, row, None, "embedding is null"))
             else:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._text import shorten
+from .._text import MAX_DECLARED_DATASETS, declared_datasets, shorten
 from .._vectors import vector_problem
 from ..errors import InvalidStandardError
 
@@ -58,6 +58,11 @@ class IndexRow:
     # re-ranking loads at ``model_revision``: the card entry's ``model``, else the file's
     # ``model_spec``; None when neither says (a stranger's text: see hf_stdembed.rerank)
     model_spec: str | None = None
+    # the dataset ids the repo's card declares (its ``datasets:``, capped: see
+    # hf_stdembed._text.declared_datasets); () when it declares none or the row is not a
+    # crawl's (embed-many, an import without the field). A claim: it only earns a shortlist
+    # place (hf_stdembed.rerank)
+    datasets: tuple[str, ...] = ()
 
     @property
     def fidelity(self) -> float:
@@ -85,6 +90,7 @@ class IndexRow:
         file_sha256: str,
         source: str = SOURCE_CRAWL,
         model_spec: str | None = None,
+        datasets: tuple[str, ...] = (),
     ) -> IndexRow:
         """The row of a model embedding file read from a Hub repo.
 
@@ -97,6 +103,7 @@ class IndexRow:
             source: where the row comes from (default: the crawl).
             model_spec: the loadable model spec (e.g. the card entry's ``model``); default:
                 the file's own ``model_spec``.
+            datasets: the dataset ids the repo's card declares.
 
         Returns:
             The row; ``indexed_at`` is now.
@@ -116,11 +123,29 @@ class IndexRow:
             created_at=embedding.created_at,
             source=source,
             model_spec=model_spec or embedding.model_spec,
+            datasets=tuple(datasets),
         )
 
 
 ROW_FIELDS = tuple(f.name for f in fields(IndexRow))
-row_values = operator.attrgetter(*ROW_FIELDS)  # a row's fields as a tuple (astuple deep-copies)
+_row_fields = operator.attrgetter(*ROW_FIELDS)  # astuple deep-copies
+_DATASETS_AT = ROW_FIELDS.index("datasets")
+
+
+def row_values(row: IndexRow) -> tuple:
+    """A row's fields as the database stores them, in :data:`ROW_FIELDS` order (``datasets``
+    as one text, one id a line: a valid id holds no line break)."""
+    values = list(_row_fields(row))
+    values[_DATASETS_AT] = "\n".join(row.datasets)
+    return tuple(values)
+
+
+def row_from_values(values: tuple | list) -> IndexRow:
+    """The row of database values in :data:`ROW_FIELDS` order (:func:`row_values`'s inverse)."""
+    values = list(values)
+    text = values[_DATASETS_AT]
+    values[_DATASETS_AT] = tuple(text.split("\n")) if text else ()
+    return IndexRow(*values)
 
 
 @dataclass(frozen=True)
@@ -226,6 +251,11 @@ def metadata_problem(row: IndexRow) -> str | None:
     """Why ``row``'s metadata cannot be indexed, or None."""
     for name in ROW_FIELDS:
         value = getattr(row, name)
+        if name == "datasets":
+            problem = _datasets_problem(value)
+            if problem:
+                return problem
+            continue
         if name in ("l_to", "l_from"):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 return f"{name} is not a number: {shorten(repr(value), 80)}"
@@ -243,6 +273,19 @@ def metadata_problem(row: IndexRow) -> str | None:
             return f"{name} holds control characters: {shorten(repr(value), 80)}"
     if not _HASH_RE.fullmatch(row.standard_hash):
         return f"standard_hash {row.standard_hash!r} is not 8 to 64 lowercase hex digits"
+    return None
+
+
+def _datasets_problem(value: object) -> str | None:
+    """Why a row's ``datasets`` cannot be stored, or None: a tuple of what
+    :func:`~hf_stdembed._text.declared_datasets` keeps."""
+    if not isinstance(value, tuple) or not all(isinstance(d, str) for d in value):
+        return f"datasets is not a list of strings: {shorten(repr(value), 80)}"
+    if declared_datasets(list(value)) != value:
+        return (
+            f"datasets holds an empty, repeated, unprintable or too long id, or more than "
+            f"{MAX_DECLARED_DATASETS}: {shorten(repr(value), 80)}"
+        )
     return None
 
 

@@ -10,10 +10,11 @@ from pathlib import Path
 from ..errors import IndexBusyError, IndexCorruptError
 from .rows import ROW_FIELDS, SOURCE_LEGACY
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 # 2: dead matrix positions (the ``dead`` table, ``matrices.dead``)
 # 3: provenance, flags and model spec of rows (``rows.source``, ``rows.flags``,
 #    ``rows.model_spec``), custom standards (the ``standards`` table)
+# 4: the datasets a row's card declares (``rows.datasets``, one id a line; '' for none)
 ROW_COLUMNS = ", ".join(ROW_FIELDS)  # the ``rows`` columns of :class:`IndexRow`, in order
 
 _DEAD_TABLE = """CREATE TABLE IF NOT EXISTS dead (
@@ -65,6 +66,7 @@ CREATE TABLE IF NOT EXISTS rows (
     source TEXT NOT NULL,
     flags TEXT NOT NULL,
     model_spec TEXT,
+    datasets TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (standard_hash, repo_id)
 );
 CREATE INDEX IF NOT EXISTS rows_pos ON rows (standard_hash, pos);
@@ -127,22 +129,14 @@ def init_schema(conn: sqlite3.Connection, root: Path, timeout: float) -> None:
         found = _migrate_from_1(conn, root, timeout)
     if found[0] == "2":
         found = _migrate_from_2(conn, root, timeout)
+    if found[0] == "3":
+        found = _migrate_from_3(conn, root, timeout)
     if found[0] != SCHEMA_VERSION:
         raise IndexCorruptError(
             f"index schema version {found[0]!r}; this hf-stdembed reads version "
             f"{SCHEMA_VERSION} (try upgrading hf-stdembed)",
             path=str(root),
         )
-    if "model_spec" not in _columns(conn, "rows"):
-        _add_model_spec(conn, root, timeout)
-
-
-def _add_model_spec(conn: sqlite3.Connection, root: Path, timeout: float) -> None:
-    """Adds ``rows.model_spec`` (NULL: unknown) to a schema 3 index written before schema 3
-    had it (schema 3 was never released without it; development indexes have it so)."""
-    with _schema_change(conn, root, timeout, upgrade=True):
-        if "model_spec" not in _columns(conn, "rows"):  # not added by another process meanwhile
-            conn.execute("ALTER TABLE rows ADD COLUMN model_spec TEXT")
 
 
 def _migrate_from_1(conn: sqlite3.Connection, root: Path, timeout: float) -> tuple[str]:
@@ -180,6 +174,27 @@ def _migrate_from_2(conn: sqlite3.Connection, root: Path, timeout: float) -> tup
                 conn.execute("ALTER TABLE rows ADD COLUMN model_spec TEXT")
             for statement in (*_SCHEMA_3_INDEXES, _STANDARDS_TABLE):
                 conn.execute(statement)
+            conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+            version = "3"
+    return (version,)
+
+
+def _migrate_from_3(conn: sqlite3.Connection, root: Path, timeout: float) -> tuple[str]:
+    """Schema 3 to 4 (in place, one transaction): rows get the datasets their card declares.
+
+    A version 3 row has none (its card was read without them). The crawl states of the repos
+    read at their commit lose that commit, so the next crawl reads their cards again (the
+    listing carries them) and gives their rows the datasets they declare; an embedding file is
+    downloaded again only for a card that declares some.
+    """
+    with _schema_change(conn, root, timeout, upgrade=True):
+        (version,) = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if version == "3":  # not already migrated by another process meanwhile
+            if "model_spec" not in _columns(conn, "rows"):
+                conn.execute("ALTER TABLE rows ADD COLUMN model_spec TEXT")
+            if "datasets" not in _columns(conn, "rows"):
+                conn.execute("ALTER TABLE rows ADD COLUMN datasets TEXT NOT NULL DEFAULT ''")
+            conn.execute("UPDATE crawl SET sha = NULL WHERE repo_id IN (SELECT repo_id FROM rows)")
             conn.execute(
                 "UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,)
             )

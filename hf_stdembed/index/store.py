@@ -25,6 +25,7 @@ from .rows import (
     StandardStats,
     StoredStandard,
     as_array,
+    row_from_values,
     vector_problem,
 )
 from .schema import ROW_COLUMNS, connect
@@ -135,7 +136,7 @@ class EmbeddingIndex:
             (standard_hash, repo_id),
         )
         found = cur.fetchone()
-        return IndexRow(*found) if found else None
+        return row_from_values(found) if found else None
 
     def crawl_state(self, repo_id: str) -> CrawlState | None:
         """What the last crawl recorded for a repo, or None if it was never crawled."""
@@ -152,7 +153,7 @@ class EmbeddingIndex:
             f"SELECT {ROW_COLUMNS} FROM rows WHERE repo_id = ? ORDER BY standard_hash",
             (repo_id,),
         )
-        return [IndexRow(*found) for found in cur]
+        return [row_from_values(found) for found in cur]
 
     def standards(self) -> list[StoredStandard]:
         """The custom standards this index has seen, by id then hash."""
@@ -550,7 +551,7 @@ class EmbeddingIndex:
                 f"SELECT {ROW_COLUMNS} FROM rows WHERE standard_hash = ? ORDER BY pos",
                 (standard_hash,),
             )
-        return [IndexRow(*found) for found in cur]
+        return [row_from_values(found) for found in cur]
 
     def _rows_at(self, standard_hash: str, positions: list[int]) -> list[IndexRow]:
         """The rows at matrix positions, in the order given."""
@@ -562,7 +563,7 @@ class EmbeddingIndex:
                 f"AND pos IN ({', '.join('?' * len(part))})",
                 (standard_hash, *part),
             )
-            found.update((pos, IndexRow(*rest)) for pos, *rest in cur)
+            found.update((pos, row_from_values(rest)) for pos, *rest in cur)
         missing = [p for p in positions if p not in found]
         if missing:
             raise IndexCorruptError(
@@ -586,4 +587,4 @@ class EmbeddingIndex:
                 block = np.asarray(vectors[positions[0] : positions[-1] + 1])  # no copy
             else:  # dead positions in the range: gather the live rows only
                 block = np.asarray(vectors[positions])
-            yield [IndexRow(*f[1:]) for f in found], block
+            yield [row_from_values(f[1:]) for f in found], block
