@@ -6,10 +6,11 @@ intersection ``I`` and the model-normalised ``I / |v|``, which favour wide and n
 complementary) and merges their orders into a shortlist of K models by a named rule of
 :data:`hf_stdembed.core.shortlist.MERGE_RULES` (default: round-robin). Given the task's
 dataset id, a third order joins them: the rows whose card declares that dataset
-(:func:`declares_dataset`), in the first score's order; a claim that earns only a shortlist
-place, since stage 2 decides the rank. Issue 12 measured this
-pair, merged so, on the 17-model report; the trusted benchmark is to confirm or replace it
-(``hf-stdembed evaluate`` reports the same selector).
+(:func:`~hf_stdembed.core.declared.declares`), in the first score's order; a claim earns
+only a shortlist place, since stage 2 decides the rank. The offline benchmark measured these
+three orders, merged so (``faithful+normalised+declared``, and under a union standard
+``union-r2+union-r2-normalised+declared``: benchmarks/results/README.md); ``hf-stdembed
+evaluate --shortlist`` reports the same selector on a user's pool.
 
 Stage 2 loads each shortlisted model at the revision its embedding pins, runs the task's
 images through it once (the feature cache: a second ranking forwards nothing) and orders the
@@ -37,6 +38,7 @@ import numpy as np
 import torch
 
 from ._text import shorten
+from .core.declared import declares
 from .core.logme import logme
 from .core.metric import SIMILARITIES, fuzzy_similarity
 from .core.shortlist import MERGE_RULES, merge_shortlist, two_stage_order
@@ -117,8 +119,9 @@ def rerank_index(
         token: Hub token of the default ``load`` for private or gated models (default: the
             saved login).
         dataset_id: the Hub id of the task's dataset (:func:`task_dataset_id`): the rows
-            whose card declares it (:func:`declares_dataset`), in the first score's order,
-            are a third stage-1 order, merged with the others; None: no such order.
+            whose card declares it (:func:`~hf_stdembed.core.declared.declares`), in the
+            first score's order, are a third stage-1 order, merged with the others; None: no
+            such order.
 
     Returns:
         The ranking; ``stage2`` says what stage 2 spent.
@@ -144,7 +147,7 @@ def rerank_index(
         return Ranking(rows=[], skipped=skipped)
     orders = [torch.argsort(s, descending=True, stable=True).tolist() for s in scores]
     names = list(stage1)
-    declared = [bool(dataset_id) and declares_dataset(r.datasets, dataset_id or "") for r in rows]
+    declared = [bool(dataset_id) and declares(r.datasets, dataset_id) for r in rows]
     if any(declared):
         orders.append([i for i in orders[0] if declared[i]])
         names.append(DECLARED)
@@ -205,29 +208,6 @@ def rerank_index(
         declared=sum(declared),
     )
     return Ranking(rows=ranked, skipped=skipped, stage2=cost)
-
-
-def declares_dataset(datasets: Sequence[str], dataset_id: str) -> bool:
-    """Whether a card's declared datasets name the task's dataset: lower-cased, an entry
-    equals ``dataset_id`` or has its last path component (``uoft-cs/cifar10`` declares
-    ``cifar10`` and ``other/cifar10``: a canonical name and its copies). An empty id or
-    last component matches nothing.
-
-    Example:
-        >>> declares_dataset(["uoft-cs/CIFAR10"], "cifar10")
-        True
-        >>> declares_dataset(["cifar100"], "uoft-cs/cifar10")
-        False
-    """
-    wanted = dataset_id.strip().lower()
-    name = wanted.rsplit("/", 1)[-1]
-    if not name:
-        return False
-    for entry in datasets:
-        entry = entry.strip().lower()
-        if entry == wanted or entry.rsplit("/", 1)[-1] == name:
-            return True
-    return False
 
 
 def task_dataset_id(dataset: str, given: str | None = None) -> str | None:

@@ -19,11 +19,12 @@ from planted_rerank import Loader, planted_index, row, task_embedding
 
 from hf_stdembed._text import MAX_DATASET_ID_CHARS, MAX_DECLARED_DATASETS, declared_datasets
 from hf_stdembed.card import read_card
+from hf_stdembed.core.declared import declares
 from hf_stdembed.crawl import crawl
 from hf_stdembed.index import EmbeddingIndex
 from hf_stdembed.index.rows import metadata_problem, row_from_values, row_values
 from hf_stdembed.registry import DirectoryRegistry, HubRegistry
-from hf_stdembed.rerank import declares_dataset, rerank_index, task_dataset_id
+from hf_stdembed.rerank import rerank_index, task_dataset_id
 
 ODD = st.text(alphabet=st.characters(codec="utf-8"), max_size=30)
 ID_PART = st.text(alphabet=string.ascii_letters + string.digits + "-_.", min_size=1, max_size=20)
@@ -102,25 +103,25 @@ def test_the_index_refuses_datasets_the_card_reader_would_not_keep(bad):
         ([], "cifar10", False),
     ],
 )
-def test_declares_dataset(declared, dataset_id, match):
-    assert declares_dataset(declared, dataset_id) is match
+def test_declares(declared, dataset_id, match):
+    assert declares(declared, dataset_id) is match
 
 
 @given(st.lists(ODD, max_size=5), ODD, ODD)
 def test_declares_dataset_never_raises_is_symmetric_and_monotone(declared, dataset_id, other):
-    found = declares_dataset(declared, dataset_id)
+    found = declares(declared, dataset_id)
     assert isinstance(found, bool)
-    assert declares_dataset([other], dataset_id) == declares_dataset([dataset_id], other)
+    assert declares([other], dataset_id) == declares([dataset_id], other)
     if found:
-        assert declares_dataset([*declared, other], dataset_id)
+        assert declares([*declared, other], dataset_id)
 
 
 @given(ID_PART, ID_PART, ID_PART)
 def test_an_id_matches_itself_its_case_and_its_copies(org, name, copier):
     dataset = f"{org}/{name}"
-    assert declares_dataset([dataset], dataset)
-    assert declares_dataset([dataset.upper()], dataset.lower())
-    assert declares_dataset([dataset], name) and declares_dataset([dataset], f"{copier}/{name}")
+    assert declares([dataset], dataset)
+    assert declares([dataset.upper()], dataset.lower())
+    assert declares([dataset], name) and declares([dataset], f"{copier}/{name}")
 
 
 def test_task_dataset_id(tmp_path):

@@ -100,6 +100,8 @@ def evaluate(
     """
     if not candidates or not tasks:
         raise ValueError("need at least one candidate and one task")
+    check_research(research, union_baselines, shortlists)
+    check_variant_names(variants, research)
     if standard.is_union or standard.method != "p":
         first = standard.baseline.model
         raise InvalidStandardError(
@@ -108,8 +110,6 @@ def evaluate(
             "'union-r2') and union_baselines=(its other baselines), which give the same scores "
             "(CLI: --research union-r2 --union-baseline SPEC)"
         )
-    check_research(research, union_baselines, shortlists)
-    check_variant_names(variants, research)
     total = len(candidates) + len(tasks)
 
     def step(done: int, item: str | None) -> None:
