@@ -317,3 +317,26 @@ def test_evaluate_refuses_a_union_standard_in_one_line_naming_the_research_score
     union = get_standard("union-resnet18-swin-t-in1k-val")
     with pytest.raises(InvalidStandardError, match="--research union-r2 --union-baseline"):
         evaluate(["timm:org/x"], union, [object()])
+
+
+def test_an_import_checks_r2_fidelities_against_the_mask_as_the_crawl_does(tmp_path):
+    import numpy as np
+    from index_rows import make_row
+
+    from hf_stdembed.index import EmbeddingIndex
+    from hf_stdembed.standards import get_standard
+
+    union = get_standard("union-resnet18-swin-t-in1k-val")
+    vector = np.random.default_rng(0).random(union.dim, dtype=np.float32)
+    honest = make_row(1, union.hash, standard_id=union.id, l_to=float(vector.mean()), l_from=0.4)
+    forged = make_row(2, union.hash, standard_id=union.id, l_to=0.99, l_from=0.99)
+    with EmbeddingIndex.open(tmp_path / "a") as source, source.update() as tx:
+        tx.upsert(honest, vector)
+        tx.upsert(forged, vector)
+    with EmbeddingIndex.open(tmp_path / "a") as source:
+        exported = source.export_parquet(tmp_path / "rows.parquet")
+    with EmbeddingIndex.open(tmp_path / "b") as index:
+        report = index.import_parquet(exported)
+        assert report.imported == 1
+        assert [s.repo_id for s in report.skipped] == ["org/model-2"]
+        assert "mean" in report.skipped[0].reason

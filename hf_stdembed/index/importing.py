@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._text import shorten
-from ..plausibility import fidelity_problem
+from ..plausibility import fidelity_problem, r2_problem
 from .parquet import ParsedRow, read_parquet
 from .rows import (
     MAX_FIELD_CHARS,
@@ -57,6 +57,7 @@ class _Merge:
         self.skipped: list[SkippedRow] = []
         self.known_dims: dict[str, int] = {}  # N of the standards seen in the file
         self.seen: dict[tuple[str, str], int] = {}  # (standard, repo): row number
+        self.r2_hashes = _r2_hashes(index)  # standards whose embeddings are R^2 masks
 
     def batch(self, tx: IndexTransaction, batch: list[ParsedRow]) -> tuple[int, int]:
         """Checks and upserts parsed parquet rows; returns (imported, unchanged)."""
@@ -105,6 +106,8 @@ class _Merge:
         if dim is None:
             dim = _builtin_dims().get(row.standard_hash)
         problem = vector_problem(vector, dim)
+        if not problem and row.standard_hash in self.r2_hashes:
+            problem = r2_problem(vector, row.l_to, row.l_from)
         if problem:
             return problem
         self.known_dims.setdefault(row.standard_hash, vector.shape[0])
@@ -155,6 +158,22 @@ def _short_or_none(value: object) -> str | None:
 
 
 @functools.cache
+def _r2_hashes(index: EmbeddingIndex) -> set[str]:
+    """The hashes of the r2 standards (built-in or seen by ``index``): their rows' fidelities
+    must agree with the mask (:func:`~hf_stdembed.plausibility.r2_problem`), as the crawl
+    checks."""
+    from ..errors import InvalidStandardError
+    from ..standards import builtin_standards
+
+    known = list(builtin_standards().values())
+    for stored in index.standards():
+        try:
+            known.append(stored.load())
+        except InvalidStandardError:
+            continue
+    return {standard.hash for standard in known if standard.method == "r2"}
+
+
 def _builtin_dims() -> dict[str, int]:
     """N of every built-in standard, by hash."""
     from ..standards import builtin_standards
