@@ -90,6 +90,7 @@ def rerank_index(
     top: int | None = None,
     stage1: Sequence[str] = DEFAULT_STAGE1,
     merge: str = DEFAULT_MERGE,
+    quotas: Sequence[int] = (),
     scorer: str = "logme",
     device: str | torch.device | None = None,
     batch_size: int = 64,
@@ -110,6 +111,9 @@ def rerank_index(
         stage1: named stage-1 scores (:data:`~hf_stdembed.core.metric.SIMILARITIES`); the
             first orders the rows outside the shortlist and is each row's ``score``.
         merge: the shortlist merge rule (:data:`~hf_stdembed.core.shortlist.MERGE_RULES`).
+        quotas: for ``merge="quotas"``, how many to take from each ``stage1`` order first,
+            and optionally one more count for the ``declared`` order (default 0: it then only
+            joins the round-robin).
         scorer: the stage-2 scorer (:data:`STAGE2_SCORERS`).
         device, batch_size, cache_dir: of the feature extraction
             (:func:`~hf_stdembed.features.extract_features`).
@@ -137,7 +141,7 @@ def rerank_index(
         >>> [(r.model_id, r.placed_by, r.stage2_score) for r in ranking.rows[:2]]
         ```
     """
-    _check_options(k, stage1, merge, scorer)
+    _check_options(k, stage1, merge, scorer, quotas)
     if data.label_column is None:
         raise ValueError("stage 2 needs labelled task data")
     standards = index.stats().standards
@@ -151,7 +155,8 @@ def rerank_index(
     if any(declared):
         orders.append([i for i in orders[0] if declared[i]])
         names.append(DECLARED)
-    shortlist = merge_shortlist(orders, k, rule=merge) if k else []
+    counts = (list(quotas) + [0] * len(orders))[: len(orders)] if merge == "quotas" else ()
+    shortlist = merge_shortlist(orders, k, rule=merge, quotas=counts) if k else []
     taken_by = _taken_by(orders[:1] if merge == "first-score" else orders, shortlist)
     by = {c: names[s] for c, s in zip(shortlist, taken_by, strict=True)}
     outcome = _stage2(
@@ -361,7 +366,9 @@ def _stage1_scores(
     return rows, [torch.cat(part) for part in parts]
 
 
-def _check_options(k: int, stage1: Sequence[str], merge: str, scorer: str) -> None:
+def _check_options(
+    k: int, stage1: Sequence[str], merge: str, scorer: str, quotas: Sequence[int] = ()
+) -> None:
     if k < 0:
         raise ValueError(f"Invalid k value: {k} (0: no re-ranking)")
     if not stage1:
@@ -373,6 +380,14 @@ def _check_options(k: int, stage1: Sequence[str], merge: str, scorer: str) -> No
         )
     if merge not in MERGE_RULES:
         raise ValueError(f"unknown merge rule {merge!r}; choose one of {', '.join(MERGE_RULES)}")
+    fits = len(stage1) <= len(quotas) <= len(stage1) + 1 if merge == "quotas" else not quotas
+    if not fits:
+        raise ValueError(
+            f"Invalid quotas value: {tuple(quotas)} (merge 'quotas' needs one count >= 0 per "
+            f"stage-1 score, {len(stage1)}, and may add one for 'declared')"
+        )
+    if any(q < 0 for q in quotas):
+        raise ValueError(f"Invalid quotas value: {tuple(quotas)} (counts must be >= 0)")
     if scorer not in STAGE2_SCORERS:
         raise ValueError(
             f"unknown stage-2 scorer {scorer!r}; choose one of {', '.join(STAGE2_SCORERS)}"

@@ -95,6 +95,21 @@ def test_one_score_alone_leaves_the_narrow_model_off_the_shortlist(tmp_path, col
     assert {r.model_id for r in merged.rows if r.shortlist_place} == {"org/wide", "org/narrow"}
 
 
+def test_quotas_take_their_counts_first(tmp_path, colour_data):
+    with planted_index(tmp_path / "index") as index:
+        normalised = rerank_index(
+            task_embedding(), index, colour_data, k=0, stage1=("model-normalised",)
+        )
+        ranking = rerank_index(
+            task_embedding(), index, colour_data, k=2, merge="quotas", quotas=(0, 2), load=Loader()
+        )
+    # both places go to the I/|v| order's top two, none to the intersection's
+    top_two = [r.model_id for r in normalised.rows[:2]]
+    assert {r.model_id for r in ranking.rows if r.shortlist_place} == set(top_two)
+    assert ranking.stage2.merge == "quotas"
+    assert set(top_two) != {"org/wide", "org/narrow"}  # round-robin's shortlist of 2
+
+
 def test_a_model_that_cannot_be_loaded_keeps_its_place_marked_with_the_reason(
     tmp_path, colour_data
 ):
@@ -186,6 +201,10 @@ def test_other_standards_are_skipped_and_bad_options_refused(tmp_path, colour_da
             ({"stage1": ()}, "at least one"),
             ({"merge": "best"}, "unknown merge"),
             ({"scorer": "leep"}, "unknown stage-2"),
+            ({"merge": "quotas"}, "Invalid quotas value: \\(\\)"),
+            ({"merge": "quotas", "quotas": (1, 1, 1, 1)}, "may add one for 'declared'"),
+            ({"quotas": (1, 1)}, "Invalid quotas"),
+            ({"merge": "quotas", "quotas": (1, -1)}, ">= 0"),
         ]:
             with pytest.raises(ValueError, match=message):
                 rerank_index(task_embedding(), index, colour_data, **{"k": 1, **kwargs})
