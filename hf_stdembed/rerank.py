@@ -53,7 +53,7 @@ from .selection import RankedModel, Ranking, Stage2Cost, other_standards
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_RERANK_K = 10
+DEFAULT_RERANK_K = 13
 """``select --rerank``'s default shortlist size (see benchmarks/results/README.md)."""
 DEFAULT_STAGE1 = ("intersection", "model-normalised")
 """The stage-1 scores merged into the shortlist by default (the first also orders the rows

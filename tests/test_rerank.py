@@ -306,7 +306,7 @@ def test_cli_rerank_zero_is_the_o1_ranking_and_the_default_re_ranks(cli_setup):
     assert [r["model"] for r in zero] == ["org/wide", "org/mid", "org/narrow"]
     fields = {"rank", "model", "revision", "score", "fidelity", "source", "flags", "link"}
     assert set(zero[0]) == fields
-    assert CLI_DEFAULT == DEFAULT_RERANK_K == 10
+    assert CLI_DEFAULT == DEFAULT_RERANK_K == 13
     default = _run([*cli_setup, "--json"])
     explicit = _run([*cli_setup, "--json", "--rerank", str(DEFAULT_RERANK_K)])
     same = ("model", "placed_by", "shortlist_place", "stage2_score", "not_reranked")

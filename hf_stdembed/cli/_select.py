@@ -34,7 +34,7 @@ from ._render import progress_bars, quiet_libraries, render_ranking, stderr, war
 if TYPE_CHECKING:
     from ..registry import Registry
 
-DEFAULT_RERANK_K = 10
+DEFAULT_RERANK_K = 13
 """rerank.DEFAULT_RERANK_K, spelled out so that importing the CLI does not import torch (a
 test checks that they agree)."""
 INDEX_REPOS_ENV = "HF_STDEMBED_INDEX_REPOS"
