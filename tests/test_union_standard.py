@@ -340,3 +340,33 @@ def test_an_import_checks_r2_fidelities_against_the_mask_as_the_crawl_does(tmp_p
         assert report.imported == 1
         assert [s.repo_id for s in report.skipped] == ["org/model-2"]
         assert "mean" in report.skipped[0].reason
+
+
+def test_a_second_import_checks_the_r2_rows_of_a_custom_standard_it_carries(tmp_path):
+    """The r2 standards known to an index are read at each import, not once per index
+    object: a later import's own custom r2 standard is checked too (it was not)."""
+    from index_rows import make_row
+
+    from hf_stdembed.index import EmbeddingIndex
+    from hf_stdembed.standards import standard_from_dict
+
+    builtin = get_standard("resnet18-in1k-val")
+    custom = standard_from_dict(
+        {**builtin.to_dict(), "id": "my-r2", "model_embedding": {"method": "r2"}}
+    )
+    vector = np.random.default_rng(0).random(custom.dim, dtype=np.float32)
+    honest = make_row(1, builtin.hash, standard_id=builtin.id)
+    forged = make_row(2, custom.hash, standard_id=custom.id, l_to=0.99, l_from=0.99)
+    with EmbeddingIndex.open(tmp_path / "a") as source:
+        with source.update() as tx:
+            tx.upsert(honest, vector)
+        first = source.export_parquet(tmp_path / "first.parquet")
+    with EmbeddingIndex.open(tmp_path / "b") as source:
+        with source.update() as tx:
+            tx.remember_standard(custom, trusted=True, origin="user")
+            tx.upsert(forged, vector)
+        second = source.export_parquet(tmp_path / "second.parquet")
+    with EmbeddingIndex.open(tmp_path / "c") as index:
+        assert index.import_parquet(first).imported == 1
+        report = index.import_parquet(second)  # same index object, one more r2 standard
+        assert report.imported == 0 and "mask's mean" in report.skipped[0].reason
