@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -157,13 +158,16 @@ def test_method_p_written_out_is_the_default_and_r2_works_with_one_baseline():
         ({"model_embedding": {"method": "r2", "steps": 40}}, "takes only 'ridge' and"),
         ({"model_embedding": {"method": "r2", "ridge": []}}, "a non-empty list of numbers > 0"),
         ({"model_embedding": {"method": "r2", "ridge": ["a"]}}, "ridge must be a number"),
+        ({"model_embedding": {"method": "r2", "ridge": [float("inf")]}}, "numbers > 0, finite"),
+        ({"model_embedding": {"method": "r2", "split_seed": 10**30}}, "from 0 to 2**63 - 1"),
+        ({"model_embedding": {"method": "r2", "split_seed": "0"}}, "Invalid split_seed value"),
     ],
 )
 def test_union_mistakes_are_one_line_errors_naming_the_fix(
     change: dict, message: str, model_dirs: list[Path], tiny_parquet: Path, tmp_path, console
 ):
     data = union_data(model_dirs, tiny_parquet, **change)
-    with pytest.raises(InvalidStandardError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(InvalidStandardError, match=re.escape(message)):
         standard_from_text(yaml.safe_dump(data))
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(data))
