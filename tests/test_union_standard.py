@@ -153,6 +153,14 @@ def test_method_p_written_out_is_the_default_and_r2_works_with_one_baseline():
     [
         ({"baselines": []}, "two or more baseline mappings (got 0); for one baseline write"),
         ({"baselines": "timm:x"}, "'baselines' must list two or more"),
+        (
+            {
+                "baselines": [
+                    {"model": f"timm:a/b{i}", "revision": None, "dim": 3} for i in range(1000)
+                ]
+            },
+            "at most 16",
+        ),
         ({"baseline": {"model": "timm:a/b", "revision": None, "dim": 3}}, "both 'baseline' and"),
         ({"model_embedding": {"method": "logme"}}, "unknown model_embedding method 'logme'"),
         ({"model_embedding": {"method": "r2", "steps": 40}}, "takes only 'ridge' and"),
