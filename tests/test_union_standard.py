@@ -196,6 +196,21 @@ def test_a_blocks_bad_dim_is_refused_when_declared_and_when_the_model_disagrees(
         compute_model_embedding(f"timm:{model_dirs[2]}", wrong, cache=False)
 
 
+def test_an_r2_mask_of_too_small_a_probe_or_nan_features_is_one_error_line(
+    model_dirs: list[Path], tiny_parquet: Path, tmp_path: Path, console
+):
+    data = union_data(model_dirs, tiny_parquet)
+    data["probe"]["num_samples"] = 3
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(data))
+    done = console("embed", f"timm:{model_dirs[2]}", "-s", path, "-q", "-o", tmp_path / "e.st")
+    assert done.exit_code == 1 and len(done.error_lines) == 1, done.output
+    assert "at least 4 probe rows" in done.error_lines[0] and "Traceback" not in done.output
+    nan = torch.full((10, 3), float("nan"))
+    with pytest.raises(ValueError, match="NaN or infinite"):  # not a LinAlgError
+        embed_model_r2(nan, torch.randn(10, 4), config=R2EmbeddingConfig())
+
+
 def test_a_strangers_union_may_name_no_entry_point_in_any_block(
     model_dirs: list[Path], tiny_parquet: Path
 ):

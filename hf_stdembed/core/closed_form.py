@@ -306,6 +306,9 @@ def embed_model_r2(
         >>> [round(v, 1) for v in out.mask.tolist()], round(out.l_to, 2), round(out.l_from, 2)
         ([1.0, 1.0, 0.0, 0.0], 0.5, 1.0)
     """
+    for name, t in (("candidate", candidate), ("baseline", baseline)):
+        if not torch.isfinite(t).all():
+            raise ValueError(f"{name} features hold NaN or infinite values")
     mask = r2_mask(candidate, baseline, ridge=config.ridge, split_seed=config.split_seed)
     r2, weight = held_out_r2(baseline, candidate, ridge=config.ridge, split_seed=config.split_seed)
     total = float(weight.sum())
