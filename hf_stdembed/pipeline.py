@@ -186,10 +186,21 @@ def embed_features(
 ) -> ModelEmbeddingResult:
     """The model embedding of a candidate's probe features against the standard's
     (:func:`standard_features`): P, or the closed-form R^2 mask for an r2 standard (no steps,
-    so ``on_step`` hears nothing)."""
+    so ``on_step`` hears nothing).
+
+    Raises:
+        StdEmbedError: an r2 mask of fewer than 4 probe rows, or of features not finite.
+    """
     config = standard.model_embedding
     if isinstance(config, R2EmbeddingConfig):
-        return embed_model_r2(candidate, base, config=config)
+        try:
+            return embed_model_r2(candidate, base, config=config)
+        except ValueError as e:  # too few probe rows, or features that are not finite
+            raise StdEmbedError(
+                f"cannot compute the r2 mask under standard {standard.id!r}: {e} (the r2 mask "
+                "fits on half the probe set and scores on the other: give the probe at least "
+                "4 images, and a model whose features are finite)"
+            ) from None
     return embed_model(candidate, base, config=config, device=device, on_step=on_step)
 
 

@@ -36,6 +36,9 @@ from .errors import InvalidStandardError, StandardNotFoundError
 
 MAX_STANDARD_BYTES = 1024 * 1024
 """Largest standard YAML file read."""
+MAX_BASELINES = 16
+"""Most baselines a union standard may list (each is downloaded and run over the probe set
+by every embed, task and verify under it)."""
 PREPROCESSING_RULES = ("model-default",)
 """``model-default``: each model (baseline and candidates) uses its own preprocessing config
 (timm's data config, transformers' image processor, or the entry point's transform)."""
@@ -196,8 +199,8 @@ def _baselines(data: dict[str, Any], source: str) -> tuple[BaselineSpec, ...]:
     """``baseline:`` (one) or ``baselines:`` (a union of two or more), removed from ``data``.
 
     Raises:
-        InvalidStandardError: both or neither given, or ``baselines`` not a list of two or
-            more mappings.
+        InvalidStandardError: both or neither given, or ``baselines`` not a list of two to
+            :data:`MAX_BASELINES` mappings.
     """
     if "baselines" not in data:
         return (BaselineSpec(**_section(data, "baseline", source)),)
@@ -212,6 +215,11 @@ def _baselines(data: dict[str, Any], source: str) -> tuple[BaselineSpec, ...]:
         raise InvalidStandardError(
             f"{source}: invalid standard: 'baselines' must list two or more baseline mappings "
             f"(got {count}); for one baseline write 'baseline:' instead"
+        )
+    if len(given) > MAX_BASELINES:
+        raise InvalidStandardError(
+            f"{source}: invalid standard: 'baselines' lists {len(given)} baselines; a union "
+            f"takes at most {MAX_BASELINES} (each runs over the probe set for every embedding)"
         )
     specs = []
     for i, item in enumerate(given, 1):

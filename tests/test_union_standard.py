@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -152,18 +153,29 @@ def test_method_p_written_out_is_the_default_and_r2_works_with_one_baseline():
     [
         ({"baselines": []}, "two or more baseline mappings (got 0); for one baseline write"),
         ({"baselines": "timm:x"}, "'baselines' must list two or more"),
+        (
+            {
+                "baselines": [
+                    {"model": f"timm:a/b{i}", "revision": None, "dim": 3} for i in range(1000)
+                ]
+            },
+            "at most 16",
+        ),
         ({"baseline": {"model": "timm:a/b", "revision": None, "dim": 3}}, "both 'baseline' and"),
         ({"model_embedding": {"method": "logme"}}, "unknown model_embedding method 'logme'"),
         ({"model_embedding": {"method": "r2", "steps": 40}}, "takes only 'ridge' and"),
         ({"model_embedding": {"method": "r2", "ridge": []}}, "a non-empty list of numbers > 0"),
         ({"model_embedding": {"method": "r2", "ridge": ["a"]}}, "ridge must be a number"),
+        ({"model_embedding": {"method": "r2", "ridge": [float("inf")]}}, "numbers > 0, finite"),
+        ({"model_embedding": {"method": "r2", "split_seed": 10**30}}, "from 0 to 2**63 - 1"),
+        ({"model_embedding": {"method": "r2", "split_seed": "0"}}, "Invalid split_seed value"),
     ],
 )
 def test_union_mistakes_are_one_line_errors_naming_the_fix(
     change: dict, message: str, model_dirs: list[Path], tiny_parquet: Path, tmp_path, console
 ):
     data = union_data(model_dirs, tiny_parquet, **change)
-    with pytest.raises(InvalidStandardError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(InvalidStandardError, match=re.escape(message)):
         standard_from_text(yaml.safe_dump(data))
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -182,6 +194,21 @@ def test_a_blocks_bad_dim_is_refused_when_declared_and_when_the_model_disagrees(
     wrong = standard_from_text(yaml.safe_dump(data))
     with pytest.raises(StandardMismatchError, match="set that baseline's dim to 96"):
         compute_model_embedding(f"timm:{model_dirs[2]}", wrong, cache=False)
+
+
+def test_an_r2_mask_of_too_small_a_probe_or_nan_features_is_one_error_line(
+    model_dirs: list[Path], tiny_parquet: Path, tmp_path: Path, console
+):
+    data = union_data(model_dirs, tiny_parquet)
+    data["probe"]["num_samples"] = 3
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(data))
+    done = console("embed", f"timm:{model_dirs[2]}", "-s", path, "-q", "-o", tmp_path / "e.st")
+    assert done.exit_code == 1 and len(done.error_lines) == 1, done.output
+    assert "at least 4 probe rows" in done.error_lines[0] and "Traceback" not in done.output
+    nan = torch.full((10, 3), float("nan"))
+    with pytest.raises(ValueError, match="NaN or infinite"):  # not a LinAlgError
+        embed_model_r2(nan, torch.randn(10, 4), config=R2EmbeddingConfig())
 
 
 def test_a_strangers_union_may_name_no_entry_point_in_any_block(
@@ -340,3 +367,33 @@ def test_an_import_checks_r2_fidelities_against_the_mask_as_the_crawl_does(tmp_p
         assert report.imported == 1
         assert [s.repo_id for s in report.skipped] == ["org/model-2"]
         assert "mean" in report.skipped[0].reason
+
+
+def test_a_second_import_checks_the_r2_rows_of_a_custom_standard_it_carries(tmp_path):
+    """The r2 standards known to an index are read at each import, not once per index
+    object: a later import's own custom r2 standard is checked too (it was not)."""
+    from index_rows import make_row
+
+    from hf_stdembed.index import EmbeddingIndex
+    from hf_stdembed.standards import standard_from_dict
+
+    builtin = get_standard("resnet18-in1k-val")
+    custom = standard_from_dict(
+        {**builtin.to_dict(), "id": "my-r2", "model_embedding": {"method": "r2"}}
+    )
+    vector = np.random.default_rng(0).random(custom.dim, dtype=np.float32)
+    honest = make_row(1, builtin.hash, standard_id=builtin.id)
+    forged = make_row(2, custom.hash, standard_id=custom.id, l_to=0.99, l_from=0.99)
+    with EmbeddingIndex.open(tmp_path / "a") as source:
+        with source.update() as tx:
+            tx.upsert(honest, vector)
+        first = source.export_parquet(tmp_path / "first.parquet")
+    with EmbeddingIndex.open(tmp_path / "b") as source:
+        with source.update() as tx:
+            tx.remember_standard(custom, trusted=True, origin="user")
+            tx.upsert(forged, vector)
+        second = source.export_parquet(tmp_path / "second.parquet")
+    with EmbeddingIndex.open(tmp_path / "c") as index:
+        assert index.import_parquet(first).imported == 1
+        report = index.import_parquet(second)  # same index object, one more r2 standard
+        assert report.imported == 0 and "mask's mean" in report.skipped[0].reason

@@ -32,6 +32,7 @@ each feature's unit variance). Everything runs in float64 and is deterministic f
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -46,6 +47,7 @@ features from 2,500 probe rows, needs more)."""
 DEFAULT_SPLIT_SEED = 0
 """Seed of the fit / held-out halves of the probe rows."""
 _MIN_STD = 1e-8
+_MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed overflows past 2**64 - 1
 
 
 @dataclass(frozen=True)
@@ -271,13 +273,15 @@ class R2EmbeddingConfig:
         if self.method != R2_METHOD:
             raise ValueError(f"Invalid method value: {self.method!r} (an R2EmbeddingConfig is r2)")
         if not self.ridge or not all(
-            isinstance(r, int | float) and not isinstance(r, bool) and r > 0 for r in self.ridge
+            isinstance(r, int | float) and not isinstance(r, bool) and 0 < r < math.inf
+            for r in self.ridge
         ):
             raise ValueError(
-                f"Invalid ridge value: {list(self.ridge)} (a non-empty list of numbers > 0)"
+                f"Invalid ridge value: {list(self.ridge)} (a non-empty list of numbers > 0, finite)"
             )
-        if isinstance(self.split_seed, bool) or not isinstance(self.split_seed, int):
-            raise ValueError(f"Invalid split_seed value: {self.split_seed!r} (an integer)")
+        seed = self.split_seed
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= _MAX_SEED:
+            raise ValueError(f"Invalid split_seed value: {seed!r} (an integer from 0 to 2**63 - 1)")
 
 
 def embed_model_r2(
@@ -302,6 +306,9 @@ def embed_model_r2(
         >>> [round(v, 1) for v in out.mask.tolist()], round(out.l_to, 2), round(out.l_from, 2)
         ([1.0, 1.0, 0.0, 0.0], 0.5, 1.0)
     """
+    for name, t in (("candidate", candidate), ("baseline", baseline)):
+        if not torch.isfinite(t).all():
+            raise ValueError(f"{name} features hold NaN or infinite values")
     mask = r2_mask(candidate, baseline, ridge=config.ridge, split_seed=config.split_seed)
     r2, weight = held_out_r2(baseline, candidate, ridge=config.ridge, split_seed=config.split_seed)
     total = float(weight.sum())

@@ -157,11 +157,11 @@ def _short_or_none(value: object) -> str | None:
     return shorten(value, 200) if isinstance(value, str) else None
 
 
-@functools.cache
 def _r2_hashes(index: EmbeddingIndex) -> set[str]:
     """The hashes of the r2 standards (built-in or seen by ``index``): their rows' fidelities
     must agree with the mask (:func:`~hf_stdembed.plausibility.r2_problem`), as the crawl
-    checks."""
+    checks. Read once per import, after the file's own standards are remembered (not
+    cached: a later import into the same index may bring new ones)."""
     from ..errors import InvalidStandardError
     from ..standards import builtin_standards
 
@@ -174,6 +174,7 @@ def _r2_hashes(index: EmbeddingIndex) -> set[str]:
     return {standard.hash for standard in known if standard.method == "r2"}
 
 
+@functools.cache
 def _builtin_dims() -> dict[str, int]:
     """N of every built-in standard, by hash."""
     from ..standards import builtin_standards
