@@ -453,6 +453,8 @@ def test_cli_evaluate_writes_the_two_stage_curve_with_the_declared_order(tiny_po
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     declared = report["tasks"][0]["scores"]["declared"]
     assert declared[2] == 1.0 and all(d != d for d in declared[:2])  # NaN: not declared
+    per_task = (tmp_path / "r" / "report.md").read_text()
+    assert "| declared |" in per_task and "| yes |" in per_task and "| nan |" not in per_task
     curve = (tmp_path / "r" / "two-stage-curve.md").read_text()
     assert "| LogME over all | 3 |" in curve
     assert "## `faithful+normalised+declared`" in curve and "| 3 | " in curve

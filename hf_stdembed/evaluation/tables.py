@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.ranking_metrics import top_k_order
 from ._maths import interval_text, nan_mean
+from .selectors import DECLARED
 
 if TYPE_CHECKING:
     from .report import EvaluationReport
@@ -139,10 +140,16 @@ def task_table(report: EvaluationReport, task_name: str) -> list[str]:
     order = top_k_order([a.mean for a in acc])
     for i in order:
         c = report.candidates[i]
-        cells = [f"{nan_mean([t.scores[n][i] for t in runs]):.4g}" for n in names]
+        cells = [_score_text(n, nan_mean([t.scores[n][i] for t in runs])) for n in names]
         accuracy = interval_text(acc[i].mean, acc[i].as_list()) if many else f"{acc[i].mean:.2f}"
         lines.append(f"| {c.name} | {c.num_features} | {accuracy} | " + " | ".join(cells) + " |")
     return lines + [""]
+
+
+def _score_text(name: str, value: float) -> str:
+    if name == DECLARED:  # an order, not a score: 1 where the card declares the task's data
+        return "yes" if value == 1.0 else "no"
+    return f"{value:.4g}"
 
 
 def _cell(gaps: dict[str, float], wtau: float) -> str:
