@@ -226,6 +226,23 @@ def select_subset(ds: ImageDataset, num_samples: int | None, *, seed: int) -> Im
     return take_rows(ds, indices, tag="subset")
 
 
+def stratified_subset(ds: ImageDataset, num_samples: int | None, *, seed: int) -> ImageDataset:
+    """About ``num_samples`` rows drawn class by class (each class keeps its share, at least
+    one row of every class with two or more), kept in dataset order; the whole dataset when
+    ``num_samples`` is ``None`` or at least ``len(ds)``.
+
+    Raises:
+        ValueError: ``num_samples`` is below 1.
+        DatasetLoadError: the dataset has no label column.
+    """
+    if num_samples is None or num_samples >= len(ds):
+        return ds
+    if num_samples < 1:
+        raise ValueError(f"Invalid num_samples value: {num_samples}")
+    _, rows = stratified_indices(ds.labels(), test_fraction=num_samples / len(ds), seed=seed)
+    return take_rows(ds, rows, tag=f"stratified-{num_samples}-{seed}")
+
+
 def stratified_split(
     ds: ImageDataset, *, test_fraction: float, seed: int
 ) -> tuple[ImageDataset, ImageDataset]:

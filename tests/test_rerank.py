@@ -9,6 +9,7 @@ import re
 
 import numpy as np
 import pytest
+import torch
 from model_repos import make_timm_dir, model_files, write_standard
 from planted_rerank import MODELS, H, Loader, planted_index, row, task_embedding
 from tiny_images import colour_images
@@ -93,6 +94,33 @@ def test_one_score_alone_leaves_the_narrow_model_off_the_shortlist(tmp_path, col
         merged = rerank_index(task_embedding(), index, colour_data, k=2, load=Loader())
     assert single.rows[-1].model_id == "org/narrow" and single.rows[-1].shortlist_place is None
     assert {r.model_id for r in merged.rows if r.shortlist_place} == {"org/wide", "org/narrow"}
+
+
+def test_stage2_forwards_a_class_stratified_draw_of_at_most_samples_images(tmp_path, colour_data):
+    from hf_stdembed.data import stratified_subset
+
+    with planted_index(tmp_path / "index") as index:
+        every = rerank_index(task_embedding(), index, colour_data, k=2, load=Loader())
+        some = rerank_index(
+            task_embedding(),
+            index,
+            colour_data,
+            k=2,
+            samples=20,
+            load=Loader(),
+            cache_dir=tmp_path / "c",
+        )
+        with pytest.raises(ValueError, match="Invalid samples value: 0"):
+            rerank_index(task_embedding(), index, colour_data, k=2, samples=0, load=Loader())
+    assert every.stage2.forward_samples == 2 * 45
+    drawn = stratified_subset(colour_data, 20, seed=0)
+    assert some.stage2.forward_samples == 2 * len(drawn) and 18 <= len(drawn) <= 22
+    # every class keeps its share: the draw's label counts follow the data's
+    counts = torch.bincount(colour_data.labels())
+    drawn_counts = torch.bincount(drawn.labels(), minlength=len(counts))
+    assert torch.all((drawn_counts - counts * 20 / 45).abs() <= 1)
+    # the planted order survives the draw: the narrow model still wins stage 2
+    assert some.rows[0].model_id == every.rows[0].model_id == "org/narrow"
 
 
 def test_quotas_take_their_counts_first(tmp_path, colour_data):
@@ -306,14 +334,18 @@ def test_cli_rerank_zero_is_the_o1_ranking_and_the_default_re_ranks(cli_setup):
     assert [r["model"] for r in zero] == ["org/wide", "org/mid", "org/narrow"]
     fields = {"rank", "model", "revision", "score", "fidelity", "source", "flags", "link"}
     assert set(zero[0]) == fields
+    from hf_stdembed.cli._select import DEFAULT_RERANK_SAMPLES as CLI_SAMPLES
+    from hf_stdembed.rerank import DEFAULT_RERANK_SAMPLES
+
     assert CLI_DEFAULT == DEFAULT_RERANK_K == 13
+    assert CLI_SAMPLES == DEFAULT_RERANK_SAMPLES == 5000
     default = _run([*cli_setup, "--json"])
     explicit = _run([*cli_setup, "--json", "--rerank", str(DEFAULT_RERANK_K)])
     same = ("model", "placed_by", "shortlist_place", "stage2_score", "not_reranked")
     assert [[r[f] for f in same] for r in json.loads(default.stdout)] == [
         [r[f] for f in same] for r in json.loads(explicit.stdout)
     ]
-    assert all(r["shortlist_place"] for r in json.loads(default.stdout))  # 3 rows, K = 10
+    assert all(r["shortlist_place"] for r in json.loads(default.stdout))  # 3 rows, K = 13
     assert "stage 2: 2 of 3 shortlisted models re-ranked" in default.stderr
 
 

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 DEFAULT_RERANK_K = 13
 """rerank.DEFAULT_RERANK_K, spelled out so that importing the CLI does not import torch (a
 test checks that they agree)."""
+DEFAULT_RERANK_SAMPLES = 5000
+"""rerank.DEFAULT_RERANK_SAMPLES, spelled out for the same reason."""
 INDEX_REPOS_ENV = "HF_STDEMBED_INDEX_REPOS"
 """Shared index datasets ``select`` pulls when no ``--index-repo`` is given (space-separated)."""
 
@@ -79,13 +81,22 @@ def select(
             "--rerank",
             min=0,
             help="Re-rank a shortlist of K models on the dataset: each is downloaded at its "
-            "pinned revision, forwarded once over the images the task embedding used (the "
-            "whole --split) and ordered by LogME (K forward passes). The shortlist merges, "
+            "pinned revision, forwarded once over the --split's images (at most "
+            "--rerank-samples) and ordered by LogME (K forward passes). The shortlist merges, "
             "in turn, the best by intersection, by I/|v| and the models whose card declares "
             "the dataset (see --dataset-id); the other rows keep their stage-1 order; the "
             "shortlist is shown whole whatever --top. 0: the pure O(1) ranking.",
         ),
     ] = DEFAULT_RERANK_K,
+    rerank_samples: Annotated[
+        int,
+        typer.Option(
+            "--rerank-samples",
+            min=0,
+            help="Images of the dataset each shortlisted model runs over (a class-stratified "
+            "draw when the split holds more); 0: every image.",
+        ),
+    ] = DEFAULT_RERANK_SAMPLES,
     dataset_id: Annotated[
         str | None,
         typer.Option(
@@ -152,6 +163,7 @@ def select(
                     opened,
                     data,
                     k=rerank,
+                    samples=rerank_samples or None,
                     top=top,
                     device=device,
                     on_progress=on_progress,
