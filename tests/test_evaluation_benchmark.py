@@ -24,6 +24,7 @@ class _Entry:
     family: str
     source: str
     licence: str
+    datasets: tuple[str, ...] = ()
 
 
 @pytest.fixture
@@ -44,6 +45,7 @@ def tiny_bench(tmp_path, monkeypatch):
 
     tasks = types.ModuleType("benchmarks.tasks")
     tasks.TASKS = ("red", "blue")
+    tasks.DATASET_IDS = {"red": "org/red", "blue": "org/blue"}
 
     def task_data(bench_dir, name):
         path = Path(bench_dir) / "data" / f"{name}.parquet"
@@ -55,8 +57,8 @@ def tiny_bench(tmp_path, monkeypatch):
     tasks.task_data, tasks.splits = task_data, splits
     pool = types.ModuleType("benchmarks.pool")
     pool.POOL = [
-        _Entry(n, f"entrypoint:tiny_eval_models:{n}", "tiny", "test", "MIT")
-        for n in ("base", "good", "noise")
+        _Entry(n, f"entrypoint:tiny_eval_models:{n}", "tiny", "test", "MIT", d)
+        for n, d in (("base", ()), ("good", ("red",)), ("noise", ()))
     ]
     pool.STANDARD_BASELINES = {"tiny": "entrypoint:tiny_eval_models:base"}
     pool.pool_table = lambda entries: [
@@ -101,6 +103,10 @@ def test_offline_benchmark_writes_the_report_and_regenerates_it_from_its_caches(
     assert {f"{std}-red-accuracy-vs-score.png", f"{std}-blue-accuracy-vs-score.png"} <= written
     first = json.loads((out / "summary.json").read_text())
     assert first["setup"]["tasks"]["blue"]["train"] == [33, 33, 33]
+    report = json.loads((out / std / "report.json").read_text())
+    red = next(t for t in report["tasks"] if t["name"] == "red")
+    assert red["scores"]["declared"][1] == 1.0  # the pool's declared datasets reach the report
+    assert "two-stage[faithful+normalised+declared]@5" in summary
     assert (out / "command.txt").read_text().startswith("python benchmarks/offline_benchmark.py")
 
     refuse_computations(monkeypatch)
