@@ -41,7 +41,7 @@ from ._text import shorten
 from .core.declared import declares
 from .core.logme import logme
 from .core.metric import SIMILARITIES, fuzzy_similarity
-from .core.shortlist import MERGE_RULES, merge_shortlist, two_stage_order
+from .core.shortlist import MERGE_RULES, merge_shortlist_sources, two_stage_order
 from .data import ImageDataset, stratified_subset
 from .embeddings import TaskEmbedding
 from .errors import ModelLoadError
@@ -165,9 +165,9 @@ def rerank_index(
         orders.append([i for i in orders[0] if declared[i]])
         names.append(DECLARED)
     counts = (list(quotas) + [0] * len(orders))[: len(orders)] if merge == "quotas" else ()
-    shortlist = merge_shortlist(orders, k, rule=merge, quotas=counts) if k else []
-    taken_by = _taken_by(orders[:1] if merge == "first-score" else orders, shortlist)
-    by = {c: names[s] for c, s in zip(shortlist, taken_by, strict=True)}
+    taken = merge_shortlist_sources(orders, k, rule=merge, quotas=counts) if k else []
+    shortlist = [c for c, _ in taken]
+    by = {c: names[s] for c, s in taken}
     scored = stratified_subset(data, samples, seed=0) if shortlist else data
     outcome = _stage2(
         [rows[i] for i in shortlist],
@@ -249,29 +249,6 @@ def task_dataset_id(dataset: str, given: str | None = None) -> str | None:
     except RepoNotFoundError:
         return None
     return dataset
-
-
-def _taken_by(orders: Sequence[Sequence[int]], shortlist: Sequence[int]) -> list[int]:
-    """Which order took each shortlisted candidate: replays the round-robin, each candidate
-    going to the first order, from the one whose turn it is, that it heads among the
-    candidates not yet taken (under another rule: the first such order)."""
-    seen: set[int] = set()
-    cursors = [0] * len(orders)
-    turn, out = 0, []
-    for c in shortlist:
-        chosen = 0
-        for step in range(len(orders)):
-            s = (turn + step) % len(orders)
-            order = orders[s]
-            while cursors[s] < len(order) and order[cursors[s]] in seen:
-                cursors[s] += 1
-            if cursors[s] < len(order) and order[cursors[s]] == c:
-                chosen = s
-                break
-        out.append(chosen)
-        seen.add(c)
-        turn = (chosen + 1) % len(orders)
-    return out
 
 
 def check_model_spec(row: IndexRow) -> str:

@@ -134,6 +134,7 @@ def test_quotas_take_their_counts_first(tmp_path, colour_data):
     # both places go to the I/|v| order's top two, none to the intersection's
     top_two = [r.model_id for r in normalised.rows[:2]]
     assert {r.model_id for r in ranking.rows if r.shortlist_place} == set(top_two)
+    assert {r.shortlisted_by for r in ranking.rows if r.shortlist_place} == {"model-normalised"}
     assert ranking.stage2.merge == "quotas"
     assert set(top_two) != {"org/wide", "org/narrow"}  # round-robin's shortlist of 2
 

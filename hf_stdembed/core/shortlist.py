@@ -103,7 +103,27 @@ def merge_shortlist(
     rule: str = "round-robin",
     quotas: Sequence[int] = (),
 ) -> list[int]:
-    """A shortlist of at most ``k`` distinct candidates from several stage-1 orders.
+    """A shortlist of at most ``k`` distinct candidates from several stage-1 orders: the
+    candidates of :func:`merge_shortlist_sources`, in the order they were taken.
+
+    Example:
+        >>> merge_shortlist([[0, 1, 2, 3], [3, 2, 1, 0]], 3)
+        [0, 3, 1]
+        >>> merge_shortlist([[0, 1, 2, 3], [3, 2, 1, 0]], 3, rule="quotas", quotas=(0, 2))
+        [3, 2, 0]
+    """
+    return [c for c, _ in merge_shortlist_sources(orders, k, rule=rule, quotas=quotas)]
+
+
+def merge_shortlist_sources(
+    orders: Sequence[Sequence[int]],
+    k: int,
+    *,
+    rule: str = "round-robin",
+    quotas: Sequence[int] = (),
+) -> list[tuple[int, int]]:
+    """A shortlist of at most ``k`` distinct candidates from several stage-1 orders, each
+    with the index of the order that took it.
 
     Args:
         orders: per stage-1 score, candidate indices best first (each a permutation of the
@@ -113,17 +133,15 @@ def merge_shortlist(
         quotas: for ``quotas``, per order how many to take before the round-robin.
 
     Returns:
-        Candidate indices in shortlist order: the order they were taken in.
+        ``(candidate, order)`` pairs in shortlist order: the order they were taken in.
 
     Raises:
         ValueError: on an unknown ``rule``, a negative ``k``, no order, or quotas that do
             not fit the rule or the orders.
 
     Example:
-        >>> merge_shortlist([[0, 1, 2, 3], [3, 2, 1, 0]], 3)
-        [0, 3, 1]
-        >>> merge_shortlist([[0, 1, 2, 3], [3, 2, 1, 0]], 3, rule="quotas", quotas=(0, 2))
-        [3, 2, 0]
+        >>> merge_shortlist_sources([[0, 1, 2, 3], [3, 2, 1, 0]], 3)
+        [(0, 0), (3, 1), (1, 0)]
     """
     if k < 0:
         raise ValueError(f"Invalid k value: {k}")
@@ -132,7 +150,7 @@ def merge_shortlist(
     _check_rule(rule, quotas, len(orders))
     if rule == "first-score":
         orders = orders[:1]
-    taken: list[int] = []
+    taken: list[tuple[int, int]] = []
     seen: set[int] = set()
     cursors = [0] * len(orders)
 
@@ -142,7 +160,7 @@ def merge_shortlist(
             cursors[s] += 1
         if cursors[s] >= len(order) or len(taken) >= k:
             return False
-        taken.append(order[cursors[s]])
+        taken.append((order[cursors[s]], s))
         seen.add(order[cursors[s]])
         cursors[s] += 1
         return True
