@@ -32,25 +32,18 @@ from hf_stdembed.evaluation import (  # noqa: E402
     EvaluationReport,
     add_declared,
     curve_table,
-    interval_text,
     load_report,
     logme_over_all,
+    logme_table,
     two_stage_curve,
 )
+from hf_stdembed.evaluation.curve import CURVE_KS, CURVE_LABELS  # noqa: E402
 
 RECALL_TARGET = 0.9
 """Stage-1 recall@K the shortlist must reach (issue 12's target)."""
 WORST_GAP_MARGIN = 0.5  # worst top-1 gap within this many points of LogME-over-all's
 TAU_MARGIN = 0.05  # mean weighted tau at least LogME-over-all's minus this
 POOL_SHARE = 0.25  # ... at K <= this share of the pool
-TABLE_KS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20)
-_FIGURES = (
-    ("top1", "mean top-1 gap"),
-    ("max_top1", "worst top-1 gap"),
-    ("weighted_tau", "wτ"),
-    ("recall1", "recall@1"),
-    ("stage1_recall", "stage-1 recall@K"),
-)
 
 
 def with_declared(report: EvaluationReport) -> EvaluationReport:
@@ -142,14 +135,8 @@ def markdown(per_standard: dict[str, dict[str, Any]]) -> str:
         if logme is None:
             lines += ["No LogME in this report: no two-stage selector.", ""]
             continue
-        shown = _FIGURES
-        head = " | ".join(label for _, label in shown)
         lines += [
-            f"| selector | K | {head} |",
-            "| --- " * (len(_FIGURES) + 2) + "|",
-            f"| LogME over all | {m} | "
-            + " | ".join(interval_text(logme["mean"][f], logme["intervals"][f]) for f, _ in shown)
-            + " |",
+            *logme_table(logme),
             "",
             "| configuration | K: stage-1 recall >= 0.9 | mean gap − LogME there | worst gap − "
             "LogME there | wτ − LogME there | smallest K meeting every target |",
@@ -171,7 +158,7 @@ def markdown(per_standard: dict[str, dict[str, Any]]) -> str:
             met = target_k(curve, logme)
             lines.append(f"| {name} | " + " | ".join(cells) + f" | {met if met else 'none'} |")
         lines.append("")
-        ks = [k for k in TABLE_KS if k < m] + [m]
+        ks = [k for k in CURVE_KS if k < m] + [m]
         if data.get("tail_bounds"):
             lines += [
                 "The tail's cost: wτ when stage 1 shortlists exactly LogME's own top K (an ideal "
@@ -185,7 +172,7 @@ def markdown(per_standard: dict[str, dict[str, Any]]) -> str:
                 lines.append(f"| {first} | " + " | ".join(f"{taus[k - 1]:.2f}" for k in ks) + " |")
             lines.append("")
         for name, curve in data["configs"].items():
-            lines += [f"### `{name}`", "", *curve_table(curve, TABLE_KS), ""]
+            lines += [f"### `{name}`", "", *curve_table(curve), ""]
     return "\n".join(lines)
 
 
@@ -203,8 +190,9 @@ def plot(standard: str, data: dict[str, Any], path: Path) -> Path | None:
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
     colours = plt.get_cmap("tab20" if len(data["configs"]) > 10 else "tab10").colors
     m = data["pool"]
-    shown = [_FIGURES[0], _FIGURES[1], _FIGURES[2], _FIGURES[4]]
-    for ax, (figure, label) in zip(axes.flat, shown, strict=True):
+    shown = ("top1", "max_top1", "weighted_tau", "stage1_recall")
+    for ax, figure in zip(axes.flat, shown, strict=True):
+        label = CURVE_LABELS[figure]
         for c, (name, curve) in enumerate(data["configs"].items()):
             ks = curve["ks"]
             (line,) = ax.plot(

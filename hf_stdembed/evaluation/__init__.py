@@ -49,12 +49,12 @@ summary and files), ``tables`` and ``plots`` (markdown, PNG), ``pool`` (the shar
 (:func:`two_stage_curve`).
 """
 
-from ._maths import interval_text
 from .curve import (
     CURVE_SUMMARY_FIGURES,
     curve_markdown,
     curve_table,
     logme_over_all,
+    logme_table,
     two_stage_curve,
 )
 from .embeddings import model_embedding
@@ -114,7 +114,7 @@ __all__ = [
     "add_declared",
     "curve_markdown",
     "curve_table",
-    "interval_text",
+    "logme_table",
     "add_loto",
     "evaluate",
     "has_config",

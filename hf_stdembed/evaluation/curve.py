@@ -115,6 +115,18 @@ def curve_table(curve: dict[str, Any], ks: tuple[int, ...] = CURVE_KS) -> list[s
     return lines
 
 
+def logme_table(logme: dict[str, Any]) -> list[str]:
+    """Markdown rows: the figures' header and LogME over the whole pool (of
+    :func:`logme_over_all`), K = the pool's size."""
+    return [
+        "| selector | K | " + " | ".join(CURVE_LABELS[f] for f in CURVE_SUMMARY_FIGURES) + " |",
+        "| --- " * (len(CURVE_SUMMARY_FIGURES) + 2) + "|",
+        f"| LogME over all | {logme['forward_models']} | "
+        + " | ".join(interval_text(logme["mean"][f], logme["intervals"][f]) for f in CURVE_LABELS)
+        + " |",
+    ]
+
+
 def curve_markdown(report: EvaluationReport, configs: list[str] | tuple[str, ...]) -> str:
     """Markdown: LogME over the whole pool, then each named stage-1 configuration's quality
     against the shortlist size K (mean over tasks, then over splits [95 % interval]); a
@@ -123,16 +135,11 @@ def curve_markdown(report: EvaluationReport, configs: list[str] | tuple[str, ...
     lines = [f"# Two-stage selection against the shortlist size K: `{report.standard_id}`", ""]
     if logme is None:
         return "\n".join(lines + ["No LogME in this report: no two-stage selector.", ""])
-    m = len(report.candidates)
     lines += [
         "Stage 1 merges the configuration's scores into a shortlist of K; stage 2 orders it by "
         "LogME (K forward passes); the rest keep the first score's order.",
         "",
-        "| selector | K | " + " | ".join(CURVE_LABELS[f] for f in CURVE_SUMMARY_FIGURES) + " |",
-        "| --- " * (len(CURVE_SUMMARY_FIGURES) + 2) + "|",
-        f"| LogME over all | {m} | "
-        + " | ".join(interval_text(logme["mean"][f], logme["intervals"][f]) for f in CURVE_LABELS)
-        + " |",
+        *logme_table(logme),
         "",
     ]
     for name in configs:
