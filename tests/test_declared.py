@@ -101,6 +101,8 @@ def test_the_index_refuses_datasets_the_card_reader_would_not_keep(bad):
         (["uoft-cs/cifar10"], "", False),
         (["org/"], "other/", False),
         ([], "cifar10", False),
+        (["uoft-cs/cifar10"], None, False),
+        ([5, None, "usps"], "usps", True),  # a stranger's non-strings are skipped
     ],
 )
 def test_declares(declared, dataset_id, match):
