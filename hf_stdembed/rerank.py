@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from ._text import shorten
-from .core.declared import declares
+from .core.declared import DECLARED, declares
 from .core.logme import logme
 from .core.metric import SIMILARITIES, fuzzy_similarity
 from .core.shortlist import MERGE_RULES, merge_shortlist_sources, two_stage_order
@@ -65,8 +65,6 @@ outside it)."""
 DEFAULT_MERGE = "round-robin"
 STAGE2_SCORERS: dict[str, Callable[..., float]] = {"logme": logme}
 """Named stage-2 scorers: ``(features, labels, num_classes=) -> score``, higher is better."""
-DECLARED = "declared"
-"""The stage-1 order of the rows whose card declares the task's dataset (``shortlisted_by``)."""
 STAGED, UNSTAGED = "stage 2", "stage 1"
 """``RankedModel.placed_by`` of a row placed by stage 2 (re-ranked), or by stage 1."""
 _CHUNK_ROWS = 4096
@@ -160,7 +158,7 @@ def rerank_index(
         return Ranking(rows=[], skipped=skipped)
     orders = [torch.argsort(s, descending=True, stable=True).tolist() for s in scores]
     names = list(stage1)
-    declared = [bool(dataset_id) and declares(r.datasets, dataset_id) for r in rows]
+    declared = [declares(r.datasets, dataset_id) for r in rows]
     if any(declared):
         orders.append([i for i in orders[0] if declared[i]])
         names.append(DECLARED)

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+DECLARED = "declared"
+"""The name of the stage-1 order of the candidates whose card declares the task's dataset
+(in ``select``'s ``shortlisted_by`` and the evaluation's stage-1 configurations)."""
+
 
 def _name(dataset_id: str) -> str:
     return dataset_id.strip().strip("/").lower().rsplit("/", 1)[-1]

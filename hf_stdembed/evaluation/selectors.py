@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ..core.declared import DECLARED
 from ..core.metric import SIMILARITIES
 from ..core.shortlist import STAGE1_CONFIGS
 
@@ -26,12 +27,10 @@ RESEARCH_SCORES = ("r2", "r2+normalised", BEYOND_BASELINE, "union-r2", "union-r2
 """Optional research scores of :func:`~hf_stdembed.evaluation.evaluate` (``research=``),
 named as in the report."""
 UNION_SCORES = ("union-r2", "union-r2+normalised")
-DECLARED = "declared"
-"""A stage-1 order, not a selector: the candidates whose card declares the task's dataset
-(score 1; NaN for the others: not in the order), added by
-:func:`~hf_stdembed.evaluation.add_declared`."""
 STAGE1_ONLY = (DECLARED,)
-"""Scores that only feed stage-1 configurations; the summary does not rank by them."""
+"""Scores that only feed stage-1 configurations; the summary does not rank by them:
+``declared`` (score 1 where the card declares the task's dataset, NaN for the others: not in
+the order), added by :func:`~hf_stdembed.evaluation.add_declared`."""
 
 FEATURE_TRANSFORMS = ("raw", "centred", "standardised")
 """What is done to candidate and baseline probe features before P (over the probe set)."""
