@@ -247,7 +247,7 @@ def compute_model_embedding(
         if isinstance(model, FeatureExtractor)
         else load_extractor(model, revision=revision, token=token)
     )
-    if protocol == "per-step" and (standard.is_union or standard.method != "p"):
+    if protocol == "per-step" and not standard.is_paper_form:
         raise StdEmbedError(
             f"standard {standard.id!r} is a union or r2 standard, embedded from cached probe "
             "features only: drop --protocol per-step (per-step runs P on one baseline's batches)"

@@ -117,6 +117,12 @@ class Standard:
         return R2_METHOD if isinstance(self.model_embedding, R2EmbeddingConfig) else "p"
 
     @property
+    def is_paper_form(self) -> bool:
+        """Whether this is the paper's kind of standard: one baseline, model embeddings by P
+        (what ``evaluate`` and ``--protocol per-step`` run)."""
+        return not self.is_union and self.method == "p"
+
+    @property
     def dim(self) -> int:
         """N, the length of every embedding of this standard (a union: the sum of its blocks)."""
         return sum(spec.dim for spec in self.baselines)

@@ -102,7 +102,7 @@ def evaluate(
         raise ValueError("need at least one candidate and one task")
     check_research(research, union_baselines, shortlists)
     check_variant_names(variants, research)
-    if standard.is_union or standard.method != "p":
+    if not standard.is_paper_form:
         first = standard.baseline.model
         raise InvalidStandardError(
             f"evaluate measures P standards; {standard.id!r} is a union or r2 standard: "
